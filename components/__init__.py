@@ -1,0 +1,1 @@
+"""Pure typed pipeline steps (no prefect / mlflow imports)."""

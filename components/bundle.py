@@ -1,0 +1,126 @@
+"""The model bundle: everything needed to serve one trained model, rebuilt from one directory.
+
+Layout::
+
+    bundle/
+      model/          Recommender.save output (config.json + weights)
+      vocab.json      item vocabulary fitted on the training split
+      items.parquet   item_id, title, categories, year of the catalogue (for answers)
+      meta.json       model name, data hash, protocol, metrics, max_len, created_at
+
+The service, evaluator and conversation layer build a ``Predictor`` from a bundle; they never redo
+preprocessing themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components.vocab import ItemVocab
+from models import Recommender, load_model
+
+META_FILE = "meta.json"
+ITEMS_FILE = "items.parquet"
+MODEL_DIR = "model"
+
+
+def save_bundle(
+    directory: str | Path,
+    model: Recommender,
+    vocab: ItemVocab,
+    items: pd.DataFrame,
+    meta: dict[str, Any],
+) -> Path:
+    """Write a bundle. ``items`` is the canonical items table (rows outside the vocab are dropped)."""
+    directory = Path(directory)
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    model.save(directory / MODEL_DIR)
+    vocab.save(directory)
+    known = items[items["item_id"].isin(set(vocab.item_ids))]
+    keep = [c for c in ("item_id", "title", "categories", "year") if c in known.columns]
+    known[keep].reset_index(drop=True).to_parquet(directory / ITEMS_FILE, index=False)
+    full_meta = {"model": model.name, "n_items": len(vocab), **meta}
+    (directory / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str))
+    return directory
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    item_id: str
+    title: str
+    score: float
+
+
+@dataclass(frozen=True)
+class RecommendResult:
+    items: list[Recommendation]
+    unknown_items: list[str]
+
+
+class Predictor:
+    """A trained model plus its vocabulary and titles: raw ids in, ranked raw ids out."""
+
+    def __init__(self, model: Recommender, vocab: ItemVocab, titles: dict[str, str], meta: dict[str, Any]):
+        if model.n_items != len(vocab):
+            raise ValueError(f"model has {model.n_items} items but vocabulary has {len(vocab)}")
+        self.model = model
+        self.vocab = vocab
+        self.titles = titles
+        self.meta = meta
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Predictor:
+        directory = Path(directory)
+        meta_path = directory / META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path} is missing: {directory} is not a sessionflow model bundle")
+        meta = json.loads(meta_path.read_text())
+        vocab = ItemVocab.load(directory)
+        titles: dict[str, str] = {}
+        if (directory / ITEMS_FILE).is_file():
+            items = pd.read_parquet(directory / ITEMS_FILE, columns=["item_id", "title"])
+            titles = dict(zip(items["item_id"].astype(str), items["title"].astype(str), strict=True))
+        return cls(load_model(directory / MODEL_DIR), vocab, titles, meta)
+
+    def recommend_batch(
+        self,
+        sessions: Sequence[Sequence[str]],
+        k: int = 10,
+        exclude: Sequence[Sequence[str]] | None = None,
+        exclude_seen: bool = True,
+    ) -> list[RecommendResult]:
+        """Top-k raw ids for each session (raw ids, oldest first). Unknown ids are reported, not fatal."""
+        encoded = [self.vocab.encode([str(i) for i in s]) for s in sessions]
+        histories = [known for known, _ in encoded]
+        scores = self.model.score(histories) if histories else np.zeros((0, len(self.vocab)), np.float32)
+        scores = np.array(scores, dtype=np.float32, copy=True)  # (B, n_items)
+        results = []
+        for row, (known, unknown) in enumerate(encoded):
+            banned = set(known) if exclude_seen else set()
+            if exclude is not None and row < len(exclude):
+                banned.update(i for i, _ in [(self.vocab.index(str(x)), x) for x in exclude[row]] if i is not None)
+            if banned:
+                scores[row, list(banned)] = -np.inf
+            kk = min(k, len(self.vocab))
+            top = np.argpartition(-scores[row], kk - 1)[:kk]
+            top = top[np.argsort(-scores[row, top], kind="stable")]
+            top = [int(i) for i in top if np.isfinite(scores[row, i])]
+            items = [
+                Recommendation(self.vocab.item_ids[i], self.titles.get(self.vocab.item_ids[i], ""), float(scores[row, i]))
+                for i in top
+            ]
+            results.append(RecommendResult(items=items, unknown_items=unknown))
+        return results
+
+    def recommend(self, session: Sequence[str], k: int = 10, exclude: Sequence[str] = ()) -> RecommendResult:
+        return self.recommend_batch([session], k=k, exclude=[list(exclude)])[0]

@@ -1,0 +1,122 @@
+"""Typed settings, one pydantic model per stage, loaded from params.yaml.
+
+Every field has a default, so the pipeline runs on embedded defaults when params.yaml is absent.
+Unknown keys are errors (a typo never silently falls back to a default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    dataset: str = Field("ml-100k", description="Built-in dataset name (see components/datasets.py).")
+    dataset_spec: str | None = Field(None, description="Path to a YAML dataset spec; overrides `dataset`.")
+    session_gap_minutes: float = Field(30.0, gt=0, description="Inactivity gap that starts a new session.")
+
+
+class ValidateConfig(_Section):
+    max_reject_fraction: float = Field(
+        0.05, ge=0, le=1, description="Stop the pipeline when more than this share of rows is rejected."
+    )
+    max_duplicate_fraction: float = Field(0.05, ge=0, le=1, description="Largest allowed exact-duplicate share.")
+    timestamp_min: str = Field("1990-01-01", description="Earliest plausible event time (UTC).")
+    timestamp_max: str | None = Field(None, description="Latest plausible event time; default: now + 1 day.")
+    rating_min: float = Field(0.5, description="Smallest allowed rating value.")
+    rating_max: float = Field(5.0, description="Largest allowed rating value.")
+    min_session_length: int = Field(1, ge=1, description="Sessions shorter than this are rejected.")
+    max_session_length: int = Field(5000, ge=1, description="Sessions longer than this are rejected.")
+    max_events_per_second: float = Field(
+        5.0, gt=0, description="Sessions faster than this (events / second, >= 5 events) look like bots."
+    )
+    docs_dir: str = Field("gx", description="Great Expectations project folder (Data Docs inside).")
+
+
+class FeaturesConfig(_Section):
+    split: Literal["leave-one-out", "temporal"] = Field(
+        "leave-one-out", description="leave-one-out: last item test, second-to-last validation."
+    )
+    temporal_test_fraction: float = Field(0.1, gt=0, lt=0.5, description="Temporal split: latest share = test.")
+    temporal_valid_fraction: float = Field(0.1, gt=0, lt=0.5, description="Temporal split: share before test.")
+    sequence_key: Literal["auto", "user", "session"] = Field(
+        "auto", description="Unit of a sequence; auto = user for rating logs, session for event logs."
+    )
+    min_sequence_length: int = Field(3, ge=2, description="Shorter sequences are left out of training/eval.")
+    max_len: int = Field(50, ge=2, description="Longest history kept per sequence (most recent items).")
+    text_embeddings: bool = Field(True, description="Encode item text with the sentence encoder.")
+    embed_batch_size: int = Field(128, ge=1)
+
+
+class TrainConfig(_Section):
+    models: list[str] = Field(
+        default_factory=lambda: ["popularity", "itemknn", "ease", "sasrec", "bert4rec"],
+        description="Candidates to train, names from models.REGISTRY.",
+    )
+    model_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-model config overrides, validated by each model's config class."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present.")
+
+
+class EvaluateConfig(_Section):
+    ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
+    exclude_seen: bool = Field(True, description="Remove items already in the history from the ranking.")
+    short_history_max: int = Field(10, ge=1, description="Histories up to this length form the 'short' slice.")
+    batch_size: int = Field(512, ge=1)
+    primary_metric: str = Field("ndcg@10", description="Metric that picks the challenger and gates promotion.")
+
+
+class PromoteConfig(_Section):
+    registered_model: str = Field("sessionflow-recommender", description="MLflow registered model name.")
+    min_improvement: float = Field(
+        0.0, ge=0, description="Challenger must beat champion's primary metric by more than this (absolute)."
+    )
+    max_coverage_drop: float = Field(0.5, ge=0, le=1, description="Guardrail: coverage may fall at most this share.")
+    max_latency_ms: float = Field(200.0, gt=0, description="Guardrail: p95 scoring latency per request.")
+
+
+class ServeConfig(_Section):
+    port: int = Field(3000, ge=1, le=65535)
+    default_k: int = Field(10, ge=1, le=1000)
+    max_batch_size: int = Field(64, ge=1)
+    max_latency_ms: int = Field(50, ge=1)
+
+
+class Settings(_Section):
+    data: DataConfig = Field(default_factory=DataConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    promote: PromoteConfig = Field(default_factory=PromoteConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def load_settings(path: str | Path | None = "params.yaml", overrides: dict[str, Any] | None = None) -> Settings:
+    """Read params.yaml (missing file -> defaults), apply dotted ``overrides`` like {"data.dataset": "x"}."""
+    raw: dict[str, Any] = {}
+    if path is not None and Path(path).is_file():
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of stage sections, got {type(loaded).__name__}")
+        raw = loaded
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(f"invalid settings in {path or 'defaults'}:\n{exc}") from exc

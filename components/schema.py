@@ -1,0 +1,81 @@
+"""Canonical tables every adapter produces and every later stage reads.
+
+interactions: user_id (str), session_id (str), item_id (str), timestamp (datetime64[ns, UTC]),
+              event (str, one of EVENTS), value (float64, NaN when absent)
+items:        item_id (str), title (str), text (str), categories (list[str]), year (Int64, <NA> when
+              unknown), attributes (str: a JSON object of extra attributes)
+quarantine:   the rejected rows with their original columns plus ``rule`` (which check) and
+              ``reason`` (a readable sentence)
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+EVENTS: tuple[str, ...] = ("view", "click", "cart", "purchase", "rating", "like", "dislike", "skip")
+
+INTERACTION_COLUMNS: tuple[str, ...] = ("user_id", "session_id", "item_id", "timestamp", "event", "value")
+ITEM_COLUMNS: tuple[str, ...] = ("item_id", "title", "text", "categories", "year", "attributes")
+QUARANTINE_COLUMNS: tuple[str, ...] = ("rule", "reason")
+
+
+def empty_interactions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": pd.Series(dtype="string"),
+            "session_id": pd.Series(dtype="string"),
+            "item_id": pd.Series(dtype="string"),
+            "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+            "event": pd.Series(dtype="string"),
+            "value": pd.Series(dtype="float64"),
+        }
+    )
+
+
+def coerce_interactions(df: pd.DataFrame) -> pd.DataFrame:
+    """Cast to canonical dtypes without dropping rows (unparseable timestamps become NaT).
+
+    Rows with missing/invalid values are *kept* here; validation decides and quarantines them.
+    """
+    missing = [c for c in INTERACTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"interactions table lacks columns {missing}; has {list(df.columns)}")
+    out = pd.DataFrame(index=df.index)
+    for col in ("user_id", "session_id", "item_id", "event"):
+        out[col] = df[col].astype("string")
+    ts = df["timestamp"]
+    if not isinstance(ts.dtype, pd.DatetimeTZDtype):
+        ts = pd.to_datetime(ts, utc=True, errors="coerce")
+    out["timestamp"] = ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    out["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
+    return out.reset_index(drop=True)
+
+
+def coerce_items(df: pd.DataFrame) -> pd.DataFrame:
+    missing = [c for c in ("item_id", "title") if c not in df.columns]
+    if missing:
+        raise ValueError(f"items table lacks columns {missing}; has {list(df.columns)}")
+    out = pd.DataFrame(index=df.index)
+    out["item_id"] = df["item_id"].astype("string")
+    out["title"] = df["title"].fillna("").astype("string")
+    out["text"] = (df["text"] if "text" in df.columns else out["title"]).fillna("").astype("string")
+    if "categories" in df.columns:
+        out["categories"] = df["categories"].map(_as_list)
+    else:
+        out["categories"] = [[] for _ in range(len(df))]
+    year = df["year"] if "year" in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
+    out["year"] = pd.to_numeric(year, errors="coerce").astype("Int64")
+    attrs = df["attributes"] if "attributes" in df.columns else pd.Series(["{}"] * len(df), index=df.index)
+    out["attributes"] = attrs.fillna("{}").astype("string")
+    return out.reset_index(drop=True)
+
+
+def _as_list(value: object) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    try:
+        return [str(v) for v in value]  # type: ignore[union-attr]
+    except TypeError:
+        return []

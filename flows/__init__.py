@@ -1,0 +1,1 @@
+"""Prefect flows wiring components; MLflow tracking and promotion."""

@@ -1,0 +1,139 @@
+"""The one recommender interface every model implements.
+
+Item ids inside models are dense integers ``0 .. n_items-1`` given by the item vocabulary
+(components/features.py). A *history* is a sequence of those integers, oldest first. Scores cover the
+whole catalogue: ``score(histories)`` returns a float32 array of shape ``(batch, n_items)``.
+
+Sequence models that need a padding token shift ids by one internally (``0`` = padding); that detail
+never leaks through this interface.
+
+A saved model is rebuilt from its directory alone (``config.json`` + weights). The id vocabulary and
+item metadata travel next to it in the model bundle (components/bundle.py).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Self
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+CONFIG_FILE = "config.json"
+
+
+class ModelConfig(BaseModel):
+    """Fields every model config shares. Subclasses add their own, each documented."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: int = Field(42, description="Seed for numpy/torch/python RNGs; runs are repeatable.")
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """What ``fit`` sees: training sequences as dense item ids, oldest first.
+
+    ``sequences[i]`` is one user's (or session's) training history; ``n_items`` is the catalogue size
+    of the vocabulary fitted on the training split.
+    """
+
+    sequences: list[np.ndarray]
+    n_items: int
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Next-item prediction cases: ``histories[i]`` followed by ``targets[i]``."""
+
+    histories: list[np.ndarray]
+    targets: np.ndarray  # (N,) int64 dense item ids
+
+
+@dataclass
+class FitReport:
+    """What training did: per-epoch curves (name -> list of values), epochs, device."""
+
+    epochs: int = 0
+    device: str = "cpu"
+    curves: dict[str, list[float]] = field(default_factory=dict)
+
+
+# Called after each epoch with (epoch, {"loss": ..., "valid_ndcg@10": ...}); used for tracking/progress.
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and (if imported) torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+
+        torch.manual_seed(seed)
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        pass
+
+
+class Recommender(ABC):
+    """Base class: fit on training sequences, score histories against the whole catalogue."""
+
+    name: ClassVar[str]
+    config_cls: ClassVar[type[ModelConfig]]
+
+    def __init__(self, config: ModelConfig, n_items: int) -> None:
+        if n_items <= 0:
+            raise ValueError(f"{type(self).__name__}: n_items must be positive, got {n_items}")
+        self.config = config
+        self.n_items = n_items
+
+    @abstractmethod
+    def fit(
+        self,
+        train: TrainData,
+        valid: EvalData | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> FitReport:
+        """Train on ``train``; ``valid`` may drive early stopping; ``on_epoch`` reports progress."""
+
+    @abstractmethod
+    def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """Scores ``(len(histories), n_items)`` float32; higher is better. Empty histories are allowed."""
+
+    @abstractmethod
+    def _save_state(self, directory: Path) -> None:
+        """Write weights/state files into ``directory`` (config is written by ``save``)."""
+
+    @abstractmethod
+    def _load_state(self, directory: Path) -> None:
+        """Read what ``_save_state`` wrote."""
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {"model": self.name, "n_items": self.n_items, "config": self.config.model_dump()}
+        (directory / CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+        self._save_state(directory)
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        directory = Path(directory)
+        meta = read_model_meta(directory)
+        if meta["model"] != cls.name:
+            raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls(cls.config_cls.model_validate(meta["config"]), int(meta["n_items"]))
+        model._load_state(directory)
+        return model
+
+
+def read_model_meta(directory: Path) -> dict:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: not a saved sessionflow model directory")
+    return json.loads(path.read_text())

@@ -1,0 +1,1 @@
+"""sessionflow: session-based, conversational recommendation platform."""
