@@ -1,0 +1,244 @@
+"""Adapters: raw files of each format -> canonical interactions and items tables (components/schema.py).
+
+Adapters keep every row (bad values become NaN/NaT/<NA>); validation decides what to reject and
+quarantines it with the reason. Sessions come from ``assign_sessions`` (inactivity gap) unless the
+source has its own session ids (DIGINETICA, or a mapped ``session_id`` column).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from components.datasets import DatasetSpec, data_hash, spec_files
+from components.schema import coerce_interactions, coerce_items
+
+
+@dataclass
+class CanonicalData:
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    data_hash: str
+    source_has_sessions: bool
+
+
+def ingest(spec: DatasetSpec, session_gap_minutes: float = 30.0) -> CanonicalData:
+    """Read a dataset described by ``spec`` into canonical tables."""
+    reader = _READERS[spec.format]
+    interactions, items, has_sessions = reader(spec)
+    if not has_sessions:
+        interactions = assign_sessions(interactions, session_gap_minutes)
+    interactions = coerce_interactions(interactions)
+    # stable sort: per user by time; ties keep file order
+    interactions = interactions.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+    return CanonicalData(interactions, coerce_items(items), data_hash(spec_files(spec)), has_sessions)
+
+
+def assign_sessions(df: pd.DataFrame, gap_minutes: float) -> pd.DataFrame:
+    """session_id = '<user>-<n>': a new session starts after ``gap_minutes`` of inactivity (stable order)."""
+    df = df.copy()
+    ts = pd.to_datetime(df["timestamp"], utc=True, errors="coerce")
+    seconds = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)  # NaN for NaT
+    users_all = df["user_id"].astype(str).to_numpy()
+    order = np.lexsort((np.arange(len(df)), np.nan_to_num(seconds, nan=np.inf), users_all))
+    users = users_all[order]
+    t = seconds[order]
+    new_user = np.r_[True, users[1:] != users[:-1]]
+    with np.errstate(invalid="ignore"):
+        new_gap = np.r_[True, (t[1:] - t[:-1]) > gap_minutes * 60.0]
+    session_no = np.cumsum(new_user | new_gap)
+    first_of_user = np.maximum.accumulate(np.where(new_user, session_no, 0))
+    local = session_no - first_of_user
+    sid = np.empty(len(df), dtype=object)
+    sid[order] = [f"{u}-{n}" for u, n in zip(users, local, strict=True)]
+    df["session_id"] = sid
+    return df
+
+
+def _movielens_100k(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    root = spec.resolve(spec.path)
+    ratings = pd.read_csv(
+        root / "u.data", sep="\t", header=None, names=["user_id", "item_id", "value", "ts"], dtype=str
+    )
+    inter = pd.DataFrame(
+        {
+            "user_id": ratings["user_id"],
+            "item_id": ratings["item_id"],
+            "timestamp": pd.to_datetime(pd.to_numeric(ratings["ts"], errors="coerce"), unit="s", utc=True),
+            "event": "rating",
+            "value": pd.to_numeric(ratings["value"], errors="coerce"),
+        }
+    )
+    genres = pd.read_csv(root / "u.genre", sep="|", header=None, names=["name", "idx"], encoding="latin-1")
+    genre_names = [g for g in genres.sort_values("idx")["name"].tolist() if isinstance(g, str)]
+    cols = ["item_id", "title", "release", "video", "url", *genre_names]
+    raw = pd.read_csv(root / "u.item", sep="|", header=None, names=cols, encoding="latin-1", dtype=str)
+    flags = raw[genre_names].fillna("0").to_numpy() == "1"
+    cats = [[g for g, f in zip(genre_names, row, strict=True) if f and g != "unknown"] for row in flags]
+    year = pd.to_datetime(raw["release"], format="%d-%b-%Y", errors="coerce").dt.year
+    items = pd.DataFrame(
+        {
+            "item_id": raw["item_id"],
+            "title": raw["title"].fillna(""),
+            "categories": cats,
+            "year": year,
+            "attributes": [json.dumps({"imdb_url": u}) if isinstance(u, str) else "{}" for u in raw["url"]],
+        }
+    )
+    items["text"] = [_item_text(t, c, None) for t, c in zip(items["title"], items["categories"], strict=True)]
+    return inter, items, False
+
+
+def _movielens_latest(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    path = spec.resolve(spec.path)
+
+    def read(name: str) -> pd.DataFrame:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                member = next(n for n in zf.namelist() if n.endswith("/" + name) or n == name)
+                return pd.read_csv(zf.open(member), dtype=str)
+        return pd.read_csv(path / name, dtype=str)
+
+    ratings, movies, tags = read("ratings.csv"), read("movies.csv"), read("tags.csv")
+    inter = pd.DataFrame(
+        {
+            "user_id": ratings["userId"],
+            "item_id": ratings["movieId"],
+            "timestamp": pd.to_datetime(pd.to_numeric(ratings["timestamp"], errors="coerce"), unit="s", utc=True),
+            "event": "rating",
+            "value": pd.to_numeric(ratings["rating"], errors="coerce"),
+        }
+    )
+    tag_text = tags.dropna(subset=["tag"]).groupby("movieId")["tag"].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    cats = movies["genres"].fillna("").map(lambda g: [x for x in g.split("|") if x and x != "(no genres listed)"])
+    year = movies["title"].str.extract(r"\((\d{4})\)\s*$")[0]
+    items = pd.DataFrame({"item_id": movies["movieId"], "title": movies["title"], "categories": cats, "year": year})
+    items["text"] = [
+        _item_text(t, c, tag_text.get(i)) for i, t, c in zip(items["item_id"], items["title"], cats, strict=True)
+    ]
+    return inter, items, False
+
+
+def _sequence_lines(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    users, item_ids, pos = [], [], []
+    with spec.resolve(spec.path).open() as f:
+        for line in f:
+            parts = line.split()
+            if not parts:
+                continue
+            users.extend([parts[0]] * (len(parts) - 1))
+            item_ids.extend(parts[1:])
+            pos.extend(range(len(parts) - 1))
+    step = pd.to_timedelta(np.asarray(pos, dtype=np.float64) * spec.synthetic_time_step_seconds, unit="s")
+    inter = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": item_ids,
+            "timestamp": pd.Timestamp("2000-01-01", tz="UTC") + step,
+            "event": spec.default_event,
+            "value": np.nan,
+        }
+    )
+    inter["session_id"] = inter["user_id"]
+    return inter, _items_or_ids(spec, inter), True
+
+
+def _diginetica(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    raw = pd.read_csv(spec.resolve(spec.path), sep=";", dtype=str)
+    day = pd.to_datetime(raw["eventdate"], format="%Y-%m-%d", errors="coerce", utc=True)
+    ts = day + pd.to_timedelta(pd.to_numeric(raw["timeframe"], errors="coerce"), unit="ms")
+    anonymous = raw["user_id"].isna() | (raw["user_id"] == "NA")
+    inter = pd.DataFrame(
+        {
+            "user_id": raw["user_id"].where(~anonymous, "anon-" + raw["session_id"].astype(str)),
+            "session_id": raw["session_id"],
+            "item_id": raw["item_id"],
+            "timestamp": ts,
+            "event": "view",
+            "value": np.nan,
+        }
+    )
+    return inter, _items_or_ids(spec, inter), True
+
+
+def _interactions_csv(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    path = spec.resolve(spec.path)
+    if path.suffix in (".parquet", ".pq"):
+        raw = pd.read_parquet(path)
+    else:
+        raw = pd.read_csv(path, sep=spec.separator, dtype=str, keep_default_na=True)
+    mapping = {"user_id": "user_id", "item_id": "item_id", "timestamp": "timestamp", **spec.columns}
+    missing = [f"{canon} (column {col!r})" for canon, col in mapping.items() if col not in raw.columns]
+    required_missing = [m for m in missing if m.split()[0] in ("user_id", "item_id", "timestamp")]
+    if required_missing:
+        raise ValueError(f"{path}: spec {spec.name!r} maps columns that are not in the file: {required_missing}; "
+                         f"file columns: {list(raw.columns)}")
+    ts_raw = raw[mapping["timestamp"]]
+    if spec.timestamp_unit:
+        ts = pd.to_datetime(pd.to_numeric(ts_raw, errors="coerce"), unit=spec.timestamp_unit, utc=True)
+    else:
+        ts = pd.to_datetime(ts_raw, utc=True, errors="coerce", format="mixed")
+    inter = pd.DataFrame(
+        {
+            "user_id": raw[mapping["user_id"]],
+            "item_id": raw[mapping["item_id"]],
+            "timestamp": ts,
+            "event": raw[mapping["event"]] if "event" in spec.columns else spec.default_event,
+            "value": pd.to_numeric(raw[mapping["value"]], errors="coerce") if "value" in spec.columns else np.nan,
+        }
+    )
+    has_sessions = "session_id" in spec.columns
+    if has_sessions:
+        inter["session_id"] = raw[spec.columns["session_id"]]
+    return inter, _items_or_ids(spec, inter), has_sessions
+
+
+def _items_or_ids(spec: DatasetSpec, inter: pd.DataFrame) -> pd.DataFrame:
+    """Items from the spec's items file, or a bare catalogue of the ids seen in the log."""
+    if spec.items is None:
+        ids = pd.unique(inter["item_id"].dropna().astype(str))
+        return pd.DataFrame({"item_id": ids, "title": [f"item {i}" for i in ids], "text": ""})
+    it = spec.items
+    path = spec.resolve(it.path)
+    raw = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path, sep=it.separator, dtype=str)
+    mapping = {"item_id": "item_id", "title": "title", **it.columns}
+    if mapping["item_id"] not in raw.columns:
+        raise ValueError(f"{path}: items file has no column {mapping['item_id']!r}; columns: {list(raw.columns)}")
+    out = pd.DataFrame({"item_id": raw[mapping["item_id"]]})
+    out["title"] = raw[mapping["title"]] if mapping["title"] in raw.columns else "item " + out["item_id"].astype(str)
+    if "categories" in mapping and mapping["categories"] in raw.columns:
+        sep = it.category_separator
+        out["categories"] = raw[mapping["categories"]].fillna("").map(lambda s: [c.strip() for c in s.split(sep) if c.strip()])
+    else:
+        out["categories"] = [[] for _ in range(len(out))]
+    if "year" in mapping and mapping["year"] in raw.columns:
+        out["year"] = raw[mapping["year"]]
+    extra = raw[mapping["text"]] if "text" in mapping and mapping["text"] in raw.columns else None
+    out["text"] = [
+        _item_text(t, c, None if extra is None else extra.iloc[i])
+        for i, (t, c) in enumerate(zip(out["title"], out["categories"], strict=True))
+    ]
+    return out
+
+
+def _item_text(title: object, categories: list[str], extra: object) -> str:
+    parts = [str(title)] if isinstance(title, str) and title else []
+    if categories:
+        parts.append(", ".join(categories))
+    if isinstance(extra, str) and extra:
+        parts.append(extra)
+    return ". ".join(parts)
+
+
+_READERS = {
+    "movielens-100k": _movielens_100k,
+    "movielens-latest": _movielens_latest,
+    "sequence-lines": _sequence_lines,
+    "diginetica": _diginetica,
+    "interactions-csv": _interactions_csv,
+}

@@ -1,0 +1,80 @@
+"""Training and evaluating one candidate: the core step both the Prefect flow and the benchmark call.
+
+Pure: torch/transformers/numpy/pandas only (no tracking, no orchestration), so it runs on a GPU box.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.bundle import save_bundle
+from components.config import EvaluateConfig, TrainConfig
+from components.evaluate import evaluate, protocol
+from components.features import FeatureSet
+from models import FitReport, Recommender, build_model, model_class
+from models.base import EpochCallback
+
+
+@dataclass
+class TrainedCandidate:
+    name: str
+    model: Recommender
+    report: FitReport
+    train_seconds: float
+    metrics: dict[str, float]
+    valid_metrics: dict[str, float]
+    params: dict[str, Any]
+
+
+def model_params(name: str, cfg: TrainConfig) -> dict[str, Any]:
+    """The model's config overrides from params.yaml, plus the stage-wide device when the model has one."""
+    params = dict(cfg.model_params.get(name, {}))
+    if "device" in model_class(name).config_cls.model_fields and "device" not in params:
+        params["device"] = cfg.device
+    return params
+
+
+def train_and_evaluate(
+    name: str,
+    fs: FeatureSet,
+    train_cfg: TrainConfig,
+    eval_cfg: EvaluateConfig,
+    on_epoch: EpochCallback | None = None,
+) -> TrainedCandidate:
+    """Fit ``name`` on the training split (validation drives early stopping), evaluate on test."""
+    model = build_model(name, len(fs.vocab), model_params(name, train_cfg))
+    t0 = time.perf_counter()
+    report = model.fit(fs.train, fs.valid if len(fs.valid.targets) else None, on_epoch=on_epoch)
+    seconds = time.perf_counter() - t0
+    metrics = evaluate(model, fs.test, eval_cfg, fs.item_popularity)
+    valid_metrics = (
+        evaluate(model, fs.valid, eval_cfg, fs.item_popularity, latency_samples=0) if len(fs.valid.targets) else {}
+    )
+    return TrainedCandidate(name, model, report, seconds, metrics, valid_metrics, model.config.model_dump())
+
+
+def write_bundle(
+    candidate: TrainedCandidate,
+    fs: FeatureSet,
+    items: pd.DataFrame,
+    directory: str | Path,
+    data_hash: str,
+    eval_cfg: EvaluateConfig,
+    split: str,
+) -> Path:
+    meta = {
+        "data_hash": data_hash,
+        "protocol": protocol(eval_cfg, split),
+        "metrics": candidate.metrics,
+        "train_seconds": candidate.train_seconds,
+        "epochs": candidate.report.epochs,
+        "device": candidate.report.device,
+        "sequence_key": fs.sequence_key,
+        "params": candidate.params,
+    }
+    return save_bundle(directory, candidate.model, fs.vocab, items, meta)

@@ -1,0 +1,177 @@
+"""The training pipeline as a Prefect 3 flow: pull -> ingest -> validate -> featurize -> train/evaluate
+(one task per candidate) -> MLflow runs -> promotion -> bento.
+
+Tasks are thin wrappers over sessionflow.stages / components (retries where I/O can fail; caching of data
+stages keyed by their input files, settings and code). Runs without a Prefect server (ephemeral API).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from components.config import Settings, load_settings
+from sessionflow import stages
+
+
+def _files_key(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for root in paths:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for p in files:
+            if p.is_file():
+                st = p.stat()
+                h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+def _stage_key(stage: str, settings: Settings, inputs: list[Path], outputs: list[Path]) -> str:
+    """Cache key: stage settings + input files + the stage code + whether outputs still exist."""
+    src = Path(stages.__file__).read_bytes()
+    payload = json.dumps(settings.model_dump(mode="json", by_alias=True), sort_keys=True)
+    exists = "".join("1" if o.exists() else "0" for o in outputs)
+    return hashlib.sha256(f"{stage}|{payload}|{_files_key(*inputs)}|{exists}".encode() + src).hexdigest()
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def pull_task(settings: Settings, root: Path) -> str | None:
+    path = stages.run_pull(settings, root)
+    return str(path) if path else None
+
+
+@task(cache_policy=NO_CACHE)
+def ingest_task(settings: Settings, root: Path) -> dict:
+    return stages.run_ingest(settings, root)
+
+
+@task(cache_policy=NO_CACHE)
+def validate_task(settings: Settings, root: Path) -> dict:
+    return stages.run_validate(settings, root)
+
+
+@task(cache_policy=NO_CACHE)
+def featurize_task(settings: Settings, root: Path) -> dict:
+    return stages.run_featurize(settings, root)
+
+
+@task(cache_policy=NO_CACHE)
+def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Path) -> dict[str, Any]:
+    """Train + evaluate one candidate; write its bundle. Returns what tracking needs."""
+    from components.train import train_and_evaluate, write_bundle
+
+    logger = get_run_logger()
+    fs, items, data_hash = stages.load_stage_features(settings, root)
+
+    def on_epoch(epoch: int, values: dict[str, float]) -> None:
+        logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
+
+    cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
+    bundle = write_bundle(cand, fs, items, run_dir / name, data_hash, settings.evaluate, settings.features.split)
+    logger.info("%s: %s=%.4f in %.1fs", name, settings.evaluate.primary_metric,
+                cand.metrics.get(settings.evaluate.primary_metric, float("nan")), cand.train_seconds)
+    return {
+        "model_name": name, "bundle_dir": str(bundle), "metrics": cand.metrics, "params": cand.params,
+        "curves": cand.report.curves, "train_seconds": cand.train_seconds, "epochs": cand.report.epochs,
+        "device": cand.report.device, "data_hash": data_hash, "valid_metrics": cand.valid_metrics,
+    }
+
+
+def _evaluate_bundle(settings: Settings, root: Path):
+    """Callback for promotion: re-evaluate a (champion) bundle on the current test split."""
+
+    def evaluate_bundle(bundle_dir: Path) -> dict[str, float]:
+        from components.bundle import Predictor
+        from components.evaluate import evaluate
+        from components.features import remap_eval_data
+
+        fs, _, _ = stages.load_stage_features(settings, root)
+        pred = Predictor.load(bundle_dir)
+        data, popularity = remap_eval_data(fs, pred.vocab)
+        return evaluate(pred.model, data, settings.evaluate, popularity)
+
+    return evaluate_bundle
+
+
+@flow(name="sessionflow-pipeline", log_prints=True)
+def training_pipeline(
+    params_file: str = "params.yaml",
+    root: str = ".",
+    overrides: dict[str, Any] | None = None,
+    package: bool = True,
+) -> dict[str, Any]:
+    """The whole chain on one dataset; returns a summary (candidates, promotion decision, bento tag)."""
+    from flows.promotion import promote
+    from flows.tracking import (
+        CandidateResult,
+        configure_tracking,
+        end_pipeline_run,
+        log_candidate,
+        log_comparison,
+        start_pipeline_run,
+    )
+
+    logger = get_run_logger()
+    t_start = time.perf_counter()
+    root_path = Path(root).resolve()
+    settings = load_settings(root_path / params_file, overrides)
+    pull_task(settings, root_path)
+    ingest_info = ingest_task(settings, root_path)
+    validation = validate_task(settings, root_path)
+    feature_info = featurize_task(settings, root_path)
+    data_hash = ingest_info["data_hash"]
+    run_dir = root_path / "artifacts" / "candidates" / f"{ingest_info['dataset']}-{int(time.time())}"
+
+    configure_tracking(root_path)
+    experiment = f"sessionflow-{ingest_info['dataset']}"
+    settings_dump = settings.model_dump(mode="json", by_alias=True)
+    parent = start_pipeline_run(experiment, ingest_info["dataset"], data_hash, settings_dump)
+    status = "FAILED"
+    try:
+        futures = [train_candidate_task.submit(m, settings, root_path, run_dir) for m in settings.train.models]
+        from components.evaluate import protocol
+
+        proto = protocol(settings.evaluate, settings.features.split)
+        results = []
+        for fut in futures:
+            out = fut.result()
+            res = CandidateResult(
+                model_name=out["model_name"], bundle_dir=Path(out["bundle_dir"]), metrics=out["metrics"],
+                params=out["params"], curves=out["curves"], train_seconds=out["train_seconds"],
+                epochs=out["epochs"], device=out["device"], data_hash=data_hash, protocol=proto,
+                settings=settings_dump,
+            )
+            run_id, _ = log_candidate(res, parent, experiment)
+            results.append((res, run_id))
+        log_comparison(results, parent, settings.evaluate.primary_metric)
+        decision = promote(results, settings.promote, settings.evaluate.primary_metric,
+                           evaluate_champion=_evaluate_bundle(settings, root_path), parent_run_id=parent)
+        logger.info("promotion: %s", decision.reason)
+        bento_tag = None
+        if package:
+            from flows.package import build_bento, import_champion
+
+            packaged = import_champion(settings.promote.registered_model)
+            bento_tag = build_bento(str(packaged.tag) if hasattr(packaged, "tag") else str(packaged), root_path)
+            logger.info("bento built: %s", bento_tag)
+        status = "FINISHED"
+    finally:
+        end_pipeline_run(parent, status)
+    summary = {
+        "dataset": ingest_info["dataset"], "data_hash": data_hash, "validation": validation.get("counts"),
+        "features": feature_info, "parent_run_id": parent,
+        "candidates": {r.model_name: {settings.evaluate.primary_metric: r.metrics.get(settings.evaluate.primary_metric),
+                                      "hr@10": r.metrics.get("hr@10"), "train_seconds": round(r.train_seconds, 2),
+                                      "run_id": rid} for r, rid in results},
+        "promotion": {"promoted": decision.promoted, "reason": decision.reason,
+                      "champion_version": decision.champion_version_after},
+        "bento_tag": bento_tag, "pipeline_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    (root_path / "artifacts").mkdir(exist_ok=True)
+    (root_path / "artifacts" / "last_pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary

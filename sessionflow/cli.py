@@ -1,0 +1,206 @@
+"""The `sessionflow` command line (Typer)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="sessionflow: session-based and conversational recommendation, end to end.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Datasets: pull built-in datasets into data/raw.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Built-in dataset name (default: params.yaml).")]
+SpecOpt = Annotated[Path | None, typer.Option("--dataset-spec", help="YAML dataset spec for your own data.")]
+ParamsOpt = Annotated[Path, typer.Option("--params", help="Settings file.")]
+RootOpt = Annotated[Path, typer.Option("--root", help="Project folder (data/, artifacts/, mlflow.db).")]
+
+
+def _env_defaults(root: Path) -> None:
+    """Embedded defaults for local runs: project-local Prefect/BentoML homes, no telemetry."""
+    root = root.resolve()
+    os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    os.environ.setdefault("BENTOML_HOME", str(root / ".bentoml"))
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def _overrides(dataset: str | None, spec: Path | None, models: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if dataset and spec:
+        raise typer.BadParameter("give --dataset or --dataset-spec, not both")
+    if dataset:
+        out["data.dataset"] = dataset
+        out["data.dataset_spec"] = None
+    if spec:
+        out["data.dataset_spec"] = str(spec.resolve())
+    if models:
+        out["train.models"] = [m.strip() for m in models.split(",") if m.strip()]
+    return out
+
+
+def _settings(params: Path, root: Path, overrides: dict[str, Any]):
+    from components.config import load_settings
+
+    path = params if params.is_absolute() else root / params
+    return load_settings(path, overrides)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@data_app.command("pull")
+def data_pull(name: str, root: RootOpt = Path(".")) -> None:
+    """Copy a built-in dataset into data/raw/NAME (from $SESSIONFLOW_DATA_MIRROR, else the official URL)."""
+    from components.datasets import DataUnavailableError, pull
+
+    try:
+        path = pull(name, root / "data" / "raw")
+    except (DataUnavailableError, ValueError, FileExistsError) as exc:
+        _fail(exc)
+    typer.echo(f"{name}: verified files in {path}")
+
+
+def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, root: Path) -> dict:
+    from sessionflow import stages
+
+    _env_defaults(root)
+    settings = _settings(params, root, _overrides(dataset, spec))
+    runner = {"pull": stages.run_pull, "ingest": stages.run_ingest, "validate": stages.run_validate,
+              "featurize": stages.run_featurize}[stage]
+    try:
+        return runner(settings, root.resolve()) or {}
+    except Exception as exc:  # noqa: BLE001 - report any stage failure readably
+        from components.validate import DataValidationError
+
+        if isinstance(exc, DataValidationError | ValueError | FileNotFoundError | OSError):
+            _fail(exc)
+        raise
+
+
+@app.command()
+def ingest(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: ParamsOpt = Path("params.yaml"),
+           root: RootOpt = Path(".")) -> None:
+    """Read the raw dataset into canonical tables (data/interim/<dataset>)."""
+    _stage("pull", dataset, dataset_spec, params, root)
+    typer.echo(json.dumps(_stage("ingest", dataset, dataset_spec, params, root), indent=2))
+
+
+@app.command()
+def validate(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: ParamsOpt = Path("params.yaml"),
+             root: RootOpt = Path(".")) -> None:
+    """Validate with Great Expectations; rejected rows go to data/quarantine; stops when over threshold."""
+    from sessionflow import stages
+
+    paths = stages.paths_for(_settings(params, root, _overrides(dataset, dataset_spec)), root.resolve())
+    if not (paths.interim / "interactions.parquet").is_file():
+        _stage("pull", dataset, dataset_spec, params, root)
+        _stage("ingest", dataset, dataset_spec, params, root)
+    info = _stage("validate", dataset, dataset_spec, params, root)
+    typer.echo(info.get("summary", ""))
+
+
+@app.command()
+def featurize(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: ParamsOpt = Path("params.yaml"),
+              root: RootOpt = Path(".")) -> None:
+    """Splits, item vocabulary, sequences and item text embeddings (data/processed/<dataset>/features)."""
+    typer.echo(json.dumps(_stage("featurize", dataset, dataset_spec, params, root), indent=2, default=str))
+
+
+@app.command()
+def pipeline(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
+             models: Annotated[str | None, typer.Option(help="Comma-separated candidates.")] = None,
+             package: Annotated[bool, typer.Option(help="Import the champion and build a bento.")] = True,
+             params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+    """The whole chain as a Prefect flow: data -> validation -> features -> candidates -> MLflow -> bento."""
+    _env_defaults(root)
+    from flows.pipeline import training_pipeline
+
+    summary = training_pipeline(params_file=str(params), root=str(root.resolve()),
+                                overrides=_overrides(dataset, dataset_spec, models), package=package)
+    typer.echo(json.dumps(summary, indent=2, default=str))
+
+
+@app.command()
+def train(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
+          models: Annotated[str | None, typer.Option(help="Comma-separated candidates.")] = None,
+          params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path("."),
+          output: Annotated[Path, typer.Option(help="Metrics JSON.")] = Path("artifacts/metrics.json")) -> None:
+    """Train and evaluate candidates on the featurized data; write bundles to artifacts/models/<model>."""
+    from sessionflow.benchmark import run_candidates
+
+    _env_defaults(root)
+    settings = _settings(params, root, _overrides(dataset, dataset_spec, models))
+    results = run_candidates(settings, root.resolve(), bundles_dir=root / "artifacts" / "models")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    typer.echo(json.dumps(results, indent=2))
+
+
+@app.command()
+def evaluate(bundle: Annotated[Path, typer.Argument(help="A model bundle directory.")],
+             dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
+             params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+    """Evaluate a saved bundle on the current test split (full ranking)."""
+    from components.bundle import Predictor
+    from components.evaluate import evaluate as run_eval
+    from components.features import remap_eval_data
+    from sessionflow import stages
+
+    settings = _settings(params, root, _overrides(dataset, dataset_spec))
+    fs, _, _ = stages.load_stage_features(settings, root.resolve())
+    pred = Predictor.load(bundle)
+    data, popularity = remap_eval_data(fs, pred.vocab)
+    typer.echo(json.dumps(run_eval(pred.model, data, settings.evaluate, popularity), indent=2))
+
+
+@app.command()
+def benchmark(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
+              models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,itemknn,ease,sasrec",
+              output: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results/benchmark.json"),
+              params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+    """Train and evaluate models under the configured protocol; write per-model metrics and timings."""
+    from sessionflow.benchmark import benchmark as run_benchmark
+
+    _env_defaults(root)
+    settings = _settings(params, root, _overrides(dataset, dataset_spec, models))
+    try:
+        result = run_benchmark(settings, root.resolve())
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2))
+    typer.echo(json.dumps(result, indent=2))
+
+
+@app.command()
+def serve(port: Annotated[int | None, typer.Option(help="HTTP port (default: params.yaml serve.port).")] = None,
+          params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+    """Serve the built champion bento (exact tag recorded by the last pipeline run)."""
+    from flows.package import serve_command
+
+    _env_defaults(root)
+    settings = _settings(params, root, {})
+    record = root / "artifacts" / "bento.json"
+    if not record.is_file():
+        _fail(FileNotFoundError(f"{record} is missing: run `sessionflow pipeline` first to build a bento"))
+    tag = json.loads(record.read_text())["bento_tag"]
+    cmd = serve_command(tag, port or settings.serve.port)
+    typer.echo(f"serving {tag}: {' '.join(cmd)}")
+    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+
+
+def main() -> None:  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,156 @@
+"""Stage runners: the file-level entry points shared by the CLI, dvc.yaml stages and the Prefect flow.
+
+Each reads its inputs from the project folders, calls the pure components, and writes its outputs:
+
+    pull        -> data/raw/<dataset>/                      (built-in datasets; immutable)
+    ingest      -> data/interim/<dataset>/{interactions,items}.parquet, ingest.json
+    validate    -> data/processed/<dataset>/clean/{interactions,items}.parquet, validation.json
+                   data/quarantine/<dataset>/                (rejected rows with rule + reason)
+    featurize   -> data/processed/<dataset>/features/        (vocab, splits, popularity, item_text.npy)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from components.config import Settings
+from components.datasets import BUILTIN, DatasetSpec, builtin_spec, load_spec, pull
+from components.features import FeatureSet, build_features, has_real_text, item_texts, load_features, save_features
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where everything lives, under one project root."""
+
+    root: Path
+    dataset: str
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def interim(self) -> Path:
+        return self.root / "data" / "interim" / self.dataset
+
+    @property
+    def clean(self) -> Path:
+        return self.root / "data" / "processed" / self.dataset / "clean"
+
+    @property
+    def features(self) -> Path:
+        return self.root / "data" / "processed" / self.dataset / "features"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.root / "data" / "quarantine"
+
+    @property
+    def gx(self) -> Path:
+        return self.root / "gx"
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".cache"
+
+
+def dataset_spec(settings: Settings, root: Path) -> DatasetSpec:
+    if settings.data.dataset_spec:
+        spec_path = Path(settings.data.dataset_spec)
+        return load_spec(spec_path if spec_path.is_absolute() else root / spec_path)
+    return builtin_spec(settings.data.dataset, root / "data" / "raw")
+
+
+def paths_for(settings: Settings, root: Path) -> Paths:
+    return Paths(root, dataset_spec(settings, root).name)
+
+
+def run_pull(settings: Settings, root: Path) -> Path | None:
+    """Pull a built-in dataset (no-op for user specs: their files are where the spec says)."""
+    if settings.data.dataset_spec:
+        return None
+    if settings.data.dataset not in BUILTIN:
+        raise ValueError(f"unknown dataset {settings.data.dataset!r}; built-in: {sorted(BUILTIN)}")
+    return pull(settings.data.dataset, root / "data" / "raw", os.environ.get("SESSIONFLOW_DATA_MIRROR"))
+
+
+def run_ingest(settings: Settings, root: Path) -> dict:
+    from components.ingest import ingest
+
+    spec = dataset_spec(settings, root)
+    paths = Paths(root, spec.name)
+    data = ingest(spec, settings.data.session_gap_minutes)
+    paths.interim.mkdir(parents=True, exist_ok=True)
+    data.interactions.to_parquet(paths.interim / "interactions.parquet", index=False)
+    data.items.to_parquet(paths.interim / "items.parquet", index=False)
+    info = {
+        "dataset": spec.name,
+        "format": spec.format,
+        "data_hash": data.data_hash,
+        "n_interactions": len(data.interactions),
+        "n_items": len(data.items),
+        "n_users": int(data.interactions["user_id"].nunique()),
+        "n_sessions": int(data.interactions["session_id"].nunique()),
+    }
+    (paths.interim / "ingest.json").write_text(json.dumps(info, indent=2))
+    return info
+
+
+def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> dict:
+    from components.validate import validate_tables
+
+    paths = paths_for(settings, root)
+    interactions = pd.read_parquet(paths.interim / "interactions.parquet")
+    items = pd.read_parquet(paths.interim / "items.parquet")
+    report = validate_tables(
+        interactions, items, settings.validate_, project_dir=paths.gx, quarantine_dir=paths.quarantine,
+        dataset_name=paths.dataset,
+    )
+    paths.clean.mkdir(parents=True, exist_ok=True)
+    info = {"passed": report.passed, "counts": report.counts, "data_docs": report.data_docs,
+            "summary": report.summary, "quarantine": str(paths.quarantine / paths.dataset)}
+    (paths.clean / "validation.json").write_text(json.dumps(info, indent=2, default=str))
+    if raise_on_fail:
+        report.raise_if_failed()
+    report.interactions.to_parquet(paths.clean / "interactions.parquet", index=False)
+    report.items.to_parquet(paths.clean / "items.parquet", index=False)
+    return info
+
+
+def run_featurize(settings: Settings, root: Path) -> dict:
+    paths = paths_for(settings, root)
+    interactions = pd.read_parquet(paths.clean / "interactions.parquet")
+    items = pd.read_parquet(paths.clean / "items.parquet")
+    fs = build_features(interactions, settings.features)
+    save_features(fs, paths.features)
+    info = dict(fs.stats)
+    if settings.features.text_embeddings and has_real_text(items):
+        from components.text_encoder import embed_items
+
+        emb, _ = embed_items(item_texts(fs.vocab, items), paths.cache / "embeddings", settings.features.embed_batch_size)
+        import numpy as np
+
+        np.save(paths.features / "item_text.npy", emb)
+        info["item_text_embeddings"] = list(emb.shape)
+    (paths.features / "features.json").write_text(
+        json.dumps({"sequence_key": fs.sequence_key, "stats": info}, indent=2, default=str)
+    )
+    return info
+
+
+def load_stage_features(settings: Settings, root: Path) -> tuple[FeatureSet, pd.DataFrame, str]:
+    """Features, the clean items table and the data hash, as the training stage needs them."""
+    paths = paths_for(settings, root)
+    fs = load_features(paths.features)
+    items = pd.read_parquet(paths.clean / "items.parquet")
+    data_hash = json.loads((paths.interim / "ingest.json").read_text())["data_hash"]
+    return fs, items, data_hash

@@ -1,0 +1,81 @@
+"""Adapters produce canonical tables; sessions by inactivity gap; dataset pull verifies hashes."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from components.datasets import DataUnavailableError, DatasetSpec, builtin_spec, load_spec, pull
+from components.ingest import assign_sessions, ingest
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
+
+
+def test_sessions_split_on_inactivity_gap():
+    t = pd.to_datetime(["2020-01-01 10:00", "2020-01-01 10:10", "2020-01-01 11:00", "2020-01-01 10:05"], utc=True)
+    df = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "timestamp": t})
+    out = assign_sessions(df, gap_minutes=30)
+    assert out["session_id"].tolist() == ["a-0", "a-0", "a-1", "b-0"]
+
+
+def test_interactions_csv_spec_with_items(tmp_path):
+    (tmp_path / "log.csv").write_text(
+        "visitor,sku,ts,kind\nu1,p1,1600000000,click\nu1,p2,1600000060,cart\nu2,p1,bad,click\n"
+    )
+    (tmp_path / "products.csv").write_text("sku,name,cats\np1,Red shoe,shoes|red\np2,Blue hat,hats\n")
+    (tmp_path / "spec.yaml").write_text(
+        "name: shop\nformat: interactions-csv\npath: log.csv\ntimestamp_unit: s\n"
+        "columns: {user_id: visitor, item_id: sku, timestamp: ts, event: kind}\n"
+        "items: {path: products.csv, columns: {item_id: sku, title: name, categories: cats}}\n"
+    )
+    data = ingest(load_spec(tmp_path / "spec.yaml"))
+    inter = data.interactions
+    assert len(inter) == 3  # the unparseable timestamp is kept (validation quarantines it)
+    assert inter["timestamp"].isna().sum() == 1
+    assert inter["event"].tolist()[:2] == ["click", "cart"]
+    assert data.items.set_index("item_id").loc["p1", "categories"] == ["shoes", "red"]
+    assert len(data.data_hash) == 64
+
+
+def test_spec_errors_are_readable(tmp_path):
+    (tmp_path / "log.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "spec.yaml").write_text("name: x\nformat: interactions-csv\npath: log.csv\n")
+    with pytest.raises(ValueError, match="not in the file"):
+        ingest(load_spec(tmp_path / "spec.yaml"))
+    (tmp_path / "bad.yaml").write_text("name: x\nformat: nope\npath: log.csv\n")
+    with pytest.raises(ValueError, match="invalid dataset spec"):
+        load_spec(tmp_path / "bad.yaml")
+    spec = DatasetSpec(name="x", format="sequence-lines", path="${SF_UNSET_VAR_FOR_TEST}/a.txt")
+    with pytest.raises(ValueError, match="unset environment variable"):
+        spec.resolve(spec.path)
+
+
+def test_sequence_lines(tmp_path):
+    (tmp_path / "seq.txt").write_text("1 10 11 12\n2 11 13\n")
+    data = ingest(DatasetSpec(name="s", format="sequence-lines", path=str(tmp_path / "seq.txt")))
+    inter = data.interactions
+    assert inter[inter.user_id == "1"]["item_id"].tolist() == ["10", "11", "12"]
+    assert inter[inter.user_id == "1"]["timestamp"].is_monotonic_increasing
+    assert set(data.items["item_id"]) == {"10", "11", "12", "13"}
+
+
+@pytest.mark.skipif(not (SHARED / "ml-100k" / "u.data").is_file(), reason="shared datasets not present")
+def test_pull_from_mirror_verifies_and_ml100k_ingests(tmp_path):
+    raw = tmp_path / "raw"
+    folder = pull("ml-100k", raw, mirror=str(SHARED))
+    assert (folder / "u.data").is_file()
+    assert pull("ml-100k", raw, mirror=str(SHARED)) == folder  # second pull verifies the copy
+    data = ingest(builtin_spec("ml-100k", raw))
+    assert len(data.interactions) == 100_000 and len(data.items) == 1682
+    toy = data.items.set_index("item_id").loc["1"]
+    assert toy["title"] == "Toy Story (1995)" and "Comedy" in toy["categories"] and toy["year"] == 1995
+    (folder / "u.data").write_text("tampered")
+    with pytest.raises(DataUnavailableError, match="sha256"):
+        pull("ml-100k", raw, mirror=str(SHARED))
+
+
+def test_pull_says_what_is_missing(tmp_path):
+    with pytest.raises(DataUnavailableError, match="lacks"):
+        pull("amazon-beauty", tmp_path / "raw", mirror=str(tmp_path))
+    with pytest.raises(ValueError, match="unknown dataset"):
+        pull("nope", tmp_path / "raw", mirror=str(tmp_path))
