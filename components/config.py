@@ -37,7 +37,6 @@ class ValidateConfig(_Section):
     max_events_per_second: float = Field(
         5.0, gt=0, description="Sessions faster than this (events / second, >= 5 events) look like bots."
     )
-    docs_dir: str = Field("gx", description="Great Expectations project folder (Data Docs inside).")
 
 
 class FeaturesConfig(_Section):

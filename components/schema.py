@@ -45,7 +45,7 @@ def coerce_interactions(df: pd.DataFrame) -> pd.DataFrame:
         out[col] = df[col].astype("string")
     ts = df["timestamp"]
     if not isinstance(ts.dtype, pd.DatetimeTZDtype):
-        ts = pd.to_datetime(ts, utc=True, errors="coerce")
+        ts = pd.to_datetime(ts, utc=True, errors="coerce", format="mixed")
     out["timestamp"] = ts.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
     out["value"] = pd.to_numeric(df["value"], errors="coerce").astype("float64")
     return out.reset_index(drop=True)
