@@ -204,3 +204,13 @@ def serve(port: Annotated[int | None, typer.Option(help="HTTP port (default: par
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+@app.command()
+def schedule(cron: Annotated[str | None, typer.Option(help="Cron (default: prefect.yaml).")] = None,
+             root: RootOpt = Path(".")) -> None:
+    """Run the retraining pipeline on its cron schedule (long-lived process; Ctrl-C stops)."""
+    from flows.schedule import serve_retraining
+
+    _env_defaults(root)
+    serve_retraining(str(root.resolve()), cron)

@@ -1,0 +1,194 @@
+"""Promotion: champion/challenger aliases, the improvement margin, guardrails and eligibility."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from components.config import PromoteConfig
+from flows.promotion import promote
+from flows.tracking import COMPLETE_TAG, CandidateResult, log_candidate, start_pipeline_run
+from tests.flows import make_bundle, use_tracking
+
+mlflow = pytest.importorskip("mlflow")
+
+EXPERIMENT = "sessionflow-promotion-test"
+PRIMARY = "ndcg@10"
+CFG = PromoteConfig(
+    registered_model="reco-test", min_improvement=0.01, max_coverage_drop=0.5, max_latency_ms=50.0
+)
+
+Logger = Callable[..., tuple[CandidateResult, str]]
+
+
+@pytest.fixture()
+def tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    yield from use_tracking(tmp_path / "mlruns-root", monkeypatch)
+
+
+@pytest.fixture()
+def parent(tracking: str) -> str:
+    return start_pipeline_run(EXPERIMENT, "tiny", "hash-1", {})
+
+
+@pytest.fixture()
+def log(tmp_path: Path, parent: str) -> Logger:
+    bundle = make_bundle(tmp_path / "bundle", "popularity")
+
+    def _log(
+        name: str, ndcg: float, coverage: float = 0.4, latency: float = 5.0
+    ) -> tuple[CandidateResult, str]:
+        result = CandidateResult(
+            model_name=name,
+            bundle_dir=bundle,
+            params={},
+            curves={"loss": [1.0, 0.5]},
+            epochs=2,
+            metrics={PRIMARY: ndcg, "hr@10": ndcg * 2, "coverage@10": coverage, "latency_p95_ms": latency},
+            data_hash="hash-1",
+        )
+        run_id, _ = log_candidate(result, parent, EXPERIMENT)
+        return result, run_id
+
+    return _log
+
+
+def champion_version() -> str | None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(MlflowClient().get_model_version_by_alias(CFG.registered_model, "champion").version)
+    except MlflowException:
+        return None
+
+
+def alias_version(alias: str) -> str:
+    from mlflow import MlflowClient
+
+    return str(MlflowClient().get_model_version_by_alias(CFG.registered_model, alias).version)
+
+
+def test_first_champion_then_worse_then_better(log: Logger, parent: str) -> None:
+    from mlflow import MlflowClient
+
+    first = promote([log("popularity", 0.20)], CFG, PRIMARY, parent_run_id=parent)
+    assert first.promoted and first.champion_version_before is None
+    assert first.challenger_version == first.champion_version_after == champion_version() == "1"
+    assert "first champion" in first.reason
+
+    # best of the batch is the challenger; within the margin (0.205 < 0.20 + 0.01) it does not win
+    worse = promote([log("itemknn", 0.15), log("ease", 0.205)], CFG, PRIMARY, parent_run_id=parent)
+    assert not worse.promoted
+    assert worse.challenger_version == "2" and worse.evidence["challenger"]["model"] == "ease"
+    assert worse.champion_version_before == worse.champion_version_after == champion_version() == "1"
+    assert alias_version("challenger") == "2"
+    assert "does not beat" in worse.reason
+
+    better = promote([log("sasrec", 0.30)], CFG, PRIMARY, parent_run_id=parent)
+    assert better.promoted
+    assert (better.champion_version_before, better.champion_version_after) == ("1", "3")
+    assert champion_version() == alias_version("challenger") == "3"
+
+    client = MlflowClient()
+    version = client.get_model_version(CFG.registered_model, "3")
+    assert version.tags["data_hash"] == "hash-1"
+    assert version.tags["primary_metric"] == PRIMARY and float(version.tags["ndcg_at_10"]) == 0.30
+    assert version.tags["run_id"] == better.evidence["challenger"]["run_id"] == version.run_id
+    assert version.tags["promotion"] == "promoted"
+    assert client.get_model_version(CFG.registered_model, "2").tags["promotion"] == "rejected"
+    assert all(
+        mv.current_stage in (None, "None")
+        for mv in client.search_model_versions(f"name = '{CFG.registered_model}'")
+    )
+
+    # the decision is on the parent run: tags + JSON artifact
+    run = client.get_run(parent)
+    assert run.data.tags["promotion.promoted"] == "true"
+    assert run.data.tags["promotion.champion_version"] == "3"
+    local = mlflow.artifacts.download_artifacts(run_id=parent, artifact_path="promotion/decision.json")
+    saved = json.loads(Path(local).read_text())
+    assert saved["promoted"] is True and saved["evidence"]["checks"]["primary"]["passed"] is True
+
+
+@pytest.mark.parametrize(
+    ("coverage", "latency", "guardrail"),
+    [(0.1, 5.0, "coverage guardrail"), (0.4, 500.0, "latency guardrail")],
+)
+def test_guardrails_block_a_better_challenger(
+    log: Logger, coverage: float, latency: float, guardrail: str
+) -> None:
+    promote([log("popularity", 0.20, coverage=0.4)], CFG, PRIMARY)
+    decision = promote([log("sasrec", 0.50, coverage=coverage, latency=latency)], CFG, PRIMARY)
+    assert not decision.promoted
+    assert guardrail in decision.reason
+    assert decision.champion_version_after == champion_version() == "1"
+    assert alias_version("challenger") == decision.challenger_version == "2"
+    assert decision.evidence["checks"]["primary"]["passed"]
+
+
+def test_failed_or_partial_runs_never_become_champion(log: Logger, parent: str, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    # 1. logging crashed half way (no bundle): the run is FAILED, untagged, though its metrics were logged
+    crashed = CandidateResult(
+        "crashed",
+        tmp_path / "missing",
+        {PRIMARY: 0.99, "coverage@10": 0.5, "latency_p95_ms": 1.0},
+        {},
+        data_hash="hash-1",
+    )
+    with pytest.raises(ValueError):
+        log_candidate(crashed, parent, EXPERIMENT)
+    [crashed_run] = client.search_runs(
+        [client.get_run(parent).info.experiment_id], filter_string="tags.model = 'crashed'"
+    )
+    # 2. complete logging but the run was then marked FAILED (e.g. the flow failed after it)
+    failed, failed_id = log("failed", 0.98)
+    client.set_terminated(failed_id, "FAILED")
+    # 3. a FINISHED run that never got the completion tag
+    partial, partial_id = log("partial", 0.97)
+    client.delete_tag(partial_id, COMPLETE_TAG)
+    # 4. a NaN primary metric
+    nan, nan_id = log("nan", float("nan"))
+
+    bad = [(crashed, crashed_run.info.run_id), (failed, failed_id), (partial, partial_id), (nan, nan_id)]
+    none = promote(bad, CFG, PRIMARY)
+    assert not none.promoted and none.challenger_version is None and champion_version() is None
+    assert "No candidate is eligible" in none.reason
+    reasons = {e["model"]: e["reason"] for e in none.evidence["eligibility"]}
+    assert "FAILED" in reasons["crashed"] and "FAILED" in reasons["failed"]
+    assert COMPLETE_TAG in reasons["partial"] and "not finite" in reasons["nan"]
+
+    good = promote([*bad, log("popularity", 0.10)], CFG, PRIMARY)
+    assert good.promoted and good.evidence["challenger"]["model"] == "popularity"
+    assert client.get_model_version(CFG.registered_model, champion_version()).tags["model"] == "popularity"
+
+
+def test_champion_is_reevaluated_on_current_data(log: Logger) -> None:
+    promote([log("popularity", 0.40)], CFG, PRIMARY)
+    seen: list[Path] = []
+
+    def evaluate(bundle: Path) -> dict[str, float]:
+        seen.append(bundle)
+        assert (bundle / "meta.json").is_file() and (bundle / "model").is_dir()
+        return {PRIMARY: 0.10, "coverage@10": 0.4, "latency_p95_ms": 5.0}  # champion got worse on new data
+
+    # logged champion metric (0.40) would win; the re-evaluated one (0.10) loses
+    decision = promote([log("itemknn", 0.30)], CFG, PRIMARY, evaluate_champion=evaluate)
+    assert seen and decision.promoted
+    assert decision.evidence["champion"]["metrics_source"].startswith(
+        "re-evaluated models:/reco-test@champion"
+    )
+
+    def broken(bundle: Path) -> dict[str, float]:
+        raise RuntimeError("vocabulary mismatch")
+
+    # a failing re-evaluation falls back to the logged metrics (0.30 for the new champion) and says so
+    kept = promote([log("ease", 0.305)], CFG, PRIMARY, evaluate_champion=broken)
+    assert not kept.promoted
+    assert "re-evaluation failed: RuntimeError" in kept.evidence["champion"]["metrics_source"]
