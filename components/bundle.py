@@ -108,7 +108,9 @@ class Predictor:
         for row, (known, unknown) in enumerate(encoded):
             banned = set(known) if exclude_seen else set()
             if exclude is not None and row < len(exclude):
-                banned.update(i for i, _ in [(self.vocab.index(str(x)), x) for x in exclude[row]] if i is not None)
+                banned.update(
+                    i for i, _ in [(self.vocab.index(str(x)), x) for x in exclude[row]] if i is not None
+                )
             if banned:
                 scores[row, list(banned)] = -np.inf
             kk = min(k, len(self.vocab))
@@ -116,7 +118,9 @@ class Predictor:
             top = top[np.argsort(-scores[row, top], kind="stable")]
             top = [int(i) for i in top if np.isfinite(scores[row, i])]
             items = [
-                Recommendation(self.vocab.item_ids[i], self.titles.get(self.vocab.item_ids[i], ""), float(scores[row, i]))
+                Recommendation(
+                    self.vocab.item_ids[i], self.titles.get(self.vocab.item_ids[i], ""), float(scores[row, i])
+                )
                 for i in top
             ]
             results.append(RecommendResult(items=items, unknown_items=unknown))

@@ -27,7 +27,9 @@ class ValidateConfig(_Section):
     max_reject_fraction: float = Field(
         0.05, ge=0, le=1, description="Stop the pipeline when more than this share of rows is rejected."
     )
-    max_duplicate_fraction: float = Field(0.05, ge=0, le=1, description="Largest allowed exact-duplicate share.")
+    max_duplicate_fraction: float = Field(
+        0.05, ge=0, le=1, description="Largest allowed exact-duplicate share."
+    )
     timestamp_min: str = Field("1990-01-01", description="Earliest plausible event time (UTC).")
     timestamp_max: str | None = Field(None, description="Latest plausible event time; default: now + 1 day.")
     rating_min: float = Field(0.5, description="Smallest allowed rating value.")
@@ -43,8 +45,12 @@ class FeaturesConfig(_Section):
     split: Literal["leave-one-out", "temporal"] = Field(
         "leave-one-out", description="leave-one-out: last item test, second-to-last validation."
     )
-    temporal_test_fraction: float = Field(0.1, gt=0, lt=0.5, description="Temporal split: latest share = test.")
-    temporal_valid_fraction: float = Field(0.1, gt=0, lt=0.5, description="Temporal split: share before test.")
+    temporal_test_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Temporal split: latest share = test."
+    )
+    temporal_valid_fraction: float = Field(
+        0.1, gt=0, lt=0.5, description="Temporal split: share before test."
+    )
     sequence_key: Literal["auto", "user", "session"] = Field(
         "auto", description="Unit of a sequence; auto = user for rating logs, session for event logs."
     )
@@ -60,7 +66,8 @@ class TrainConfig(_Section):
         description="Candidates to train, names from models.REGISTRY.",
     )
     model_params: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Per-model config overrides, validated by each model's config class."
+        default_factory=dict,
+        description="Per-model config overrides, validated by each model's config class.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present.")
 
@@ -68,9 +75,13 @@ class TrainConfig(_Section):
 class EvaluateConfig(_Section):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20])
     exclude_seen: bool = Field(True, description="Remove items already in the history from the ranking.")
-    short_history_max: int = Field(10, ge=1, description="Histories up to this length form the 'short' slice.")
+    short_history_max: int = Field(
+        10, ge=1, description="Histories up to this length form the 'short' slice."
+    )
     batch_size: int = Field(512, ge=1)
-    primary_metric: str = Field("ndcg@10", description="Metric that picks the challenger and gates promotion.")
+    primary_metric: str = Field(
+        "ndcg@10", description="Metric that picks the challenger and gates promotion."
+    )
 
 
 class PromoteConfig(_Section):
@@ -78,7 +89,9 @@ class PromoteConfig(_Section):
     min_improvement: float = Field(
         0.0, ge=0, description="Challenger must beat champion's primary metric by more than this (absolute)."
     )
-    max_coverage_drop: float = Field(0.5, ge=0, le=1, description="Guardrail: coverage may fall at most this share.")
+    max_coverage_drop: float = Field(
+        0.5, ge=0, le=1, description="Guardrail: coverage may fall at most this share."
+    )
     max_latency_ms: float = Field(200.0, gt=0, description="Guardrail: p95 scoring latency per request.")
 
 
@@ -101,7 +114,9 @@ class Settings(_Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-def load_settings(path: str | Path | None = "params.yaml", overrides: dict[str, Any] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = "params.yaml", overrides: dict[str, Any] | None = None
+) -> Settings:
     """Read params.yaml (missing file -> defaults), apply dotted ``overrides`` like {"data.dataset": "x"}."""
     raw: dict[str, Any] = {}
     if path is not None and Path(path).is_file():

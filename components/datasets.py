@@ -40,7 +40,8 @@ class ItemsFileSpec(BaseModel):
     path: str
     separator: str = ","
     columns: dict[str, str] = Field(
-        default_factory=dict, description="canonical name (item_id, title, text, categories, year) -> file column"
+        default_factory=dict,
+        description="canonical name (item_id, title, text, categories, year) -> file column",
     )
     category_separator: str = "|"
 
@@ -51,7 +52,9 @@ class DatasetSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
     format: Format
-    path: str = Field(description="File or folder, relative to the spec file (or data/raw/<name> for built-ins).")
+    path: str = Field(
+        description="File or folder, relative to the spec file (or data/raw/<name> for built-ins)."
+    )
     separator: str = ","
     columns: dict[str, str] = Field(default_factory=dict, description="canonical column -> file column")
     timestamp_unit: Literal["s", "ms"] | None = None
@@ -66,7 +69,9 @@ class DatasetSpec(BaseModel):
         """A path from the spec: environment variables expanded, relative to the spec's folder."""
         expanded = os.path.expandvars(relative)
         if "$" in expanded:
-            raise ValueError(f"dataset spec {self.name!r}: path {relative!r} uses an unset environment variable")
+            raise ValueError(
+                f"dataset spec {self.name!r}: path {relative!r} uses an unset environment variable"
+            )
         p = Path(expanded)
         return p if p.is_absolute() else Path(self.base_dir or ".") / p
 
@@ -157,7 +162,9 @@ def load_spec(path: str | Path) -> DatasetSpec:
 def builtin_spec(name: str, raw_root: str | Path) -> DatasetSpec:
     """The spec of a built-in dataset, pointing at its pulled copy under ``raw_root/<name>``."""
     if name not in BUILTIN:
-        raise ValueError(f"unknown dataset {name!r}; built-in datasets: {sorted(BUILTIN)} (or use a dataset spec)")
+        raise ValueError(
+            f"unknown dataset {name!r}; built-in datasets: {sorted(BUILTIN)} (or use a dataset spec)"
+        )
     return BUILTIN[name].spec.model_copy(update={"base_dir": str(Path(raw_root) / name)})
 
 
@@ -200,7 +207,9 @@ def pull(name: str, raw_root: str | Path, mirror: str | None = None) -> Path:
         _verify(ds, dest_dir, where=f"existing copy {dest_dir}")
         return dest_dir
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV)
-    with tempfile.TemporaryDirectory(dir=Path(raw_root).parent if Path(raw_root).parent.exists() else None) as tmp:
+    with tempfile.TemporaryDirectory(
+        dir=Path(raw_root).parent if Path(raw_root).parent.exists() else None
+    ) as tmp:
         staging = Path(tmp) / name
         staging.mkdir()
         if mirror:
@@ -214,7 +223,9 @@ def pull(name: str, raw_root: str | Path, mirror: str | None = None) -> Path:
             )
         _verify(ds, staging, where=f"mirror {mirror}" if mirror else f"download {ds.url}")
         if dest_dir.exists():
-            raise FileExistsError(f"{dest_dir} exists but is incomplete; data/raw is immutable: remove it by hand")
+            raise FileExistsError(
+                f"{dest_dir} exists but is incomplete; data/raw is immutable: remove it by hand"
+            )
         dest_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(staging), dest_dir)
     return dest_dir
@@ -223,7 +234,9 @@ def pull(name: str, raw_root: str | Path, mirror: str | None = None) -> Path:
 def _copy_from_mirror(ds: BuiltinDataset, mirror: Path, staging: Path) -> None:
     missing = [f.mirror_path for f in ds.files if not (mirror / f.mirror_path).is_file()]
     if missing:
-        raise DataUnavailableError(f"mirror {mirror} ({MIRROR_ENV}) lacks {missing} for dataset {ds.spec.name!r}")
+        raise DataUnavailableError(
+            f"mirror {mirror} ({MIRROR_ENV}) lacks {missing} for dataset {ds.spec.name!r}"
+        )
     for f in ds.files:
         shutil.copyfile(mirror / f.mirror_path, staging / f.dest)
 
@@ -251,5 +264,6 @@ def _verify(ds: BuiltinDataset, folder: Path, where: str) -> None:
         got = sha256_file(folder / f.dest)
         if got != f.sha256:
             raise DataUnavailableError(
-                f"{where}: {f.dest} has sha256 {got}, expected {f.sha256}; the file is not the published dataset"
+                f"{where}: {f.dest} has sha256 {got}, expected {f.sha256}; "
+                "the file is not the published dataset"
             )

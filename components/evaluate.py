@@ -12,7 +12,14 @@ import time
 import numpy as np
 
 from components.config import EvaluateConfig
-from components.metrics import catalogue_coverage, hit_rate_at_k, mrr_at_k, ndcg_at_k, popularity_bias, target_ranks
+from components.metrics import (
+    catalogue_coverage,
+    hit_rate_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    popularity_bias,
+    target_ranks,
+)
 from models.base import EvalData, Recommender
 
 
@@ -63,7 +70,10 @@ def evaluate(
         metrics[f"coverage@{k}"] = catalogue_coverage(top[:, :k], model.n_items)
         metrics[f"popularity_bias@{k}"] = popularity_bias(top[:, :k], item_popularity)
     lengths = np.array([len(h) for h in data.histories])
-    for name, mask in (("short", lengths <= cfg.short_history_max), ("long", lengths > cfg.short_history_max)):
+    for name, mask in (
+        ("short", lengths <= cfg.short_history_max),
+        ("long", lengths > cfg.short_history_max),
+    ):
         metrics[f"{name}/n_cases"] = float(mask.sum())
         if mask.any():
             metrics.update(ranking_metrics(ranks[mask], cfg.ks, prefix=f"{name}/"))
@@ -83,10 +93,19 @@ def scoring_latency(model: Recommender, data: EvalData, samples: int = 50) -> di
         t0 = time.perf_counter()
         model.score([h.tolist()])
         times.append((time.perf_counter() - t0) * 1000)
-    return {"latency_p50_ms": float(np.percentile(times, 50)), "latency_p95_ms": float(np.percentile(times, 95))}
+    return {
+        "latency_p50_ms": float(np.percentile(times, 50)),
+        "latency_p95_ms": float(np.percentile(times, 95)),
+    }
 
 
 def protocol(cfg: EvaluateConfig, split: str) -> dict[str, object]:
     """The evaluation protocol, logged with every run."""
-    return {"split": split, "ranking": "full", "ks": list(cfg.ks), "exclude_seen": cfg.exclude_seen,
-            "short_history_max": cfg.short_history_max, "primary_metric": cfg.primary_metric}
+    return {
+        "split": split,
+        "ranking": "full",
+        "ks": list(cfg.ks),
+        "exclude_seen": cfg.exclude_seen,
+        "short_history_max": cfg.short_history_max,
+        "primary_metric": cfg.primary_metric,
+    }

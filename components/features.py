@@ -90,7 +90,11 @@ def _temporal(
         if n_before_test < len(items) and n_before_test > 0:
             test_raw.append((items[:n_before_test], items[n_before_test]))
     vocab = ItemVocab.fit(i for s in train_raw for i in s)
-    stats: dict[str, int | float | str] = {"unknown_history_items": 0, "t_valid": str(t_valid), "t_test": str(t_test)}
+    stats: dict[str, int | float | str] = {
+        "unknown_history_items": 0,
+        "t_valid": str(t_valid),
+        "t_test": str(t_test),
+    }
     train = [_encode(vocab, s, stats) for s in train_raw]
     valid = _cases(vocab, valid_raw, stats, "valid")
     test = _cases(vocab, test_raw, stats, "test")
@@ -120,9 +124,16 @@ def _cases(vocab: ItemVocab, cases: list[tuple[list[str], str]], stats: dict, na
 def _finish(vocab, train, valid, test, key, stats, n_sequences) -> FeatureSet:
     train = [s for s in train if len(s)]
     popularity = np.bincount(np.concatenate(train) if train else np.zeros(0, np.int64), minlength=len(vocab))
-    stats.update(n_items=len(vocab), n_sequences=n_sequences, n_train_sequences=len(train),
-                 n_train_events=int(popularity.sum()), sequence_key=key)
-    return FeatureSet(vocab, TrainData(train, len(vocab)), valid, test, popularity.astype(np.int64), key, stats)
+    stats.update(
+        n_items=len(vocab),
+        n_sequences=n_sequences,
+        n_train_sequences=len(train),
+        n_train_events=int(popularity.sum()),
+        sequence_key=key,
+    )
+    return FeatureSet(
+        vocab, TrainData(train, len(vocab)), valid, test, popularity.astype(np.int64), key, stats
+    )
 
 
 # ---- persistence: data/processed/<dataset>/features/ -------------------------------------------------
@@ -153,11 +164,18 @@ def load_features(directory: str | Path) -> FeatureSet:
 
     def cases(name: str) -> EvalData:
         df = pd.read_parquet(directory / f"{name}.parquet")
-        return EvalData([np.asarray(h, dtype=np.int64) for h in df["history"]], df["target"].to_numpy(np.int64))
+        return EvalData(
+            [np.asarray(h, dtype=np.int64) for h in df["history"]], df["target"].to_numpy(np.int64)
+        )
 
     return FeatureSet(
-        vocab, TrainData(train, len(vocab)), cases("valid"), cases("test"),
-        np.load(directory / "item_popularity.npy"), meta["sequence_key"], meta["stats"],
+        vocab,
+        TrainData(train, len(vocab)),
+        cases("valid"),
+        cases("test"),
+        np.load(directory / "item_popularity.npy"),
+        meta["sequence_key"],
+        meta["stats"],
     )
 
 

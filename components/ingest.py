@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -109,17 +108,28 @@ def _movielens_latest(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
         {
             "user_id": ratings["userId"],
             "item_id": ratings["movieId"],
-            "timestamp": pd.to_datetime(pd.to_numeric(ratings["timestamp"], errors="coerce"), unit="s", utc=True),
+            "timestamp": pd.to_datetime(
+                pd.to_numeric(ratings["timestamp"], errors="coerce"), unit="s", utc=True
+            ),
             "event": "rating",
             "value": pd.to_numeric(ratings["rating"], errors="coerce"),
         }
     )
-    tag_text = tags.dropna(subset=["tag"]).groupby("movieId")["tag"].agg(lambda s: ", ".join(dict.fromkeys(s)))
-    cats = movies["genres"].fillna("").map(lambda g: [x for x in g.split("|") if x and x != "(no genres listed)"])
+    tag_text = (
+        tags.dropna(subset=["tag"]).groupby("movieId")["tag"].agg(lambda s: ", ".join(dict.fromkeys(s)))
+    )
+    cats = (
+        movies["genres"]
+        .fillna("")
+        .map(lambda g: [x for x in g.split("|") if x and x != "(no genres listed)"])
+    )
     year = movies["title"].str.extract(r"\((\d{4})\)\s*$")[0]
-    items = pd.DataFrame({"item_id": movies["movieId"], "title": movies["title"], "categories": cats, "year": year})
+    items = pd.DataFrame(
+        {"item_id": movies["movieId"], "title": movies["title"], "categories": cats, "year": year}
+    )
     items["text"] = [
-        _item_text(t, c, tag_text.get(i)) for i, t, c in zip(items["item_id"], items["title"], cats, strict=True)
+        _item_text(t, c, tag_text.get(i))
+        for i, t, c in zip(items["item_id"], items["title"], cats, strict=True)
     ]
     return inter, items, False
 
@@ -176,8 +186,10 @@ def _interactions_csv(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
     missing = [f"{canon} (column {col!r})" for canon, col in mapping.items() if col not in raw.columns]
     required_missing = [m for m in missing if m.split()[0] in ("user_id", "item_id", "timestamp")]
     if required_missing:
-        raise ValueError(f"{path}: spec {spec.name!r} maps columns that are not in the file: {required_missing}; "
-                         f"file columns: {list(raw.columns)}")
+        raise ValueError(
+            f"{path}: spec {spec.name!r} maps columns that are not in the file: {required_missing}; "
+            f"file columns: {list(raw.columns)}"
+        )
     ts_raw = raw[mapping["timestamp"]]
     if spec.timestamp_unit:
         ts = pd.to_datetime(pd.to_numeric(ts_raw, errors="coerce"), unit=spec.timestamp_unit, utc=True)
@@ -189,7 +201,9 @@ def _interactions_csv(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
             "item_id": raw[mapping["item_id"]],
             "timestamp": ts,
             "event": raw[mapping["event"]] if "event" in spec.columns else spec.default_event,
-            "value": pd.to_numeric(raw[mapping["value"]], errors="coerce") if "value" in spec.columns else np.nan,
+            "value": pd.to_numeric(raw[mapping["value"]], errors="coerce")
+            if "value" in spec.columns
+            else np.nan,
         }
     )
     has_sessions = "session_id" in spec.columns
@@ -205,15 +219,27 @@ def _items_or_ids(spec: DatasetSpec, inter: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"item_id": ids, "title": [f"item {i}" for i in ids], "text": ""})
     it = spec.items
     path = spec.resolve(it.path)
-    raw = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path, sep=it.separator, dtype=str)
+    raw = (
+        pd.read_parquet(path)
+        if path.suffix in (".parquet", ".pq")
+        else pd.read_csv(path, sep=it.separator, dtype=str)
+    )
     mapping = {"item_id": "item_id", "title": "title", **it.columns}
     if mapping["item_id"] not in raw.columns:
-        raise ValueError(f"{path}: items file has no column {mapping['item_id']!r}; columns: {list(raw.columns)}")
+        raise ValueError(
+            f"{path}: items file has no column {mapping['item_id']!r}; columns: {list(raw.columns)}"
+        )
     out = pd.DataFrame({"item_id": raw[mapping["item_id"]]})
-    out["title"] = raw[mapping["title"]] if mapping["title"] in raw.columns else "item " + out["item_id"].astype(str)
+    out["title"] = (
+        raw[mapping["title"]] if mapping["title"] in raw.columns else "item " + out["item_id"].astype(str)
+    )
     if "categories" in mapping and mapping["categories"] in raw.columns:
         sep = it.category_separator
-        out["categories"] = raw[mapping["categories"]].fillna("").map(lambda s: [c.strip() for c in s.split(sep) if c.strip()])
+        out["categories"] = (
+            raw[mapping["categories"]]
+            .fillna("")
+            .map(lambda s: [c.strip() for c in s.split(sep) if c.strip()])
+        )
     else:
         out["categories"] = [[] for _ in range(len(out))]
     if "year" in mapping and mapping["year"] in raw.columns:

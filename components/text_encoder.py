@@ -80,7 +80,9 @@ def texts_hash(texts: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
-def embed_items(texts: Sequence[str], cache_dir: str | Path, batch_size: int = 128) -> tuple[np.ndarray, Path]:
+def embed_items(
+    texts: Sequence[str], cache_dir: str | Path, batch_size: int = 128
+) -> tuple[np.ndarray, Path]:
     """Embeddings of ``texts``, read from ``cache_dir/<hash>.npy`` when the same texts were encoded before."""
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,9 @@ def train_and_evaluate(
     seconds = time.perf_counter() - t0
     metrics = evaluate(model, fs.test, eval_cfg, fs.item_popularity)
     valid_metrics = (
-        evaluate(model, fs.valid, eval_cfg, fs.item_popularity, latency_samples=0) if len(fs.valid.targets) else {}
+        evaluate(model, fs.valid, eval_cfg, fs.item_popularity, latency_samples=0)
+        if len(fs.valid.targets)
+        else {}
     )
     return TrainedCandidate(name, model, report, seconds, metrics, valid_metrics, model.config.model_dump())
 

@@ -45,17 +45,40 @@ def pull_task(settings: Settings, root: Path) -> str | None:
     return str(path) if path else None
 
 
-@task(cache_policy=NO_CACHE)
+def _cached(stage: str, inputs, outputs):
+    """Prefect cache key fn: reuse a data stage's result while its inputs, settings and code are unchanged."""
+
+    def key(context, parameters) -> str:
+        settings, root = parameters["settings"], Path(parameters["root"])
+        paths = stages.paths_for(settings, root)
+        return _stage_key(stage, settings, inputs(settings, paths), outputs(paths))
+
+    return key
+
+
+def _raw_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
+    from components.datasets import spec_files
+
+    return spec_files(stages.dataset_spec(settings, paths.root))
+
+
+@task(cache_key_fn=_cached("ingest", _raw_inputs, lambda p: [p.interim / "ingest.json"]), persist_result=True)
 def ingest_task(settings: Settings, root: Path) -> dict:
     return stages.run_ingest(settings, root)
 
 
-@task(cache_policy=NO_CACHE)
+@task(
+    cache_key_fn=_cached("validate", lambda s, p: [p.interim], lambda p: [p.clean / "interactions.parquet"]),
+    persist_result=True,
+)
 def validate_task(settings: Settings, root: Path) -> dict:
     return stages.run_validate(settings, root)
 
 
-@task(cache_policy=NO_CACHE)
+@task(
+    cache_key_fn=_cached("featurize", lambda s, p: [p.clean], lambda p: [p.features / "features.json"]),
+    persist_result=True,
+)
 def featurize_task(settings: Settings, root: Path) -> dict:
     return stages.run_featurize(settings, root)
 
@@ -72,13 +95,24 @@ def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Pat
         logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
 
     cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
-    bundle = write_bundle(cand, fs, items, run_dir / name, data_hash, settings.evaluate, settings.features.split)
-    logger.info("%s: %s=%.4f in %.1fs", name, settings.evaluate.primary_metric,
-                cand.metrics.get(settings.evaluate.primary_metric, float("nan")), cand.train_seconds)
+    bundle = write_bundle(
+        cand, fs, items, run_dir / name, data_hash, settings.evaluate, settings.features.split
+    )
+    primary = settings.evaluate.primary_metric
+    logger.info(
+        "%s: %s=%.4f in %.1fs", name, primary, cand.metrics.get(primary, float("nan")), cand.train_seconds
+    )
     return {
-        "model_name": name, "bundle_dir": str(bundle), "metrics": cand.metrics, "params": cand.params,
-        "curves": cand.report.curves, "train_seconds": cand.train_seconds, "epochs": cand.report.epochs,
-        "device": cand.report.device, "data_hash": data_hash, "valid_metrics": cand.valid_metrics,
+        "model_name": name,
+        "bundle_dir": str(bundle),
+        "metrics": cand.metrics,
+        "params": cand.params,
+        "curves": cand.report.curves,
+        "train_seconds": cand.train_seconds,
+        "epochs": cand.report.epochs,
+        "device": cand.report.device,
+        "data_hash": data_hash,
+        "valid_metrics": cand.valid_metrics,
     }
 
 
@@ -133,44 +167,83 @@ def training_pipeline(
     parent = start_pipeline_run(experiment, ingest_info["dataset"], data_hash, settings_dump)
     status = "FAILED"
     try:
-        futures = [train_candidate_task.submit(m, settings, root_path, run_dir) for m in settings.train.models]
+        futures = [
+            train_candidate_task.submit(m, settings, root_path, run_dir) for m in settings.train.models
+        ]
         from components.evaluate import protocol
 
         proto = protocol(settings.evaluate, settings.features.split)
-        results = []
-        for fut in futures:
-            out = fut.result()
+        results, failed = [], {}
+        for name, fut in zip(settings.train.models, futures, strict=True):
+            try:
+                out = fut.result()
+            except Exception as exc:  # noqa: BLE001 - one broken candidate must not sink the others
+                logger.error("candidate %s failed and is skipped: %s", name, exc)
+                failed[name] = repr(exc)
+                continue
             res = CandidateResult(
-                model_name=out["model_name"], bundle_dir=Path(out["bundle_dir"]), metrics=out["metrics"],
-                params=out["params"], curves=out["curves"], train_seconds=out["train_seconds"],
-                epochs=out["epochs"], device=out["device"], data_hash=data_hash, protocol=proto,
+                model_name=out["model_name"],
+                bundle_dir=Path(out["bundle_dir"]),
+                metrics=out["metrics"],
+                params=out["params"],
+                curves=out["curves"],
+                train_seconds=out["train_seconds"],
+                epochs=out["epochs"],
+                device=out["device"],
+                data_hash=data_hash,
+                protocol=proto,
                 settings=settings_dump,
             )
             run_id, _ = log_candidate(res, parent, experiment)
             results.append((res, run_id))
+        if not results:
+            raise RuntimeError(f"every candidate failed: {failed}")
         log_comparison(results, parent, settings.evaluate.primary_metric)
-        decision = promote(results, settings.promote, settings.evaluate.primary_metric,
-                           evaluate_champion=_evaluate_bundle(settings, root_path), parent_run_id=parent)
+        decision = promote(
+            results,
+            settings.promote,
+            settings.evaluate.primary_metric,
+            evaluate_champion=_evaluate_bundle(settings, root_path),
+            parent_run_id=parent,
+        )
         logger.info("promotion: %s", decision.reason)
         bento_tag = None
         if package:
             from flows.package import build_bento, import_champion
 
             packaged = import_champion(settings.promote.registered_model)
-            bento_tag = build_bento(str(packaged.tag) if hasattr(packaged, "tag") else str(packaged), root_path)
+            bento_tag = build_bento(
+                str(packaged.tag) if hasattr(packaged, "tag") else str(packaged), root_path
+            )
             logger.info("bento built: %s", bento_tag)
         status = "FINISHED"
     finally:
         end_pipeline_run(parent, status)
+    primary = settings.evaluate.primary_metric
     summary = {
-        "dataset": ingest_info["dataset"], "data_hash": data_hash, "validation": validation.get("counts"),
-        "features": feature_info, "parent_run_id": parent,
-        "candidates": {r.model_name: {settings.evaluate.primary_metric: r.metrics.get(settings.evaluate.primary_metric),
-                                      "hr@10": r.metrics.get("hr@10"), "train_seconds": round(r.train_seconds, 2),
-                                      "run_id": rid} for r, rid in results},
-        "promotion": {"promoted": decision.promoted, "reason": decision.reason,
-                      "champion_version": decision.champion_version_after},
-        "bento_tag": bento_tag, "pipeline_seconds": round(time.perf_counter() - t_start, 1),
+        "dataset": ingest_info["dataset"],
+        "data_hash": data_hash,
+        "validation": validation.get("counts"),
+        "features": feature_info,
+        "parent_run_id": parent,
+        "candidates": {
+            r.model_name: {
+                primary: r.metrics.get(primary),
+                "hr@10": r.metrics.get("hr@10"),
+                "train_seconds": round(r.train_seconds, 2),
+                "epochs": r.epochs,
+                "run_id": rid,
+            }
+            for r, rid in results
+        },
+        "failed_candidates": failed,
+        "promotion": {
+            "promoted": decision.promoted,
+            "reason": decision.reason,
+            "champion_version": decision.champion_version_after,
+        },
+        "bento_tag": bento_tag,
+        "pipeline_seconds": round(time.perf_counter() - t_start, 1),
     }
     (root_path / "artifacts").mkdir(exist_ok=True)
     (root_path / "artifacts" / "last_pipeline.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -25,26 +25,36 @@ def prepare_data(settings: Settings, root: Path) -> dict[str, Any]:
     return info
 
 
-def run_candidates(settings: Settings, root: Path, bundles_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+def run_candidates(
+    settings: Settings, root: Path, bundles_dir: Path | None = None
+) -> dict[str, dict[str, Any]]:
     """Train + evaluate each model of settings.train.models on the featurized data."""
     from components.train import train_and_evaluate, write_bundle
 
     fs, items, data_hash = stages.load_stage_features(settings, root)
     results: dict[str, dict[str, Any]] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn()) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    ) as progress:
         overall = progress.add_task("models", total=len(settings.train.models))
         for name in settings.train.models:
             epochs = progress.add_task(f"  {name} epochs", total=None)
 
-            def on_epoch(epoch: int, values: dict[str, float], _task=epochs) -> None:
-                progress.update(_task, completed=epoch, description=f"  {name} " + " ".join(
-                    f"{k}={v:.4f}" for k, v in values.items()))
+            def on_epoch(epoch: int, values: dict[str, float], _task=epochs, _name=name) -> None:
+                progress.update(
+                    _task,
+                    completed=epoch,
+                    description=f"  {_name} " + " ".join(f"{k}={v:.4f}" for k, v in values.items()),
+                )
 
             cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
             if bundles_dir is not None:
-                write_bundle(cand, fs, items, bundles_dir / name, data_hash, settings.evaluate,
-                             settings.features.split)
+                write_bundle(
+                    cand, fs, items, bundles_dir / name, data_hash, settings.evaluate, settings.features.split
+                )
             results[name] = {
                 **{k: v for k, v in cand.metrics.items()},
                 "train_seconds": round(cand.train_seconds, 3),
@@ -64,10 +74,19 @@ def benchmark(settings: Settings, root: Path) -> dict[str, Any]:
     return {
         "dataset": info["dataset"],
         "data_hash": info["data_hash"],
-        "protocol": {"split": settings.features.split, "ranking": "full", "ks": settings.evaluate.ks,
-                     "exclude_seen": settings.evaluate.exclude_seen, "max_len": settings.features.max_len},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "python": platform.python_version(), **_torch_info()},
+        "protocol": {
+            "split": settings.features.split,
+            "ranking": "full",
+            "ks": settings.evaluate.ks,
+            "exclude_seen": settings.evaluate.exclude_seen,
+            "max_len": settings.features.max_len,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "python": platform.python_version(),
+            **_torch_info(),
+        },
         "settings": json.loads(json.dumps(settings.model_dump(mode="json", by_alias=True))),
         "models": results,
     }
@@ -76,8 +95,11 @@ def benchmark(settings: Settings, root: Path) -> dict[str, Any]:
 def _torch_info() -> dict[str, Any]:
     import torch
 
-    info: dict[str, Any] = {"torch": torch.__version__, "cuda": torch.cuda.is_available(),
-                            "cpu_threads": torch.get_num_threads()}
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "cpu_threads": torch.get_num_threads(),
+    }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

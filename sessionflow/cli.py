@@ -11,12 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="sessionflow: session-based and conversational recommendation, end to end.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="sessionflow: session-based and conversational recommendation, end to end.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 data_app = typer.Typer(help="Datasets: pull built-in datasets into data/raw.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-DatasetOpt = Annotated[str | None, typer.Option("--dataset", help="Built-in dataset name (default: params.yaml).")]
+DatasetOpt = Annotated[
+    str | None, typer.Option("--dataset", help="Built-in dataset name (default: params.yaml).")
+]
 SpecOpt = Annotated[Path | None, typer.Option("--dataset-spec", help="YAML dataset spec for your own data.")]
 ParamsOpt = Annotated[Path, typer.Option("--params", help="Settings file.")]
 RootOpt = Annotated[Path, typer.Option("--root", help="Project folder (data/, artifacts/, mlflow.db).")]
@@ -78,8 +83,12 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
 
     _env_defaults(root)
     settings = _settings(params, root, _overrides(dataset, spec))
-    runner = {"pull": stages.run_pull, "ingest": stages.run_ingest, "validate": stages.run_validate,
-              "featurize": stages.run_featurize}[stage]
+    runner = {
+        "pull": stages.run_pull,
+        "ingest": stages.run_ingest,
+        "validate": stages.run_validate,
+        "featurize": stages.run_featurize,
+    }[stage]
     try:
         return runner(settings, root.resolve()) or {}
     except Exception as exc:  # noqa: BLE001 - report any stage failure readably
@@ -91,16 +100,24 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
 
 
 @app.command()
-def ingest(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: ParamsOpt = Path("params.yaml"),
-           root: RootOpt = Path(".")) -> None:
+def ingest(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """Read the raw dataset into canonical tables (data/interim/<dataset>)."""
     _stage("pull", dataset, dataset_spec, params, root)
     typer.echo(json.dumps(_stage("ingest", dataset, dataset_spec, params, root), indent=2))
 
 
 @app.command()
-def validate(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: ParamsOpt = Path("params.yaml"),
-             root: RootOpt = Path(".")) -> None:
+def validate(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """Validate with Great Expectations; rejected rows go to data/quarantine; stops when over threshold."""
     from sessionflow import stages
 
@@ -113,31 +130,47 @@ def validate(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: P
 
 
 @app.command()
-def featurize(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None, params: ParamsOpt = Path("params.yaml"),
-              root: RootOpt = Path(".")) -> None:
+def featurize(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """Splits, item vocabulary, sequences and item text embeddings (data/processed/<dataset>/features)."""
     typer.echo(json.dumps(_stage("featurize", dataset, dataset_spec, params, root), indent=2, default=str))
 
 
 @app.command()
-def pipeline(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
-             models: Annotated[str | None, typer.Option(help="Comma-separated candidates.")] = None,
-             package: Annotated[bool, typer.Option(help="Import the champion and build a bento.")] = True,
-             params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+def pipeline(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated candidates.")] = None,
+    package: Annotated[bool, typer.Option(help="Import the champion and build a bento.")] = True,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """The whole chain as a Prefect flow: data -> validation -> features -> candidates -> MLflow -> bento."""
     _env_defaults(root)
     from flows.pipeline import training_pipeline
 
-    summary = training_pipeline(params_file=str(params), root=str(root.resolve()),
-                                overrides=_overrides(dataset, dataset_spec, models), package=package)
+    summary = training_pipeline(
+        params_file=str(params),
+        root=str(root.resolve()),
+        overrides=_overrides(dataset, dataset_spec, models),
+        package=package,
+    )
     typer.echo(json.dumps(summary, indent=2, default=str))
 
 
 @app.command()
-def train(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
-          models: Annotated[str | None, typer.Option(help="Comma-separated candidates.")] = None,
-          params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path("."),
-          output: Annotated[Path, typer.Option(help="Metrics JSON.")] = Path("artifacts/metrics.json")) -> None:
+def train(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated candidates.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+    output: Annotated[Path, typer.Option(help="Metrics JSON.")] = Path("artifacts/metrics.json"),
+) -> None:
     """Train and evaluate candidates on the featurized data; write bundles to artifacts/models/<model>."""
     from sessionflow.benchmark import run_candidates
 
@@ -150,9 +183,13 @@ def train(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
 
 
 @app.command()
-def evaluate(bundle: Annotated[Path, typer.Argument(help="A model bundle directory.")],
-             dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
-             params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+def evaluate(
+    bundle: Annotated[Path, typer.Argument(help="A model bundle directory.")],
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """Evaluate a saved bundle on the current test split (full ranking)."""
     from components.bundle import Predictor
     from components.evaluate import evaluate as run_eval
@@ -167,10 +204,14 @@ def evaluate(bundle: Annotated[Path, typer.Argument(help="A model bundle directo
 
 
 @app.command()
-def benchmark(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
-              models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,itemknn,ease,sasrec",
-              output: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results/benchmark.json"),
-              params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+def benchmark(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,itemknn,ease,sasrec",
+    output: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results/benchmark.json"),
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """Train and evaluate models under the configured protocol; write per-model metrics and timings."""
     from sessionflow.benchmark import benchmark as run_benchmark
 
@@ -186,8 +227,11 @@ def benchmark(dataset: DatasetOpt = None, dataset_spec: SpecOpt = None,
 
 
 @app.command()
-def serve(port: Annotated[int | None, typer.Option(help="HTTP port (default: params.yaml serve.port).")] = None,
-          params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+def serve(
+    port: Annotated[int | None, typer.Option(help="HTTP port (default: params.yaml serve.port).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
     """Serve the built champion bento (exact tag recorded by the last pipeline run)."""
     from flows.package import serve_command
 
@@ -207,8 +251,10 @@ def main() -> None:  # pragma: no cover
 
 
 @app.command()
-def schedule(cron: Annotated[str | None, typer.Option(help="Cron (default: prefect.yaml).")] = None,
-             root: RootOpt = Path(".")) -> None:
+def schedule(
+    cron: Annotated[str | None, typer.Option(help="Cron (default: prefect.yaml).")] = None,
+    root: RootOpt = Path("."),
+) -> None:
     """Run the retraining pipeline on its cron schedule (long-lived process; Ctrl-C stops)."""
     from flows.schedule import serve_retraining
 

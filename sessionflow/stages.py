@@ -20,7 +20,14 @@ import pandas as pd
 
 from components.config import Settings
 from components.datasets import BUILTIN, DatasetSpec, builtin_spec, load_spec, pull
-from components.features import FeatureSet, build_features, has_real_text, item_texts, load_features, save_features
+from components.features import (
+    FeatureSet,
+    build_features,
+    has_real_text,
+    item_texts,
+    load_features,
+    save_features,
+)
 
 
 @dataclass(frozen=True)
@@ -112,12 +119,21 @@ def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> 
     interactions = pd.read_parquet(paths.interim / "interactions.parquet")
     items = pd.read_parquet(paths.interim / "items.parquet")
     report = validate_tables(
-        interactions, items, settings.validate_, project_dir=paths.gx, quarantine_dir=paths.quarantine,
+        interactions,
+        items,
+        settings.validate_,
+        project_dir=paths.gx,
+        quarantine_dir=paths.quarantine,
         dataset_name=paths.dataset,
     )
     paths.clean.mkdir(parents=True, exist_ok=True)
-    info = {"passed": report.passed, "counts": report.counts, "data_docs": report.data_docs,
-            "summary": report.summary, "quarantine": str(paths.quarantine / paths.dataset)}
+    info = {
+        "passed": report.passed,
+        "counts": report.counts,
+        "data_docs": report.data_docs,
+        "summary": report.summary,
+        "quarantine": str(paths.quarantine / paths.dataset),
+    }
     (paths.clean / "validation.json").write_text(json.dumps(info, indent=2, default=str))
     if raise_on_fail:
         report.raise_if_failed()
@@ -136,7 +152,9 @@ def run_featurize(settings: Settings, root: Path) -> dict:
     if settings.features.text_embeddings and has_real_text(items):
         from components.text_encoder import embed_items
 
-        emb, _ = embed_items(item_texts(fs.vocab, items), paths.cache / "embeddings", settings.features.embed_batch_size)
+        emb, _ = embed_items(
+            item_texts(fs.vocab, items), paths.cache / "embeddings", settings.features.embed_batch_size
+        )
         import numpy as np
 
         np.save(paths.features / "item_text.npy", emb)

@@ -24,8 +24,17 @@ def _log(rows):
 
 
 def test_leave_one_out_split_and_vocab_from_train_only():
-    log = _log([("u1", "a", 1), ("u1", "b", 2), ("u1", "c", 3), ("u1", "d", 4),
-                ("u2", "b", 1), ("u2", "a", 2), ("u2", "z", 3)])
+    log = _log(
+        [
+            ("u1", "a", 1),
+            ("u1", "b", 2),
+            ("u1", "c", 3),
+            ("u1", "d", 4),
+            ("u2", "b", 1),
+            ("u2", "a", 2),
+            ("u2", "z", 3),
+        ]
+    )
     fs = build_features(log, FeaturesConfig(min_sequence_length=3))
     assert fs.vocab.item_ids == ["a", "b"]  # c, d, z appear only as valid/test targets
     assert [s.tolist() for s in fs.train.sequences] == [[0, 1], [1]]
@@ -38,7 +47,9 @@ def test_leave_one_out_split_and_vocab_from_train_only():
 
 
 def test_short_sequences_are_left_out_and_time_order_is_stable():
-    log = _log([("u1", "x", 5), ("u1", "a", 1), ("u1", "b", 1), ("u1", "c", 9), ("u2", "a", 1), ("u2", "b", 2)])
+    log = _log(
+        [("u1", "x", 5), ("u1", "a", 1), ("u1", "b", 1), ("u1", "c", 9), ("u2", "a", 1), ("u2", "b", 2)]
+    )
     fs = build_features(log, FeaturesConfig(min_sequence_length=3))
     assert fs.stats["n_sequences"] == 1  # u2 has 2 items
     assert fs.vocab.decode(fs.train.sequences[0]) == ["a", "b"]  # ties at t=1 keep file order
@@ -46,8 +57,12 @@ def test_short_sequences_are_left_out_and_time_order_is_stable():
 
 def test_temporal_split_uses_cutoffs():
     rows = [("u1", f"i{t % 4}", t) for t in range(10)] + [("u2", f"i{t % 3}", t) for t in range(10)]
-    fs = build_features(_log(rows), FeaturesConfig(split="temporal", temporal_test_fraction=0.2,
-                                                   temporal_valid_fraction=0.2, min_sequence_length=3))
+    fs = build_features(
+        _log(rows),
+        FeaturesConfig(
+            split="temporal", temporal_test_fraction=0.2, temporal_valid_fraction=0.2, min_sequence_length=3
+        ),
+    )
     assert len(fs.test.targets) == 2 and len(fs.valid.targets) == 2
     assert all(len(h) >= 6 for h in fs.test.histories)
 
@@ -71,4 +86,7 @@ def test_save_load_roundtrip_and_remap(tmp_path):
     other = ItemVocab(["i1", "i0"])  # a champion's smaller vocabulary
     data, pop = remap_eval_data(fs, other)
     assert set(data.targets.tolist()) <= {0, 1}
-    assert pop.tolist() == [fs.item_popularity[fs.vocab.index("i1")], fs.item_popularity[fs.vocab.index("i0")]]
+    assert pop.tolist() == [
+        fs.item_popularity[fs.vocab.index("i1")],
+        fs.item_popularity[fs.vocab.index("i0")],
+    ]

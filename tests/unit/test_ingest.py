@@ -5,14 +5,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from components.datasets import DataUnavailableError, DatasetSpec, builtin_spec, load_spec, pull
+from components.datasets import DatasetSpec, DataUnavailableError, builtin_spec, load_spec, pull
 from components.ingest import assign_sessions, ingest
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 
 
 def test_sessions_split_on_inactivity_gap():
-    t = pd.to_datetime(["2020-01-01 10:00", "2020-01-01 10:10", "2020-01-01 11:00", "2020-01-01 10:05"], utc=True)
+    t = pd.to_datetime(
+        ["2020-01-01 10:00", "2020-01-01 10:10", "2020-01-01 11:00", "2020-01-01 10:05"], utc=True
+    )
     df = pd.DataFrame({"user_id": ["a", "a", "a", "b"], "timestamp": t})
     out = assign_sessions(df, gap_minutes=30)
     assert out["session_id"].tolist() == ["a-0", "a-0", "a-1", "b-0"]

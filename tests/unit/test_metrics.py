@@ -38,7 +38,9 @@ def test_hit_rate_ndcg_mrr_hand_computed():
     # NDCG@5 = mean(1/log2(2), 1/log2(3), 1/log2(6), 0)
     expected = (1.0 + 1 / math.log2(3) + 1 / math.log2(6) + 0.0) / 4
     assert ndcg_at_k(ranks, 5) == pytest.approx(expected)
-    assert ndcg_at_k(ranks, 20) == pytest.approx((1.0 + 1 / math.log2(3) + 1 / math.log2(6) + 1 / math.log2(14)) / 4)
+    assert ndcg_at_k(ranks, 20) == pytest.approx(
+        (1.0 + 1 / math.log2(3) + 1 / math.log2(6) + 1 / math.log2(14)) / 4
+    )
     # MRR@5 = mean(1, 1/2, 1/5, 0)
     assert mrr_at_k(ranks, 5) == pytest.approx((1 + 0.5 + 0.2) / 4)
     assert mrr_at_k(ranks, 2) == pytest.approx((1 + 0.5) / 4)
