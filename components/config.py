@@ -99,7 +99,9 @@ class ServeConfig(_Section):
     port: int = Field(3000, ge=1, le=65535)
     default_k: int = Field(10, ge=1, le=1000)
     max_batch_size: int = Field(64, ge=1)
-    max_latency_ms: int = Field(50, ge=1)
+    max_latency_ms: int = Field(
+        1000, ge=1, description="BentoML batching deadline: requests expected to miss it get 503 (not a wait window)."
+    )
 
 
 class Settings(_Section):

@@ -233,14 +233,14 @@ def serve(
     root: RootOpt = Path("."),
 ) -> None:
     """Serve the built champion bento (exact tag recorded by the last pipeline run)."""
-    from flows.package import serve_command
+    from flows.package import recorded_bento, serve_command
 
     _env_defaults(root)
     settings = _settings(params, root, {})
-    record = root / "artifacts" / "bento.json"
-    if not record.is_file():
-        _fail(FileNotFoundError(f"{record} is missing: run `sessionflow pipeline` first to build a bento"))
-    tag = json.loads(record.read_text())["bento_tag"]
+    try:
+        tag = recorded_bento(root.resolve())["bento_tag"]
+    except (FileNotFoundError, KeyError) as exc:
+        _fail(RuntimeError(f"no built bento recorded ({exc}); run `sessionflow pipeline` first"))
     cmd = serve_command(tag, port or settings.serve.port)
     typer.echo(f"serving {tag}: {' '.join(cmd)}")
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
@@ -260,3 +260,16 @@ def schedule(
 
     _env_defaults(root)
     serve_retraining(str(root.resolve()), cron)
+
+
+@app.command()
+def package(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
+    """Import the MLflow champion into the BentoML store (exact tag) and build the bento."""
+    _env_defaults(root)
+    from flows.package import build_bento, import_champion
+    from flows.tracking import configure_tracking
+
+    settings = _settings(params, root, {})
+    configure_tracking(root.resolve())
+    packaged = import_champion(settings.promote.registered_model)
+    typer.echo(f"bento: {build_bento(packaged.tag, root.resolve(), settings.serve)} (model {packaged.tag})")
