@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from components.dialogue.config import ConversationConfig
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -105,6 +107,8 @@ class ServeConfig(_Section):
 
 
 class Settings(_Section):
+    """All stage settings; ``conversation`` configures the chat/feedback layer of the service."""
+
     data: DataConfig = Field(default_factory=DataConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
@@ -112,6 +116,7 @@ class Settings(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    conversation: ConversationConfig = Field(default_factory=ConversationConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 

@@ -79,7 +79,10 @@ def _movielens_100k(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
     raw = pd.read_csv(root / "u.item", sep="|", header=None, names=cols, encoding="latin-1", dtype=str)
     flags = raw[genre_names].fillna("0").to_numpy() == "1"
     cats = [[g for g, f in zip(genre_names, row, strict=True) if f and g != "unknown"] for row in flags]
-    year = pd.to_datetime(raw["release"], format="%d-%b-%Y", errors="coerce").dt.year
+    # the "(YYYY)" in the title is the film's year; release dates are sometimes re-releases
+    title_year = pd.to_numeric(raw["title"].str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
+    release_year = pd.to_datetime(raw["release"], format="%d-%b-%Y", errors="coerce").dt.year
+    year = title_year.fillna(release_year)
     items = pd.DataFrame(
         {
             "item_id": raw["item_id"],

@@ -1,0 +1,277 @@
+"""Durable feedback log: every acknowledged event is on disk before ``append`` returns.
+
+Backends, chosen by URL:
+
+- ``sqlite:///relative/path/feedback.db`` or ``sqlite:////absolute/path/feedback.db`` (default): stdlib
+  sqlite3 in WAL mode with ``synchronous=FULL``; each append is its own committed transaction, so an
+  event whose ``append`` returned survives ``kill -9`` of the process (and, with FULL, a power cut).
+- ``postgresql://user:pass@host/db``: psycopg 3 (``pip install "psycopg[binary]"``), one committed
+  transaction per append.
+
+User ids are pseudonymised before they are written: ``HMAC-SHA256(key, user_id)``. The key comes from the
+``key`` argument, else the environment variable ``SESSIONFLOW_FEEDBACK_KEY``; for SQLite, when neither is
+set, a random key is generated once and kept next to the database as ``<db file>.key`` (mode 0600) — keep
+that file with the database (losing it makes new pseudonyms differ from old ones) and never commit it.
+PostgreSQL needs the key from the argument or the environment.
+
+``read_all`` returns the canonical interactions table (components.schema) for the retraining flow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import os
+import secrets
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from components.schema import EVENTS, coerce_interactions, empty_interactions
+
+KEY_ENV = "SESSIONFLOW_FEEDBACK_KEY"
+FIELDS = ("user_id", "session_id", "item_id", "event", "value", "timestamp")
+_COLUMNS = "user_id, session_id, item_id, event, value, timestamp"
+_INSERT_SQLITE = f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_INSERT_PG = (
+    f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
+)
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    value REAL,
+    timestamp TEXT NOT NULL,
+    received_at TEXT NOT NULL
+)"""
+_PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id BIGSERIAL PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    value DOUBLE PRECISION,
+    timestamp TEXT NOT NULL,
+    received_at TEXT NOT NULL
+)"""
+
+
+class FeedbackLog:
+    """Append-only, durable log of feedback events with pseudonymised user ids."""
+
+    def __init__(self, url: str, key: str | bytes | None = None) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        if url.startswith(("postgresql://", "postgres://")):
+            self.backend = "postgresql"
+            pg_key = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
+            if pg_key is None:
+                raise ValueError(f"a PostgreSQL feedback log needs a pseudonymisation key: set {KEY_ENV}")
+            self._key: bytes = pg_key
+            self._conn: Any = _connect_postgres(url)
+        else:
+            self.backend = "sqlite"
+            self.path = sqlite_path(url)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            given = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
+            self._key = given if given is not None else _persisted_key(self.path)
+            self._conn = _connect_sqlite(self.path)
+
+    # -- writing -------------------------------------------------------------------------------------------
+    def append(self, event: dict[str, Any]) -> int:
+        """Validate, pseudonymise and durably store one event; returns its row id once committed."""
+        return self.append_many([event])[0]
+
+    def append_many(self, events: list[dict[str, Any]]) -> list[int]:
+        """Events in one committed transaction (all or none); returns their row ids once on disk."""
+        rows = [self._row(e) for e in events]  # validate everything before writing anything
+        ids: list[int] = []
+        with self._lock:
+            try:
+                if self.backend == "sqlite":
+                    for row in rows:
+                        ids.append(int(self._conn.execute(_INSERT_SQLITE, row).lastrowid))
+                else:
+                    with self._conn.cursor() as cur:
+                        for row in rows:
+                            cur.execute(_INSERT_PG, row)
+                            ids.append(int(cur.fetchone()[0]))
+                self._conn.commit()  # WAL + synchronous=FULL: fsynced before this returns
+            except BaseException:
+                self._conn.rollback()
+                raise
+        return ids
+
+    def pseudonymise(self, user_id: str) -> str:
+        """Stable keyed pseudonym of a raw user id (the raw id is never stored)."""
+        digest = hmac.new(self._key, str(user_id).encode("utf-8"), hashlib.sha256).hexdigest()
+        return "u_" + digest[:32]
+
+    def _row(self, event: dict[str, Any]) -> tuple[Any, ...]:
+        if not isinstance(event, dict):
+            raise ValueError(f"a feedback event must be a dict, got {type(event).__name__}")
+        unknown = sorted(set(event) - set(FIELDS))
+        if unknown:
+            raise ValueError(f"feedback event has unknown fields {unknown}; allowed: {list(FIELDS)}")
+        name = event.get("event")
+        if name not in EVENTS:
+            raise ValueError(f"feedback event name {name!r} is not one of {list(EVENTS)}")
+        item = event.get("item_id")
+        if item is None or str(item).strip() == "":
+            raise ValueError("feedback event needs a non-empty 'item_id'")
+        user, session = event.get("user_id"), event.get("session_id")
+        if (user is None or str(user) == "") and (session is None or str(session) == ""):
+            raise ValueError("feedback event needs a 'user_id' or a 'session_id'")
+        value = event.get("value")
+        if value is not None:
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"feedback 'value' must be a number, got {value!r}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"feedback 'value' must be finite, got {value!r}")
+        elif name == "rating":
+            raise ValueError("a 'rating' event needs a numeric 'value'")
+        pseudo = (
+            self.pseudonymise(str(user))
+            if user not in (None, "")
+            else self.pseudonymise(f"session:{session}")
+        )
+        session_id = str(session) if session not in (None, "") else pseudo
+        ts = _timestamp(event.get("timestamp"))
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        return (pseudo, session_id, str(item), name, value, ts, now)
+
+    # -- reading -------------------------------------------------------------------------------------------
+    def read_all(self) -> pd.DataFrame:
+        """Every event in the canonical interactions shape (user_id pseudonymised, timestamps UTC)."""
+        query = f"SELECT {_COLUMNS} FROM feedback ORDER BY id"
+        with self._lock:
+            if self.backend == "sqlite":
+                rows = self._conn.execute(query).fetchall()
+            else:
+                with self._conn.cursor() as cur:
+                    cur.execute(query)
+                    rows = cur.fetchall()
+                self._conn.commit()
+        if not rows:
+            return empty_interactions()
+        df = pd.DataFrame(rows, columns=list(_COLUMNS.split(", ")))
+        df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
+        return coerce_interactions(df)[["user_id", "session_id", "item_id", "timestamp", "event", "value"]]
+
+    def __len__(self) -> int:
+        with self._lock:
+            if self.backend == "sqlite":
+                return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
+            with self._conn.cursor() as cur:
+                cur.execute("SELECT COUNT(*) FROM feedback")
+                n = int(cur.fetchone()[0])
+            self._conn.commit()
+            return n
+
+    def journal_mode(self) -> str:
+        """SQLite journal mode ('wal' when durable writes are set up)."""
+        if self.backend != "sqlite":
+            return "postgresql"
+        with self._lock:
+            return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> FeedbackLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sqlite_path(url: str) -> Path:
+    """``sqlite:///rel.db`` -> rel.db, ``sqlite:////abs.db`` -> /abs.db; a bare path is taken as is."""
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    if url.startswith("sqlite://"):
+        raise ValueError(f"bad SQLite URL {url!r}: use sqlite:///relative.db or sqlite:////absolute/path.db")
+    if "://" in url:
+        raise ValueError(f"unsupported feedback log URL {url!r}: use sqlite:///path.db or postgresql://...")
+    return Path(url)
+
+
+def _connect_sqlite(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r}); is it on a network filesystem?")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(_SQLITE_SCHEMA)
+    conn.commit()
+    return conn
+
+
+def _connect_postgres(url: str) -> Any:
+    try:
+        import psycopg  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise RuntimeError(
+            f"feedback log URL {url.split('@')[-1]!r} needs PostgreSQL support: pip install 'psycopg[binary]'"
+        ) from exc
+    conn = psycopg.connect(url)
+    with conn.cursor() as cur:
+        cur.execute(_PG_SCHEMA)
+    conn.commit()
+    return conn
+
+
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    if key is None or key == "" or key == b"":
+        return None
+    return key if isinstance(key, bytes) else key.encode("utf-8")
+
+
+def _persisted_key(db_path: Path) -> bytes:
+    """Read ``<db>.key``, creating it (random, mode 0600) the first time."""
+    key_path = db_path.with_name(db_path.name + ".key")
+    try:
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = key_path.read_text().strip()
+        if not key:
+            raise RuntimeError(f"{key_path} is empty: restore the feedback key or set {KEY_ENV}") from None
+        return key.encode("utf-8")
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return key.encode("utf-8")
+
+
+def _timestamp(value: object) -> str:
+    """ISO-8601 UTC string from a datetime, an ISO string, epoch seconds, or now when absent."""
+    if value is None:
+        return datetime.now(UTC).isoformat(timespec="microseconds")
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            ts = pd.Timestamp(float(value), unit="s", tz="UTC")
+        else:
+            ts = pd.Timestamp(value)  # type: ignore[arg-type]
+            ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(
+            f"feedback 'timestamp' {value!r} is not a datetime, ISO string or epoch seconds"
+        ) from None
+    if pd.isna(ts):
+        raise ValueError(f"feedback 'timestamp' {value!r} is not a valid time")
+    return ts.isoformat()
