@@ -108,15 +108,13 @@ class Predictor:
         for row, (known, unknown) in enumerate(encoded):
             banned = set(known) if exclude_seen else set()
             if exclude is not None and row < len(exclude):
-                banned.update(
-                    i for i, _ in [(self.vocab.index(str(x)), x) for x in exclude[row]] if i is not None
-                )
+                banned.update(i for i in (self.vocab.index(str(x)) for x in exclude[row]) if i is not None)
             if banned:
                 scores[row, list(banned)] = -np.inf
             kk = min(k, len(self.vocab))
-            top = np.argpartition(-scores[row], kk - 1)[:kk]
-            top = top[np.argsort(-scores[row, top], kind="stable")]
-            top = [int(i) for i in top if np.isfinite(scores[row, i])]
+            part = np.argpartition(-scores[row], kk - 1)[:kk]
+            part = part[np.argsort(-scores[row, part], kind="stable")]
+            top = [int(i) for i in part if np.isfinite(scores[row, i])]
             items = [
                 Recommendation(
                     self.vocab.item_ids[i], self.titles.get(self.vocab.item_ids[i], ""), float(scores[row, i])

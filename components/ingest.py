@@ -138,7 +138,9 @@ def _movielens_latest(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
 
 
 def _sequence_lines(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
-    users, item_ids, pos = [], [], []
+    users: list[str] = []
+    item_ids: list[str] = []
+    pos: list[int] = []
     with spec.resolve(spec.path).open() as f:
         for line in f:
             parts = line.split()

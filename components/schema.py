@@ -10,6 +10,8 @@ quarantine:   the rejected rows with their original columns plus ``rule`` (which
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pandas as pd
 
 EVENTS: tuple[str, ...] = ("view", "click", "cart", "purchase", "rating", "like", "dislike", "skip")
@@ -75,7 +77,6 @@ def _as_list(value: object) -> list[str]:
         return []
     if isinstance(value, str):
         return [v.strip() for v in value.split("|") if v.strip()]
-    try:
-        return [str(v) for v in value]  # type: ignore[union-attr]
-    except TypeError:
-        return []
+    if isinstance(value, Iterable):
+        return [str(v) for v in value]
+    return []
