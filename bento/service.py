@@ -1,97 +1,77 @@
-"""The sessionflow BentoML service: the packaged model behind /recommend, /recommend_batch and /metadata.
+"""The sessionflow BentoML service: /recommend, /recommend_batch, /chat, /feedback, /reset, /metadata, the
+chat page at /.
 
-Thin on purpose: ranking lives in ``components.bundle.Predictor``; packaging in ``flows/package.py``.
+Thin on purpose: ranking lives in ``components.bundle.Predictor``, the conversation (parsing, dialogue state,
+fusion, reasons) in ``components.dialogue.ConversationEngine``, durable feedback in
+``components.feedback_log.FeedbackLog``; request models in ``bento/schemas.py``; packaging in
+``flows/package.py``.
 
 Which model: one exact BentoML model tag (``name:version``, never ``latest``), taken from the bento
 argument ``model_tag`` (``bentoml build --arg model_tag=...``; flows.package stores it in the bento),
 else from the environment variable ``SESSIONFLOW_MODEL_TAG`` (development: ``bentoml serve
 bento.service:SessionRecommender``). Neither -> the import fails with a message saying what to do.
 
-``/recommend`` takes one session and hands it to the batchable ``/recommend_batch`` through the service's
-own client, so concurrent requests are scored together by BentoML's adaptive batching.
+``/recommend`` without ``session_id`` hands the session to the batchable ``/recommend_batch`` through the
+service's own client, so concurrent requests are scored together by BentoML's adaptive batching; with a
+``session_id`` it goes through the conversation engine, so that session's likes, dislikes and stated
+constraints count immediately.
+
+Feedback goes to ``$SESSIONFLOW_FEEDBACK_URL`` / ``$SESSIONFLOW_FEEDBACK_DB`` or a default next to the
+project or the BentoML home (``bento.schemas.feedback_log_url``); /metadata reports the location in use.
+
+Sessions live in this worker's memory (keep one worker) unless the ``conversation.redis_url`` argument
+points at Redis.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
-from collections.abc import Mapping
-from typing import Annotated, Any
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import anyio
 import bentoml
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
-from components.bundle import Predictor, RecommendResult
-from components.config import ServeConfig
+from bento.schemas import (
+    MODEL_TAG_ENV,
+    BentoArgs,
+    ChatRequest,
+    ChatResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    ItemId,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    ResetRequest,
+    ResetResponse,
+    check_chat_form,
+    check_feedback_value,
+    feedback_log_url,
+    invalid,
+    resolve_model_tag,
+)
+from components.dialogue.config import ConversationConfig
+
+if TYPE_CHECKING:  # heavy (torch, via the models): imported in the worker, not by `bentoml serve`
+    from components.bundle import Predictor, RecommendResult
+    from components.dialogue.engine import ConversationEngine
 
 logger = logging.getLogger("sessionflow.service")
 
-MODEL_TAG_ENV = "SESSIONFLOW_MODEL_TAG"
-MAX_K = 1000
-MAX_SESSION_ITEMS = 5000
-_SERVE_DEFAULTS = ServeConfig()
-
-
-class BentoArgs(BaseModel):
-    """Bento arguments (``--arg key=value`` at build or serve time; kept inside a built bento)."""
-
-    model_tag: str | None = None
-    default_k: int = Field(_SERVE_DEFAULTS.default_k, ge=1, le=MAX_K)
-    max_batch_size: int = Field(_SERVE_DEFAULTS.max_batch_size, ge=2)
-    max_latency_ms: int = Field(_SERVE_DEFAULTS.max_latency_ms, ge=1)
-
-
-def resolve_model_tag(arg_value: str | None, env: Mapping[str, str] = os.environ) -> str:
-    """The exact model tag to serve: the bento argument, else $SESSIONFLOW_MODEL_TAG; never ``latest``."""
-    tag = (arg_value or env.get(MODEL_TAG_ENV) or "").strip()
-    if not tag:
-        raise RuntimeError(
-            "no model to serve: build the bento with `sessionflow package` (it passes --arg"
-            f" model_tag=NAME:VERSION) or set {MODEL_TAG_ENV}=NAME:VERSION (see `bentoml models list`)"
-        )
-    name, _, version = tag.partition(":")
-    if not name or not version or version == "latest":
-        raise RuntimeError(f"model tag {tag!r} is not exact: give NAME:VERSION from `bentoml models list`")
-    return tag
+# Written into the BentoML model folder by flows.package.write_item_embeddings.
+ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 ARGS = bentoml.use_arguments(BentoArgs)
 MODEL_TAG = resolve_model_tag(ARGS.model_tag)
-
-ItemId = StrictStr | StrictInt
-
-
-class RecommendRequest(BaseModel):
-    """One session: raw item ids, oldest first."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    items: list[ItemId] = Field(
-        max_length=MAX_SESSION_ITEMS, description="Raw item ids of the session, oldest first."
-    )
-    k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = Field(
-        ARGS.default_k, description="How many items to recommend."
-    )
-    exclude: list[ItemId] = Field(
-        default_factory=list, max_length=MAX_SESSION_ITEMS, description="Item ids never to recommend."
-    )
-    user_id: ItemId | None = Field(None, description="Optional user id (not used for ranking).")
-
-
-class RecommendedItem(BaseModel):
-    item_id: str
-    title: str
-    score: float
-
-
-class RecommendResponse(BaseModel):
-    items: list[RecommendedItem]
-    model_version: str = Field(description="MLflow model version (the BentoML tag if unregistered).")
-    unknown_items: list[str] = Field(description="Session ids the model does not know (not used).")
-    k: int
 
 
 def _response(result: RecommendResult, k: int, model_version: str) -> RecommendResponse:
@@ -104,6 +84,13 @@ def _response(result: RecommendResult, k: int, model_version: str) -> RecommendR
 
 
 metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+metadata_app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+
+@metadata_app.get("/", include_in_schema=False)
+def chat_page() -> FileResponse:
+    """The chat page (plain HTML + JS in bento/static)."""
+    return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 @bentoml.service(name="sessionflow", traffic={"timeout": 30})
@@ -112,8 +99,17 @@ class SessionRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        from components.bundle import Predictor
+        from components.feedback_log import FeedbackLog
+
         self.model_tag = str(self.model_ref.tag)
-        self.predictor = Predictor.load(self.model_ref.path)
+        model_dir = Path(self.model_ref.path)
+        self.predictor = Predictor.load(model_dir)
+        self.engine, self.embeddings_source = build_engine(model_dir, self.predictor, ARGS.conversation)
+        self.feedback_url = feedback_log_url()
+        self.feedback_log = FeedbackLog(self.feedback_url)
+        where = re.sub(r"//[^@/]*@", "//", self.feedback_url)  # no credentials in logs or /metadata
+        logger.info("feedback log: %s; item embeddings: %s", where, self.embeddings_source)
         labels = dict(self.model_ref.info.labels)
         meta = self.predictor.meta
         self.model_version = labels.get("mlflow_model_version") or self.model_tag
@@ -127,6 +123,9 @@ class SessionRecommender:
             "n_items": len(self.predictor.vocab),
             "metrics": meta.get("metrics", {}),
             "created_at": meta.get("created_at"),
+            "feedback_log": where,
+            "item_embeddings": self.embeddings_source,
+            "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
 
     @bentoml.api(
@@ -143,12 +142,18 @@ class SessionRecommender:
     async def recommend(
         self,
         items: list[ItemId],
-        k: int = ARGS.default_k,
+        k: int | None = None,
         exclude: list[ItemId] | None = None,
         user_id: ItemId | None = None,
+        session_id: str | None = None,
     ) -> RecommendResponse:
-        """Top-k items for one session; items already in the session are not recommended back."""
-        request = RecommendRequest(items=items, k=k, exclude=exclude or [], user_id=user_id)
+        """Top-k items for one session; items already in the session are not recommended back. With a
+        ``session_id``, that session's feedback and stated constraints shape the list."""
+        request = RecommendRequest(
+            items=items, k=k or ARGS.default_k, exclude=exclude or [], user_id=user_id, session_id=session_id
+        )
+        if session_id is not None:
+            return await anyio.to_thread.run_sync(self._score_session, request)
         try:
             [response] = await self.to_async.recommend_batch(sessions=[request])
         except (aiohttp.ClientError, RuntimeError) as exc:
@@ -160,20 +165,127 @@ class SessionRecommender:
             [response] = await anyio.to_thread.run_sync(self._score, [request])
         return response
 
+    @bentoml.api(route="/chat", input_spec=ChatRequest)
+    def chat(
+        self,
+        session_id: str | None = None,
+        message: str | None = None,
+        messages: list[Any] | None = None,
+        k: int | None = None,
+    ) -> ChatResponse:
+        """One conversational turn: ``session_id`` + ``message`` (kept server-side) or ``messages``."""
+        check_chat_form(session_id, message, messages)
+        try:
+            if messages is not None:
+                result = self.engine.chat_stateless([m.model_dump() for m in messages], k)
+            else:
+                result = self.engine.chat(str(session_id), str(message), k)
+        except ValueError as exc:
+            raise invalid("ChatRequest", "messages" if messages else "message", str(exc)) from None
+        return ChatResponse(**result.to_dict(), session_id=session_id)
+
+    @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
+    def feedback(
+        self,
+        session_id: str,
+        item_id: ItemId,
+        event: str,
+        value: float | None = None,
+        user_id: ItemId | None = None,
+    ) -> FeedbackResponse:
+        """Log the event durably (on disk before the answer), then re-rank the session's list with it."""
+        check_feedback_value(event, value)
+        item = str(item_id)
+        if self.engine.catalogue.index(item) is None:
+            raise invalid(
+                "FeedbackRequest",
+                "item_id",
+                f"unknown item id {item!r}: the served model's catalogue of {len(self.engine.catalogue)}"
+                " items does not have it (use ids from /chat or /recommend answers)",
+                item_id,
+            )
+        record = {"session_id": session_id, "item_id": item, "event": event, "value": value}
+        if user_id is not None:
+            record["user_id"] = str(user_id)
+        log_id = self.feedback_log.append(record)  # committed (fsynced) before anything else happens
+        answer = self.engine.feedback(session_id, item, event, value)
+        return FeedbackResponse(
+            id=log_id, polarity=answer["polarity"], items=answer.get("items", []), state=answer["state"]
+        )
+
+    @bentoml.api(route="/reset", input_spec=ResetRequest)
+    def reset(self, session_id: str) -> ResetResponse:
+        """Forget a session's conversation and feedback (the feedback log keeps its events)."""
+        self.engine.reset(session_id)
+        return ResetResponse(session_id=session_id)
+
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
         """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics."""
         return {**self.lineage, "bento_tag": _bento_tag()}
 
     def _score(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
-        if not sessions:
-            return []
-        results = self.predictor.recommend_batch(
-            [[str(i) for i in s.items] for s in sessions],
-            k=max(s.k for s in sessions),
-            exclude=[[str(i) for i in s.exclude] for s in sessions],
+        out: dict[int, RecommendResponse] = {
+            n: self._score_session(s) for n, s in enumerate(sessions) if s.session_id is not None
+        }
+        plain = [(n, s) for n, s in enumerate(sessions) if s.session_id is None]
+        if plain:
+            ks = [s.k or ARGS.default_k for _, s in plain]
+            results = self.predictor.recommend_batch(
+                [[str(i) for i in s.items] for _, s in plain],
+                k=max(ks),
+                exclude=[[str(i) for i in s.exclude] for _, s in plain],
+            )
+            for (n, _), r, k in zip(plain, results, ks, strict=True):
+                out[n] = _response(r, k, self.model_version)
+        return [out[n] for n in range(len(sessions))]
+
+    def _score_session(self, request: RecommendRequest) -> RecommendResponse:
+        """A session-aware ranking: the request's items plus the session's live feedback and constraints."""
+        known, unknown = self.engine.split_known([str(i) for i in request.items])
+        k = request.k or ARGS.default_k
+        items = self.engine.recommend(request.session_id, known, k, exclude=[str(i) for i in request.exclude])
+        return RecommendResponse(
+            items=[RecommendedItem(**i._asdict()) for i in items],
+            model_version=self.model_version,
+            unknown_items=unknown,
+            k=k,
         )
-        return [_response(r, s.k, self.model_version) for r, s in zip(results, sessions, strict=True)]
+
+
+def build_engine(
+    model_dir: Path, predictor: Predictor, config: ConversationConfig
+) -> tuple[ConversationEngine, str]:
+    """The conversation engine over the bundle's catalogue, with the item embeddings packaged next to it
+    when they match the catalogue's texts (else encoded now); returns it and where the embeddings came from.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from components.bundle import ITEMS_FILE
+    from components.dialogue.engine import ConversationEngine
+    from components.text_encoder import get_encoder, texts_hash
+
+    items_path = model_dir / ITEMS_FILE
+    items = (
+        pd.read_parquet(items_path)
+        if items_path.is_file()
+        else pd.DataFrame({"item_id": list(predictor.titles), "title": list(predictor.titles.values())})
+    )
+    embeddings, expected = None, None
+    if (model_dir / ITEM_EMBEDDINGS).is_file() and (model_dir / ITEM_EMBEDDINGS_META).is_file():
+        embeddings = np.load(model_dir / ITEM_EMBEDDINGS)
+        expected = json.loads((model_dir / ITEM_EMBEDDINGS_META).read_text()).get("texts_hash")
+        if embeddings.shape[0] != len(predictor.vocab):
+            embeddings = None
+    if embeddings is not None:
+        engine = ConversationEngine(predictor, items, config, None, embeddings=embeddings)
+        if texts_hash(engine.catalogue.texts) == expected:
+            if config.w_text > 0:
+                get_encoder()  # load the query encoder now, not on the first /chat
+            return engine, "bundled"
+        logger.warning("packaged item embeddings do not match the catalogue's texts: encoding them again")
+    return ConversationEngine(predictor, items, config, None), "encoded at startup"
 
 
 def _bento_tag() -> str | None:
@@ -182,3 +294,14 @@ def _bento_tag() -> str | None:
     if not ctx.bento_version or ctx.bento_version == "not available":
         return None
     return f"{ctx.bento_name}:{ctx.bento_version}"
+
+
+__all__ = [
+    "MODEL_TAG",
+    "MODEL_TAG_ENV",
+    "BentoArgs",
+    "SessionRecommender",
+    "build_engine",
+    "feedback_log_url",
+    "resolve_model_tag",
+]

@@ -5,7 +5,7 @@ Layout::
     bundle/
       model/          Recommender.save output (config.json + weights)
       vocab.json      item vocabulary fitted on the training split
-      items.parquet   item_id, title, categories, year of the catalogue (for answers)
+      items.parquet   item_id, title, text, categories, year of the catalogue (answers, conversation)
       meta.json       model name, data hash, protocol, metrics, max_len, created_at
 
 The service, evaluator and conversation layer build a ``Predictor`` from a bundle; they never redo
@@ -47,7 +47,7 @@ def save_bundle(
     model.save(directory / MODEL_DIR)
     vocab.save(directory)
     known = items[items["item_id"].isin(set(vocab.item_ids))]
-    keep = [c for c in ("item_id", "title", "categories", "year") if c in known.columns]
+    keep = [c for c in ("item_id", "title", "text", "categories", "year") if c in known.columns]
     known[keep].reset_index(drop=True).to_parquet(directory / ITEMS_FILE, index=False)
     full_meta = {"model": model.name, "n_items": len(vocab), **meta}
     (directory / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str))

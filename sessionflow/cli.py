@@ -241,6 +241,8 @@ def serve(
         tag = recorded_bento(root.resolve())["bento_tag"]
     except (FileNotFoundError, KeyError) as exc:
         _fail(RuntimeError(f"no built bento recorded ({exc}); run `sessionflow pipeline` first"))
+    # feedback from the served bento lands where the retraining flow reads it
+    os.environ.setdefault("SESSIONFLOW_FEEDBACK_DB", str(root.resolve() / "data" / "feedback" / "feedback.db"))
     cmd = serve_command(tag, port or settings.serve.port)
     typer.echo(f"serving {tag}: {' '.join(cmd)}")
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
@@ -271,5 +273,8 @@ def package(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) 
 
     settings = _settings(params, root, {})
     configure_tracking(root.resolve())
-    packaged = import_champion(settings.promote.registered_model)
-    typer.echo(f"bento: {build_bento(packaged.tag, root.resolve(), settings.serve)} (model {packaged.tag})")
+    packaged = import_champion(
+        settings.promote.registered_model, embedding_cache_dir=root.resolve() / ".cache" / "embeddings"
+    )
+    tag = build_bento(packaged.tag, root.resolve(), settings.serve, settings.conversation)
+    typer.echo(f"bento: {tag} (model {packaged.tag})")

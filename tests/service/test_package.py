@@ -8,9 +8,11 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
+from components.dialogue.config import ConversationConfig
 from flows import package
 from tests.service import DATA_HASH, isolated_bentoml_home, make_bundle
 
@@ -63,8 +65,28 @@ def test_import_champion_saves_the_exact_version(champion, registry):
     assert stored.info.labels["mlflow_model_version"] == registry["version"]
     assert stored.info.metadata["mlflow_model_uri"] == f"models:/{REGISTERED}/{registry['version']}"
     assert stored.info.metadata["metrics"]["ndcg@10"] == pytest.approx(0.42)
-    for name in ("meta.json", "vocab.json", "items.parquet", "model"):
+    for name in ("meta.json", "vocab.json", "items.parquet", "model", "item_text.npy", "item_text.json"):
         assert (Path(stored.path) / name).exists(), name
+
+
+def test_item_embeddings_match_what_the_service_builds(champion):
+    """The packaged embeddings are the catalogue texts' encodings, one row per vocabulary item."""
+    import bentoml
+    import numpy as np
+
+    from components.bundle import Predictor
+    from components.dialogue.catalogue import Catalogue
+    from components.text_encoder import EMBEDDING_DIM, texts_hash
+
+    path = Path(bentoml.models.get(champion.tag).path)
+    emb = np.load(path / "item_text.npy")
+    info = json.loads((path / "item_text.json").read_text())
+    predictor = Predictor.load(path)
+    catalogue = Catalogue.build(predictor, pd.read_parquet(path / "items.parquet"), emb)
+    assert emb.shape == (len(predictor.vocab), EMBEDDING_DIM) and emb.dtype == np.float32
+    assert info["texts_hash"] == texts_hash(catalogue.texts)
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
+    assert catalogue.texts[0] == "Movie 1. Sci-Fi"  # title + categories of the bundle's items table
 
 
 def test_import_champion_twice_reuses_the_stored_model(champion):
@@ -103,17 +125,28 @@ def test_build_bento(champion, tmp_path):
     skip = shutil.ignore_patterns("__pycache__")
     for folder in ("bento", "components", "models"):
         shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder, ignore=skip)
-    bento_tag = package.build_bento(champion.tag, tmp_path)
+    conversation = ConversationConfig(default_k=7, w_text=0.25)
+    bento_tag = package.build_bento(champion.tag, tmp_path, conversation=conversation)
 
     name, _, version = bento_tag.partition(":")
     assert name == "sessionflow" and version and version != "latest"
     bento = bentoml.get(bento_tag)
     assert bento.info.args["model_tag"] == champion.tag
+    assert ConversationConfig.model_validate(bento.info.args["conversation"]) == conversation
     assert bento.info.labels["mlflow_model_version"] == champion.mlflow_model_version
     assert bento.info.labels["data_hash"] == DATA_HASH
     assert [str(m.tag) for m in bento.info.all_models] == [champion.tag]
     src = Path(bento.path) / "src"
-    for rel in ("bento/service.py", "components/bundle.py", "components/vocab.py", "models/__init__.py"):
+    for rel in (
+        "bento/service.py",
+        "bento/schemas.py",
+        "bento/static/index.html",
+        "bento/static/app.js",
+        "bento/static/style.css",
+        "components/bundle.py",
+        "components/vocab.py",
+        "models/__init__.py",
+    ):
         assert (src / rel).is_file(), rel
     assert not list(src.rglob("__pycache__"))
 
@@ -144,5 +177,5 @@ def test_bentofile_pins_the_running_environment():
     assert bentofile["service"] == "bento.service:SessionRecommender"
     assert bentofile["python"]["lock_packages"] is False  # locking needs the network
     assert sorted(bentofile["python"]["packages"]) == sorted(package.pinned_requirements())
-    for pattern in ("bento/service.py", "components/**/*.py", "models/**/*.py"):
+    for pattern in ("bento/service.py", "bento/schemas.py", "bento/static/**", "components/**/*.py"):
         assert pattern in bentofile["include"]

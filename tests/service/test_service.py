@@ -3,54 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 import pytest
-from starlette.testclient import TestClient
 
-from tests.service import (
-    DATA_HASH,
-    METRICS,
-    N_ITEMS,
-    isolated_bentoml_home,
-    make_bundle,
-    save_bentoml_model,
-    title,
-)
-
-LABELS = {
-    "registered_model": "sessionflow-recommender",
-    "mlflow_model_version": "7",
-    "mlflow_run_id": "run-abc",
-    "data_hash": DATA_HASH,
-    "model": "itemknn",
-}
-
-
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    """The service module, imported with bento arguments exactly as a built bento passes them."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    with isolated_bentoml_home(tmp_path_factory.mktemp("bentoml_home")):
-        tag = save_bentoml_model(make_bundle(tmp_path_factory.mktemp("bundle") / "b"), LABELS)
-        # Generous latency budget: batching is tested, not load shedding on a busy test machine.
-        with BentoMLContainer.bento_arguments.patch({"model_tag": tag, "max_latency_ms": "20000"}):
-            if "bento.service" in sys.modules:
-                module = importlib.reload(sys.modules["bento.service"])
-            else:
-                module = importlib.import_module("bento.service")
-        assert tag == module.MODEL_TAG
-        yield module
-
-
-@pytest.fixture(scope="module")
-def client(service):
-    with TestClient(app=service.SessionRecommender.to_asgi()) as test_client:
-        yield test_client
+from tests.service import DATA_HASH, METRICS, N_ITEMS, title
 
 
 def test_recommend_ranks_known_items_and_reports_unknown_ones(client):

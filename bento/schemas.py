@@ -1,0 +1,233 @@
+"""What the sessionflow service (bento/service.py) accepts: bento arguments, environment, requests, and
+its answers and 400 errors.
+
+Every request model forbids unknown fields, so a typo is a 400 naming the field, never silently ignored.
+Errors found after parsing (both /chat forms given, an unknown item id) are raised as pydantic
+``ValidationError``s with a ``loc``, so BentoML answers them exactly like parsing errors::
+
+    400 {"error": "1 validation error for FeedbackRequest",
+         "detail": [{"type": "invalid_request", "loc": ["item_id"], "msg": "unknown item id '99999': ..."}]}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
+
+from components.config import ServeConfig
+from components.dialogue.config import ConversationConfig
+from components.schema import EVENTS
+
+MAX_K = 1000
+MAX_CHAT_K = 200
+MAX_SESSION_ITEMS = 5000
+MAX_MESSAGE_CHARS = 4000
+MAX_MESSAGES = 200
+MODEL_TAG_ENV = "SESSIONFLOW_MODEL_TAG"
+FEEDBACK_URL_ENV = "SESSIONFLOW_FEEDBACK_URL"
+FEEDBACK_DB_ENV = "SESSIONFLOW_FEEDBACK_DB"
+_SERVE_DEFAULTS = ServeConfig()
+
+ItemId = StrictStr | StrictInt
+SessionId = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=r"\S")]
+Event = Literal[EVENTS]  # type: ignore[valid-type]  # view click cart purchase rating like dislike skip
+
+
+class BentoArgs(BaseModel):
+    """Bento arguments (``--arg key=value`` / ``--arg-file args.yaml`` at build or serve time; kept inside
+    a built bento)."""
+
+    model_tag: str | None = None
+    default_k: int = Field(_SERVE_DEFAULTS.default_k, ge=1, le=MAX_K)
+    max_batch_size: int = Field(_SERVE_DEFAULTS.max_batch_size, ge=2)
+    max_latency_ms: int = Field(_SERVE_DEFAULTS.max_latency_ms, ge=1)
+    conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+
+    @field_validator("conversation", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value  # --arg conversation='{"w_text": 0.5}'
+
+
+def resolve_model_tag(arg_value: str | None, env: Mapping[str, str] = os.environ) -> str:
+    """The exact model tag to serve: the bento argument, else $SESSIONFLOW_MODEL_TAG; never ``latest``."""
+    tag = (arg_value or env.get(MODEL_TAG_ENV) or "").strip()
+    if not tag:
+        raise RuntimeError(
+            "no model to serve: build the bento with `sessionflow package` (it passes --arg"
+            f" model_tag=NAME:VERSION) or set {MODEL_TAG_ENV}=NAME:VERSION (see `bentoml models list`)"
+        )
+    name, _, version = tag.partition(":")
+    if not name or not version or version == "latest":
+        raise RuntimeError(f"model tag {tag!r} is not exact: give NAME:VERSION from `bentoml models list`")
+    return tag
+
+
+def feedback_log_url(env: Mapping[str, str] = os.environ, source_root: Path | None = None) -> str:
+    """Where /feedback writes, first match: ``$SESSIONFLOW_FEEDBACK_URL`` (``sqlite:///...`` or
+    ``postgresql://...``); ``$SESSIONFLOW_FEEDBACK_DB`` (a SQLite file; ``sessionflow serve`` should set it to
+    ``<project>/data/feedback/feedback.db``); ``<project>/data/feedback/feedback.db`` when serving from the
+    project's source tree (``source_root``: the folder above bento/); else
+    ``$BENTOML_HOME/feedback/feedback.db`` -- never inside the immutable bento."""
+    if url := env.get(FEEDBACK_URL_ENV, "").strip():
+        return url
+    if path := env.get(FEEDBACK_DB_ENV, "").strip():
+        return f"sqlite:///{Path(path).expanduser().resolve()}"
+    root = source_root or Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():  # serving from the project's source tree
+        return f"sqlite:///{root / 'data' / 'feedback' / 'feedback.db'}"
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return f"sqlite:///{Path(BentoMLContainer.bentoml_home.get()) / 'feedback' / 'feedback.db'}"
+
+
+def invalid(model: str, field: str, message: str, value: Any = None) -> ValidationError:
+    """A 400-worthy error about ``field`` of request ``model``, shaped like pydantic's own."""
+    error = InitErrorDetails(type=PydanticCustomError("invalid_request", message), loc=(field,), input=value)
+    return ValidationError.from_exception_data(model, [error])
+
+
+class RecommendRequest(BaseModel):
+    """One session: raw item ids, oldest first; with ``session_id``, that session's live feedback counts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ItemId] = Field(
+        max_length=MAX_SESSION_ITEMS, description="Raw item ids of the session, oldest first."
+    )
+    k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] | None = Field(
+        None, description="How many items to recommend (default: the bento argument default_k)."
+    )
+    exclude: list[ItemId] = Field(
+        default_factory=list, max_length=MAX_SESSION_ITEMS, description="Item ids never to recommend."
+    )
+    user_id: ItemId | None = Field(None, description="Optional user id (not used for ranking).")
+    session_id: SessionId | None = Field(
+        None,
+        description="Conversation session (as in /chat and /feedback): its likes, dislikes and stated "
+        "constraints shape the ranking. Without it the request is scored by the batched model path.",
+    )
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    reason: str | None = Field(None, description="Why this item (only for requests with a session_id).")
+
+
+class RecommendResponse(BaseModel):
+    items: list[RecommendedItem]
+    model_version: str = Field(description="MLflow model version (the BentoML tag if unregistered).")
+    unknown_items: list[str] = Field(description="Session ids the model does not know (not used).")
+    k: int
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: StrictStr = Field(max_length=MAX_MESSAGE_CHARS)
+
+
+class ChatRequest(BaseModel):
+    """Either ``session_id`` + ``message`` (the server keeps the dialogue) or ``messages`` (the whole
+    conversation so far, replayed; nothing is kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId | None = Field(None, description="Stateful form: the conversation's id.")
+    message: StrictStr | None = Field(
+        None, max_length=MAX_MESSAGE_CHARS, description="Stateful form: the user's new message."
+    )
+    messages: list[ChatMessage] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_MESSAGES,
+        description="Stateless form: the conversation so far, oldest first (assistant turns are ignored).",
+    )
+    k: Annotated[StrictInt, Field(ge=1, le=MAX_CHAT_K)] | None = Field(
+        None, description="How many items to show (default: conversation.default_k)."
+    )
+
+
+def check_chat_form(session_id: str | None, message: str | None, messages: list | None) -> None:
+    """Exactly one of the two /chat forms, or a 400 that says which fields to send."""
+    stateful = session_id is not None or message is not None
+    if stateful and messages is not None:
+        raise invalid(
+            "ChatRequest",
+            "messages",
+            "give either 'session_id' + 'message' (stateful) or 'messages' (stateless), not both",
+        )
+    if messages is None and (session_id is None or message is None):
+        missing = "session_id" if session_id is None else "message"
+        raise invalid(
+            "ChatRequest",
+            missing,
+            f"'{missing}' is required: send {{'session_id': ..., 'message': ...}} (stateful) or "
+            "{'messages': [{'role': 'user', 'content': ...}]} (stateless)",
+        )
+
+
+class ChatItemOut(BaseModel):
+    item_id: str
+    title: str
+    score: float
+    reason: str
+
+
+class ChatResponse(BaseModel):
+    reply: str
+    items: list[ChatItemOut]
+    state: dict[str, Any] = Field(description="The dialogue state after this turn (constraints, likes...).")
+    understood: dict[str, Any] = Field(default_factory=dict, description="What this turn was parsed into.")
+    reply_source: str = Field("rules", description="'rules', or 'llm' when an LLM re-worded the reply.")
+    session_id: str | None = Field(None, description="The session (stateful form only).")
+
+
+class FeedbackRequest(BaseModel):
+    """A reaction to one item of a session; written to the feedback log before anything else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId
+    item_id: ItemId
+    event: Event = Field(description=f"One of {list(EVENTS)}.")
+    value: StrictFloat | StrictInt | None = Field(
+        None, description="Rating value (required for 'rating', e.g. 1-5)."
+    )
+    user_id: ItemId | None = Field(None, description="Optional user id; stored pseudonymised only.")
+
+
+def check_feedback_value(event: str, value: float | None) -> None:
+    if value is not None and not math.isfinite(float(value)):
+        raise invalid("FeedbackRequest", "value", f"'value' must be a finite number, got {value!r}", value)
+    if event == "rating" and value is None:
+        raise invalid("FeedbackRequest", "value", "a 'rating' event needs a numeric 'value' (e.g. 1-5)")
+
+
+class FeedbackResponse(BaseModel):
+    ok: bool = True
+    id: int = Field(description="Row id of the event in the feedback log (it is on disk).")
+    polarity: str = Field(description="How the event counts: positive, negative or neutral.")
+    items: list[ChatItemOut] = Field(description="The session's list, re-ranked with this feedback.")
+    state: dict[str, Any]
+
+
+class ResetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: SessionId
+
+
+class ResetResponse(BaseModel):
+    ok: bool = True
+    session_id: str
