@@ -102,7 +102,9 @@ class ServeConfig(_Section):
     default_k: int = Field(10, ge=1, le=1000)
     max_batch_size: int = Field(64, ge=1)
     max_latency_ms: int = Field(
-        1000, ge=1, description="BentoML batching deadline: requests expected to miss it get 503 (not a wait window)."
+        1000,
+        ge=1,
+        description="BentoML batching deadline: requests expected to miss it get 503 (not a wait window).",
     )
 
 

@@ -43,7 +43,7 @@ def assign_sessions(df: pd.DataFrame, gap_minutes: float) -> pd.DataFrame:
     df = df.copy()
     ts = pd.to_datetime(df["timestamp"], utc=True, errors="coerce")
     seconds = (ts - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=np.float64)  # NaN for NaT
-    users_all = df["user_id"].astype(str).to_numpy()
+    users_all = df["user_id"].astype("string").fillna("").to_numpy(dtype=object)
     order = np.lexsort((np.arange(len(df)), np.nan_to_num(seconds, nan=np.inf), users_all))
     users = users_all[order]
     t = seconds[order]
@@ -59,6 +59,17 @@ def assign_sessions(df: pd.DataFrame, gap_minutes: float) -> pd.DataFrame:
     return df
 
 
+_EPOCH_LIMIT_SECONDS = 9.2e9  # datetime64[ns] covers 1677..2262, about +-9.2e9 s around 1970
+
+
+def epoch_to_utc(values: pd.Series, unit: str) -> pd.Series:
+    """Unix times (s or ms) -> UTC timestamps; unparseable or unrepresentable values become NaT (kept)."""
+    numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    scale = {"s": 1.0, "ms": 1e-3}[unit]
+    numbers = numbers.where((numbers * scale).abs() < _EPOCH_LIMIT_SECONDS)
+    return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce")
+
+
 def _movielens_100k(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     root = spec.resolve(spec.path)
     ratings = pd.read_csv(
@@ -68,7 +79,7 @@ def _movielens_100k(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
         {
             "user_id": ratings["user_id"],
             "item_id": ratings["item_id"],
-            "timestamp": pd.to_datetime(pd.to_numeric(ratings["ts"], errors="coerce"), unit="s", utc=True),
+            "timestamp": epoch_to_utc(ratings["ts"], "s"),
             "event": "rating",
             "value": pd.to_numeric(ratings["value"], errors="coerce"),
         }
@@ -197,7 +208,7 @@ def _interactions_csv(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
         )
     ts_raw = raw[mapping["timestamp"]]
     if spec.timestamp_unit:
-        ts = pd.to_datetime(pd.to_numeric(ts_raw, errors="coerce"), unit=spec.timestamp_unit, utc=True)
+        ts = epoch_to_utc(ts_raw, spec.timestamp_unit)
     else:
         ts = pd.to_datetime(ts_raw, utc=True, errors="coerce", format="mixed")
     inter = pd.DataFrame(

@@ -207,6 +207,9 @@ def training_pipeline(
             parent_run_id=parent,
         )
         logger.info("promotion: %s", decision.reason)
+        from flows.simulation import simulate_challenger
+
+        simulation = simulate_challenger(results, decision, settings, root_path, parent, logger=logger)
         bento_tag = None
         if package:
             from flows.package import build_bento, import_champion
@@ -242,6 +245,7 @@ def training_pipeline(
             "reason": decision.reason,
             "champion_version": decision.champion_version_after,
         },
+        "simulation": simulation,
         "bento_tag": bento_tag,
         "pipeline_seconds": round(time.perf_counter() - t_start, 1),
     }

@@ -242,7 +242,12 @@ def serve(
     except (FileNotFoundError, KeyError) as exc:
         _fail(RuntimeError(f"no built bento recorded ({exc}); run `sessionflow pipeline` first"))
     # feedback from the served bento lands where the retraining flow reads it
-    os.environ.setdefault("SESSIONFLOW_FEEDBACK_DB", str(root.resolve() / "data" / "feedback" / "feedback.db"))
+    os.environ.setdefault(
+        "SESSIONFLOW_FEEDBACK_DB", str(root.resolve() / "data" / "feedback" / "feedback.db")
+    )
+    # one BLAS/torch thread per worker: a chat turn is 10-40x slower with contended threads (docs/results)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     cmd = serve_command(tag, port or settings.serve.port)
     typer.echo(f"serving {tag}: {' '.join(cmd)}")
     raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
@@ -278,3 +283,38 @@ def package(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) 
     )
     tag = build_bento(packaged.tag, root.resolve(), settings.serve, settings.conversation)
     typer.echo(f"bento: {tag} (model {packaged.tag})")
+
+
+@app.command()
+def chat(
+    url: Annotated[
+        str | None, typer.Option(help="A running service (default: localhost at serve.port).")
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="A model bundle folder: chat in process, no server.")
+    ] = None,
+    items: Annotated[
+        Path | None, typer.Option(help="Items table for --bundle (default: the bundle's).")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, max=100, help="Items per answer.")] = 10,
+    session_id: Annotated[str | None, typer.Option(help="Session id (default: a new one).")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Talk to the recommender in the terminal, against a running service or a model bundle."""
+    from sessionflow.chat import run_chat
+
+    _env_defaults(root)
+    settings = _settings(params, root, {})
+    if url is None and bundle is None:
+        url = f"http://localhost:{settings.serve.port}"
+    code = run_chat(
+        url=url,
+        bundle_dir=bundle,
+        items_path=items,
+        session_id=session_id,
+        k=k,
+        config=settings.conversation,
+        embedding_cache=root.resolve() / ".cache" / "embeddings",
+    )
+    raise typer.Exit(code)
