@@ -28,11 +28,17 @@ def _write_dataset(root, n_users=60, n_items=40, seed=0):
             rows.append((f"u{u}", f"i{(start + t) % n_items}", 1_600_000_000 + u * 10_000 + t * 60, "click"))
     pd.DataFrame(rows, columns=["visitor", "sku", "ts", "kind"]).to_csv(root / "log.csv", index=False)
     pd.DataFrame(
-        {"sku": [f"i{i}" for i in range(n_items)], "name": [f"Item {i}" for i in range(n_items)],
-         "cats": ["a|b" if i % 2 else "c" for i in range(n_items)]}
+        {
+            "sku": [f"i{i}" for i in range(n_items)],
+            "name": [f"Item {i}" for i in range(n_items)],
+            "cats": ["a|b" if i % 2 else "c" for i in range(n_items)],
+        }
     ).to_csv(root / "items.csv", index=False)
     spec = {
-        "name": "tiny-shop", "format": "interactions-csv", "path": "log.csv", "timestamp_unit": "s",
+        "name": "tiny-shop",
+        "format": "interactions-csv",
+        "path": "log.csv",
+        "timestamp_unit": "s",
         "columns": {"user_id": "visitor", "item_id": "sku", "timestamp": "ts", "event": "kind"},
         "items": {"path": "items.csv", "columns": {"item_id": "sku", "title": "name", "categories": "cats"}},
     }
@@ -70,8 +76,12 @@ def test_flow_trains_tracks_and_promotes(tmp_path, monkeypatch, prefect_harness)
 
     # a second run on the same data: data stages come from the Prefect cache; the same-quality model
     # does not beat the champion by a margin, so the champion stays
-    second = training_pipeline(params_file="params.yaml", root=str(tmp_path), package=False,
-                               overrides={"promote.min_improvement": 0.01})
+    second = training_pipeline(
+        params_file="params.yaml",
+        root=str(tmp_path),
+        package=False,
+        overrides={"promote.min_improvement": 0.01},
+    )
     assert second["promotion"]["promoted"] is False
     assert client.get_model_version_by_alias("tiny-shop-recommender", "champion").version == champion.version
     mlflow.set_tracking_uri(None)
