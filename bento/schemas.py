@@ -23,6 +23,12 @@ from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
 from components.config import ServeConfig
 from components.dialogue.config import ConversationConfig
+from components.feedback_log import (  # noqa: F401 - the env names are part of this module's interface
+    FEEDBACK_DB_ENV,
+    FEEDBACK_URL_ENV,
+    default_feedback_url,
+    feedback_url_from_env,
+)
 from components.schema import EVENTS
 
 MAX_K = 1000
@@ -31,8 +37,6 @@ MAX_SESSION_ITEMS = 5000
 MAX_MESSAGE_CHARS = 4000
 MAX_MESSAGES = 200
 MODEL_TAG_ENV = "SESSIONFLOW_MODEL_TAG"
-FEEDBACK_URL_ENV = "SESSIONFLOW_FEEDBACK_URL"
-FEEDBACK_DB_ENV = "SESSIONFLOW_FEEDBACK_DB"
 _SERVE_DEFAULTS = ServeConfig()
 
 ItemId = StrictStr | StrictInt
@@ -75,14 +79,11 @@ def feedback_log_url(env: Mapping[str, str] = os.environ, source_root: Path | No
     ``postgresql://...``); ``$SESSIONFLOW_FEEDBACK_DB`` (a SQLite file; ``sessionflow serve`` should set it to
     ``<project>/data/feedback/feedback.db``); ``<project>/data/feedback/feedback.db`` when serving from the
     project's source tree (``source_root``: the folder above bento/); else
-    ``$BENTOML_HOME/feedback/feedback.db`` -- never inside the immutable bento."""
-    if url := env.get(FEEDBACK_URL_ENV, "").strip():
-        return url
-    if path := env.get(FEEDBACK_DB_ENV, "").strip():
-        return f"sqlite:///{Path(path).expanduser().resolve()}"
+    ``$BENTOML_HOME/feedback/feedback.db`` -- never inside the immutable bento. The first three are
+    ``components.feedback_log.default_feedback_url``, which the retraining flow's export stage reads."""
     root = source_root or Path(__file__).resolve().parents[1]
-    if (root / "pyproject.toml").is_file():  # serving from the project's source tree
-        return f"sqlite:///{root / 'data' / 'feedback' / 'feedback.db'}"
+    if feedback_url_from_env(env) is not None or (root / "pyproject.toml").is_file():
+        return default_feedback_url(root, env)  # the environment, or serving from the project's source tree
     from bentoml._internal.configuration.containers import BentoMLContainer
 
     return f"sqlite:///{Path(BentoMLContainer.bentoml_home.get()) / 'feedback' / 'feedback.db'}"

@@ -23,6 +23,13 @@ class DataConfig(_Section):
     dataset: str = Field("ml-100k", description="Built-in dataset name (see components/datasets.py).")
     dataset_spec: str | None = Field(None, description="Path to a YAML dataset spec; overrides `dataset`.")
     session_gap_minutes: float = Field(30.0, gt=0, description="Inactivity gap that starts a new session.")
+    include_feedback: bool = Field(
+        True,
+        description="Merge the feedback snapshot (data/feedback/<dataset>/events.parquet, written by the "
+        "feedback export stage from the service's log) into the ingested interactions. Negative reactions "
+        "(dislike, skip, rating < 3) stay in the snapshot but never become training interactions; feedback "
+        "users are pseudonymised, so their sessions form sequences of their own.",
+    )
 
 
 class ValidateConfig(_Section):

@@ -14,7 +14,10 @@ set, a random key is generated once and kept next to the database as ``<db file>
 that file with the database (losing it makes new pseudonyms differ from old ones) and never commit it.
 PostgreSQL needs the key from the argument or the environment.
 
-``read_all`` returns the canonical interactions table (components.schema) for the retraining flow.
+``read_all`` returns the canonical interactions table (components.schema) for the retraining flow;
+``read_feedback`` reads it without touching the key (the export stage of the retraining loop), and
+``default_feedback_url`` is the one place that says where the log lives (the service and the export stage
+both use it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import secrets
 import sqlite3
 import threading
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,10 @@ import pandas as pd
 from components.schema import EVENTS, coerce_interactions, empty_interactions
 
 KEY_ENV = "SESSIONFLOW_FEEDBACK_KEY"
+FEEDBACK_URL_ENV = "SESSIONFLOW_FEEDBACK_URL"
+FEEDBACK_DB_ENV = "SESSIONFLOW_FEEDBACK_DB"
+NEGATIVE_EVENTS: frozenset[str] = frozenset({"dislike", "skip"})
+NEGATIVE_RATING_BELOW = 3.0  # a 'rating' under this is a negative reaction (1-5 scale)
 FIELDS = ("user_id", "session_id", "item_id", "event", "value", "timestamp")
 _COLUMNS = "user_id, session_id, item_id, event, value, timestamp"
 _INSERT_SQLITE = f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -68,22 +76,26 @@ CREATE TABLE IF NOT EXISTS feedback (
 class FeedbackLog:
     """Append-only, durable log of feedback events with pseudonymised user ids."""
 
-    def __init__(self, url: str, key: str | bytes | None = None) -> None:
+    def __init__(self, url: str, key: str | bytes | None = None, *, read_only: bool = False) -> None:
+        """``read_only``: for readers (the export stage): no key is needed or created; ``append`` refuses."""
         self.url = url
+        self.read_only = read_only
         self._lock = threading.Lock()
+        given = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
         if url.startswith(("postgresql://", "postgres://")):
             self.backend = "postgresql"
-            pg_key = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
-            if pg_key is None:
+            if given is None and not read_only:
                 raise ValueError(f"a PostgreSQL feedback log needs a pseudonymisation key: set {KEY_ENV}")
-            self._key: bytes = pg_key
+            self._key: bytes = given or b""
             self._conn: Any = _connect_postgres(url)
         else:
             self.backend = "sqlite"
             self.path = sqlite_path(url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            given = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
-            self._key = given if given is not None else _persisted_key(self.path)
+            if given is not None or read_only:
+                self._key = given or b""
+            else:
+                self._key = _persisted_key(self.path)
             self._conn = _connect_sqlite(self.path)
 
     # -- writing -------------------------------------------------------------------------------------------
@@ -93,6 +105,8 @@ class FeedbackLog:
 
     def append_many(self, events: list[dict[str, Any]]) -> list[int]:
         """Events in one committed transaction (all or none); returns their row ids once on disk."""
+        if self.read_only:
+            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened read-only; cannot append")
         rows = [self._row(e) for e in events]  # validate everything before writing anything
         ids: list[int] = []
         with self._lock:
@@ -195,6 +209,67 @@ class FeedbackLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def feedback_url_from_env(env: Mapping[str, str] = os.environ) -> str | None:
+    """``$SESSIONFLOW_FEEDBACK_URL`` (``sqlite:///...`` or ``postgresql://...``), else
+    ``$SESSIONFLOW_FEEDBACK_DB`` (a SQLite file, made absolute), else None."""
+    if url := env.get(FEEDBACK_URL_ENV, "").strip():
+        return url
+    if path := env.get(FEEDBACK_DB_ENV, "").strip():
+        return f"sqlite:///{Path(path).expanduser().resolve()}"
+    return None
+
+
+def default_feedback_url(root: Path, env: Mapping[str, str] = os.environ) -> str:
+    """Where the feedback log of the project at ``root`` lives: the environment (``feedback_url_from_env``),
+    else ``<root>/data/feedback/feedback.db`` -- where ``sessionflow serve`` makes the service write."""
+    return (
+        feedback_url_from_env(env)
+        or f"sqlite:///{Path(root).resolve() / 'data' / 'feedback' / 'feedback.db'}"
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without credentials (``postgresql://user:pass@host/db`` -> ``postgresql://host/db``)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
+
+
+def read_feedback(url: str) -> pd.DataFrame:
+    """Every event of the log at ``url`` (canonical interactions); empty when a SQLite log does not exist yet
+    (nothing is created then). Needs no pseudonymisation key."""
+    if not url.startswith(("postgresql://", "postgres://")) and not sqlite_path(url).is_file():
+        return empty_interactions()
+    with FeedbackLog(url, read_only=True) as log:
+        return log.read_all()
+
+
+def negative_feedback(events: pd.DataFrame) -> pd.Series:
+    """Boolean mask of negative reactions: ``dislike``, ``skip``, and ``rating`` under 3."""
+    event = events["event"].astype("string")
+    value = pd.to_numeric(events["value"], errors="coerce")
+    low_rating = (event == "rating") & (value < NEGATIVE_RATING_BELOW)
+    return (event.isin(sorted(NEGATIVE_EVENTS)) | low_rating).fillna(False).astype(bool)
+
+
+def feedback_stats(events: pd.DataFrame) -> dict[str, Any]:
+    """Counts of a feedback table: events, per event name, negatives, users, sessions, time range."""
+    if events.empty:
+        return {"n_events": 0, "n_negative": 0, "n_positive_or_neutral": 0, "by_event": {}}
+    negative = negative_feedback(events)
+    ts = events["timestamp"]
+    return {
+        "n_events": len(events),
+        "n_negative": int(negative.sum()),
+        "n_positive_or_neutral": int((~negative).sum()),
+        "by_event": {str(k): int(v) for k, v in events["event"].value_counts().sort_index().items()},
+        "n_users": int(events["user_id"].nunique()),
+        "n_sessions": int(events["session_id"].nunique()),
+        "n_items": int(events["item_id"].nunique()),
+        "first": ts.min().isoformat() if ts.notna().any() else None,
+        "last": ts.max().isoformat() if ts.notna().any() else None,
+    }
 
 
 def sqlite_path(url: str) -> Path:

@@ -3,10 +3,14 @@
 Adapters keep every row (bad values become NaN/NaT/<NA>); validation decides what to reject and
 quarantines it with the reason. Sessions come from ``assign_sessions`` (inactivity gap) unless the
 source has its own session ids (DIGINETICA, or a mapped ``session_id`` column).
+
+``merge_feedback`` appends the service's feedback (a snapshot of components.feedback_log) to the ingested
+tables: the retraining loop's new data version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
@@ -15,7 +19,10 @@ import numpy as np
 import pandas as pd
 
 from components.datasets import DatasetSpec, data_hash, spec_files
-from components.schema import coerce_interactions, coerce_items
+from components.feedback_log import negative_feedback
+from components.schema import INTERACTION_COLUMNS, coerce_interactions, coerce_items
+
+FEEDBACK_SESSION_PREFIX = "feedback:"
 
 
 @dataclass
@@ -36,6 +43,39 @@ def ingest(spec: DatasetSpec, session_gap_minutes: float = 30.0) -> CanonicalDat
     # stable sort: per user by time; ties keep file order
     interactions = interactions.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
     return CanonicalData(interactions, coerce_items(items), data_hash(spec_files(spec)), has_sessions)
+
+
+def feedback_hash(feedback: pd.DataFrame) -> str:
+    """sha256 of a feedback table's content (canonical columns, row order kept; timestamps as ISO UTC)."""
+    canon = coerce_interactions(feedback)[list(INTERACTION_COLUMNS)]
+    canon["timestamp"] = canon["timestamp"].map(lambda t: "" if pd.isna(t) else t.isoformat())
+    text = canon.to_csv(index=False, lineterminator="\n", na_rep="", float_format="%.17g")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def merge_feedback(data: CanonicalData, feedback: pd.DataFrame) -> CanonicalData:
+    """``data`` with the positive feedback events appended (a new data version); pure.
+
+    - Negative reactions (``dislike``, ``skip``, ``rating`` < 3) are dropped: training sequences treat every
+      interaction as positive, so a disliked item must not become a training target. They stay in the
+      feedback snapshot for analysis.
+    - Feedback user ids are pseudonymised by the log and never match the source's users, so feedback
+      sessions form sequences of their own; their session ids get the prefix ``feedback:`` so that they
+      cannot collide with the source's session ids.
+    - Rows are appended as they are: validation judges them like any other row (an item missing from the
+      catalogue is quarantined by the rule ``unknown_item``).
+    - ``data_hash`` becomes sha256(raw hash, feedback content hash) over the whole snapshot (negatives
+      included), so it changes whenever feedback arrives; with no feedback ``data`` is returned unchanged.
+    Items and ``source_has_sessions`` are kept; nothing else is recomputed.
+    """
+    if feedback.empty:
+        return data
+    canon = coerce_interactions(feedback)[list(INTERACTION_COLUMNS)]
+    positive = canon[~negative_feedback(canon).to_numpy()].copy()
+    positive["session_id"] = FEEDBACK_SESSION_PREFIX + positive["session_id"].astype("string")
+    interactions = coerce_interactions(pd.concat([data.interactions, positive], ignore_index=True))
+    combined = hashlib.sha256(f"{data.data_hash}|feedback:{feedback_hash(canon)}".encode()).hexdigest()
+    return CanonicalData(interactions, data.items, combined, data.source_has_sessions)
 
 
 def assign_sessions(df: pd.DataFrame, gap_minutes: float) -> pd.DataFrame:

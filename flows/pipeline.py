@@ -1,5 +1,8 @@
-"""The training pipeline as a Prefect 3 flow: pull -> ingest -> validate -> featurize -> train/evaluate
-(one task per candidate) -> MLflow runs -> promotion -> bento.
+"""The training pipeline as a Prefect 3 flow: pull -> feedback export -> ingest -> validate -> featurize ->
+train/evaluate (one task per candidate) -> MLflow runs -> promotion -> bento.
+
+The feedback export snapshots the service's feedback log (data/feedback/<dataset>/events.parquet); ingest
+merges its positive events, so every scheduled run trains on a new data version when feedback arrived.
 
 Tasks are thin wrappers over sessionflow.stages / components (retries where I/O can fail; caching of data
 stages keyed by their input files, settings and code). Runs without a Prefect server (ephemeral API).
@@ -62,7 +65,19 @@ def _raw_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
     return spec_files(stages.dataset_spec(settings, paths.root))
 
 
-@task(cache_key_fn=_cached("ingest", _raw_inputs, lambda p: [p.interim / "ingest.json"]), persist_result=True)
+def _ingest_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
+    """The raw files and the feedback snapshot (rewritten by the export only when its content changed)."""
+    return [*_raw_inputs(settings, paths), paths.feedback_snapshot]
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def feedback_export_task(settings: Settings, root: Path) -> dict:
+    return stages.run_feedback_export(settings, root)
+
+
+@task(
+    cache_key_fn=_cached("ingest", _ingest_inputs, lambda p: [p.interim / "ingest.json"]), persist_result=True
+)
 def ingest_task(settings: Settings, root: Path) -> dict:
     return stages.run_ingest(settings, root)
 
@@ -155,6 +170,13 @@ def training_pipeline(
     root_path = Path(root).resolve()
     settings = load_settings(root_path / params_file, overrides)
     pull_task(settings, root_path)
+    feedback_info = feedback_export_task(settings, root_path)
+    logger.info(
+        "feedback snapshot: %d events (%d negative) from %s",
+        feedback_info["n_events"],
+        feedback_info["n_negative"],
+        feedback_info["source"],
+    )
     ingest_info = ingest_task(settings, root_path)
     validation = validate_task(settings, root_path)
     feature_info = featurize_task(settings, root_path)
@@ -226,6 +248,8 @@ def training_pipeline(
     summary = {
         "dataset": ingest_info["dataset"],
         "data_hash": data_hash,
+        "ingest": ingest_info,
+        "feedback": {k: feedback_info[k] for k in ("n_events", "n_negative", "feedback_hash", "snapshot")},
         "validation": validation.get("counts"),
         "features": feature_info,
         "parent_run_id": parent,

@@ -18,6 +18,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Datasets: pull built-in datasets into data/raw.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+feedback_app = typer.Typer(
+    help="Feedback from the service: snapshot it for retraining, or count it.", no_args_is_help=True
+)
+app.add_typer(feedback_app, name="feedback")
 
 DatasetOpt = Annotated[
     str | None, typer.Option("--dataset", help="Built-in dataset name (default: params.yaml).")
@@ -78,6 +82,50 @@ def data_pull(name: str, root: RootOpt = Path(".")) -> None:
     typer.echo(f"{name}: verified files in {path}")
 
 
+@feedback_app.command("export")
+def feedback_export_command(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Snapshot the feedback log into data/feedback/<dataset>/events.parquet (always written; the next
+    ingest merges its positive events). The log: $SESSIONFLOW_FEEDBACK_URL, $SESSIONFLOW_FEEDBACK_DB, else
+    <root>/data/feedback/feedback.db."""
+    typer.echo(json.dumps(_stage("feedback", dataset, dataset_spec, params, root), indent=2))
+
+
+@feedback_app.command("stats")
+def feedback_stats_command(
+    url: Annotated[
+        str | None, typer.Option(help="Feedback log URL (default: the environment, else the project's).")
+    ] = None,
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Counts of the live feedback log (events, negatives, users, sessions) and of the dataset's snapshot."""
+    import pandas as pd
+
+    from components.feedback_log import default_feedback_url, feedback_stats, read_feedback, redact_url
+    from sessionflow import stages
+
+    source = url or default_feedback_url(root.resolve())
+    try:
+        live = feedback_stats(read_feedback(source))
+        settings = _settings(params, root, _overrides(dataset, dataset_spec))
+        snapshot_path = stages.paths_for(settings, root.resolve()).feedback_snapshot
+    except (ValueError, RuntimeError, OSError) as exc:
+        _fail(exc)
+    snapshot = (
+        {"path": str(snapshot_path), **feedback_stats(pd.read_parquet(snapshot_path))}
+        if snapshot_path.is_file()
+        else {"path": str(snapshot_path), "exists": False}
+    )
+    typer.echo(json.dumps({"log": {"url": redact_url(source), **live}, "snapshot": snapshot}, indent=2))
+
+
 def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, root: Path) -> dict:
     from sessionflow import stages
 
@@ -85,6 +133,7 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
     settings = _settings(params, root, _overrides(dataset, spec))
     runner = {
         "pull": stages.run_pull,
+        "feedback": stages.run_feedback_export,
         "ingest": stages.run_ingest,
         "validate": stages.run_validate,
         "featurize": stages.run_featurize,

@@ -3,7 +3,9 @@
 Each reads its inputs from the project folders, calls the pure components, and writes its outputs:
 
     pull        -> data/raw/<dataset>/                      (built-in datasets; immutable)
+    feedback    -> data/feedback/<dataset>/events.parquet     (snapshot of the service's feedback log)
     ingest      -> data/interim/<dataset>/{interactions,items}.parquet, ingest.json
+                   (raw data + the positive feedback of the snapshot when data.include_feedback)
     validate    -> data/processed/<dataset>/clean/{interactions,items}.parquet, validation.json
                    data/quarantine/<dataset>/                (rejected rows with rule + reason)
     featurize   -> data/processed/<dataset>/features/        (vocab, splits, popularity, item_text.npy)
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from components.config import Settings
+from components.config import FeaturesConfig, Settings
 from components.datasets import BUILTIN, DatasetSpec, builtin_spec, load_spec, pull
 from components.features import (
     FeatureSet,
@@ -40,6 +42,14 @@ class Paths:
     @property
     def raw(self) -> Path:
         return self.root / "data" / "raw"
+
+    @property
+    def feedback(self) -> Path:
+        return self.root / "data" / "feedback" / self.dataset
+
+    @property
+    def feedback_snapshot(self) -> Path:
+        return self.feedback / "events.parquet"
 
     @property
     def interim(self) -> Path:
@@ -90,12 +100,51 @@ def run_pull(settings: Settings, root: Path) -> Path | None:
     return pull(settings.data.dataset, root / "data" / "raw", os.environ.get("SESSIONFLOW_DATA_MIRROR"))
 
 
+def run_feedback_export(settings: Settings, root: Path) -> dict:
+    """Snapshot the live feedback log into data/feedback/<dataset>/events.parquet (the data version DVC
+    tracks). Always written -- empty when there is no log yet -- so DVC has a stable output; left untouched
+    when its content is unchanged, so file-keyed caches downstream stay valid."""
+    from components.feedback_log import default_feedback_url, feedback_stats, read_feedback, redact_url
+    from components.ingest import feedback_hash
+
+    paths = paths_for(settings, root)
+    url = default_feedback_url(root)
+    events = read_feedback(url)
+    digest = feedback_hash(events)
+    target = paths.feedback_snapshot
+    unchanged = target.is_file() and feedback_hash(pd.read_parquet(target)) == digest
+    if not unchanged:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        events.to_parquet(tmp, index=False)
+        tmp.replace(target)
+    return {
+        "dataset": paths.dataset,
+        "source": redact_url(url),
+        "snapshot": str(target),
+        "feedback_hash": digest,
+        "rewritten": not unchanged,
+        **feedback_stats(events),
+    }
+
+
 def run_ingest(settings: Settings, root: Path) -> dict:
-    from components.ingest import ingest
+    from components.features import resolve_sequence_key
+    from components.ingest import ingest, merge_feedback
 
     spec = dataset_spec(settings, root)
     paths = Paths(root, spec.name)
     data = ingest(spec, settings.data.session_gap_minutes)
+    n_raw = len(data.interactions)
+    n_feedback, auto_key = 0, None
+    if settings.data.include_feedback and paths.feedback_snapshot.is_file():
+        feedback = pd.read_parquet(paths.feedback_snapshot)
+        if len(feedback):
+            # what `features.sequence_key: auto` means for the source data, pinned before feedback (clicks,
+            # likes) is merged: a rating log stays one sequence per user however much feedback arrives
+            auto_key = resolve_sequence_key(data.interactions, "auto") if n_raw else None
+            n_feedback = len(feedback)
+            data = merge_feedback(data, feedback)
     paths.interim.mkdir(parents=True, exist_ok=True)
     data.interactions.to_parquet(paths.interim / "interactions.parquet", index=False)
     data.items.to_parquet(paths.interim / "items.parquet", index=False)
@@ -107,6 +156,11 @@ def run_ingest(settings: Settings, root: Path) -> dict:
         "n_items": len(data.items),
         "n_users": int(data.interactions["user_id"].nunique()),
         "n_sessions": int(data.interactions["session_id"].nunique()),
+        "n_source_interactions": n_raw,
+        "n_feedback_events": n_feedback,
+        "n_feedback_interactions": len(data.interactions) - n_raw,
+        "n_feedback_negative_dropped": n_feedback - (len(data.interactions) - n_raw),
+        "sequence_key_auto": auto_key,
     }
     (paths.interim / "ingest.json").write_text(json.dumps(info, indent=2))
     return info
@@ -146,7 +200,7 @@ def run_featurize(settings: Settings, root: Path) -> dict:
     paths = paths_for(settings, root)
     interactions = pd.read_parquet(paths.clean / "interactions.parquet")
     items = pd.read_parquet(paths.clean / "items.parquet")
-    fs = build_features(interactions, settings.features)
+    fs = build_features(interactions, _pinned_features(settings, paths))
     save_features(fs, paths.features)
     info = dict(fs.stats)
     if settings.features.text_embeddings and has_real_text(items):
@@ -163,6 +217,17 @@ def run_featurize(settings: Settings, root: Path) -> dict:
         json.dumps({"sequence_key": fs.sequence_key, "stats": info}, indent=2, default=str)
     )
     return info
+
+
+def _pinned_features(settings: Settings, paths: Paths) -> FeaturesConfig:
+    """``sequence_key: auto`` resolved on the source data as ingest recorded it (feedback events must not
+    turn a rating log into session sequences); other settings as given."""
+    cfg = settings.features
+    info_path = paths.interim / "ingest.json"
+    if cfg.sequence_key != "auto" or not info_path.is_file():
+        return cfg
+    key = json.loads(info_path.read_text()).get("sequence_key_auto")
+    return cfg.model_copy(update={"sequence_key": key}) if key in ("user", "session") else cfg
 
 
 def load_stage_features(settings: Settings, root: Path) -> tuple[FeatureSet, pd.DataFrame, str]:
