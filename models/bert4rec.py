@@ -33,11 +33,11 @@ from models.torch_training import (
 
 class BERT4RecConfig(TorchTrainingConfig):
     hidden_size: int = Field(64, ge=8, description="Item embedding and Transformer width D.")
-    num_layers: int = Field(2, ge=1, description="Transformer blocks.")
+    num_layers: int = Field(1, ge=1, description="Transformer blocks.")
     num_heads: int = Field(2, ge=1, description="Attention heads per block; must divide hidden_size.")
     dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout on embeddings, attention and residuals.")
     mask_prob: float = Field(
-        0.2, gt=0.0, le=1.0, description="Probability that a training item is replaced by [MASK]."
+        0.3, gt=0.0, le=1.0, description="Probability that a training item is replaced by [MASK]."
     )
 
 
@@ -65,7 +65,6 @@ class BERT4RecNet(nn.Module):
             max_position_embeddings=cfg.max_len,
             type_vocab_size=1,
             pad_token_id=0,
-            attn_implementation="sdpa",
         )
         self.encoder = BertModel(encoder_config, add_pooling_layer=False)
         self.head = nn.Sequential(

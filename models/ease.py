@@ -19,7 +19,6 @@ from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recomme
 from models.inputs import as_histories, check_train_data
 from models.interactions import interaction_matrix, item_item_cooccurrence
 from models.popularity import item_counts, popularity_prior
-
 from models.validation import closed_form_report
 
 STATE_FILE = "ease.npz"
@@ -27,7 +26,7 @@ STATE_FILE = "ease.npz"
 
 class EASEConfig(ModelConfig):
     l2: float = Field(
-        250.0, gt=0.0, description="L2 regularisation lambda added to the Gram matrix diagonal."
+        100.0, gt=0.0, description="L2 regularisation lambda added to the Gram matrix diagonal."
     )
 
 

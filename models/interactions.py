@@ -6,6 +6,7 @@ catalogue never needs a dense ``n_items x n_items`` matrix unless the model itse
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,12 +15,14 @@ import torch
 
 def interaction_matrix(sequences: Sequence[np.ndarray], n_items: int) -> torch.Tensor:
     """Sparse binary ``(n_sequences, n_items)`` float32 matrix; repeats within a sequence count once."""
-    rows = np.concatenate([np.full(len(s), i, dtype=np.int64) for i, s in enumerate(sequences)] or [[]])
-    cols = np.concatenate([np.asarray(s, dtype=np.int64) for s in sequences] or [[]])
-    indices = torch.from_numpy(np.stack([rows, cols]).astype(np.int64))  # (2, nnz)
+    empty = np.zeros(0, dtype=np.int64)
+    rows = np.concatenate([empty] + [np.full(len(s), i, dtype=np.int64) for i, s in enumerate(sequences)])
+    cols = np.concatenate([empty] + [np.asarray(s, dtype=np.int64) for s in sequences])
+    indices = torch.from_numpy(np.stack([rows, cols]))  # (2, nnz)
     values = torch.ones(indices.shape[1], dtype=torch.float32)
-    x = torch.sparse_coo_tensor(indices, values, (len(sequences), n_items)).coalesce()
-    return torch.sparse_coo_tensor(x.indices(), torch.ones_like(x.values()), x.shape).coalesce()  # binary
+    x = torch.sparse_coo_tensor(indices, values, (len(sequences), n_items), check_invariants=True).coalesce()
+    ones = torch.ones_like(x.values())
+    return torch.sparse_coo_tensor(x.indices(), ones, x.shape, check_invariants=True).coalesce()  # binary
 
 
 def cooccurrence_block(x: torch.Tensor, x_t: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -31,8 +34,11 @@ def cooccurrence_block(x: torch.Tensor, x_t: torch.Tensor, start: int, stop: int
     idx = x_t.indices()  # (2, nnz): item, sequence
     keep = (idx[0] >= start) & (idx[0] < stop)
     block_idx = idx[:, keep] - torch.tensor([[start], [0]])
-    block = torch.sparse_coo_tensor(block_idx, x_t.values()[keep], (stop - start, x_t.shape[1]))
-    return torch.sparse.mm(block, x).to_dense()  # (stop-start, n_items)
+    shape = (stop - start, x_t.shape[1])
+    block = torch.sparse_coo_tensor(block_idx, x_t.values()[keep], shape, check_invariants=True)
+    with warnings.catch_warnings():  # torch calls its internal CSR path "beta"; tests check the result
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse.mm(block, x).to_dense()  # (stop-start, n_items)
 
 
 def item_item_cooccurrence(x: torch.Tensor) -> torch.Tensor:

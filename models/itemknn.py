@@ -26,12 +26,12 @@ BLOCK_ROWS = 1024  # similarity rows computed at once: BLOCK_ROWS x n_items floa
 
 
 class ItemKNNConfig(ModelConfig):
-    neighbours: int = Field(200, ge=1, description="Neighbours kept per item (top-k by similarity).")
+    neighbours: int = Field(50, ge=1, description="Neighbours kept per item (top-k by similarity).")
     shrink: float = Field(
         10.0, ge=0.0, description="Added to the cosine denominator; damps similarities of rare item pairs."
     )
     recency_decay: float = Field(
-        0.7,
+        0.5,
         gt=0.0,
         le=1.0,
         description="Weight factor per step back in the history; 1.0 weighs all history items equally.",
@@ -68,8 +68,9 @@ class ItemKNN(Recommender):
         for start in range(0, self.n_items, BLOCK_ROWS):
             stop = min(start + BLOCK_ROWS, self.n_items)
             co = cooccurrence_block(x, x_t, start, stop)  # (blk, n_items)
-            sim = co / (norms[start:stop, None] * norms[None, :] + self.config.shrink + 1e-12)  # (blk, n_items)
-            sim[torch.arange(stop - start), torch.arange(start, stop)] = 0.0  # an item is not its own neighbour
+            denominator = norms[start:stop, None] * norms[None, :] + self.config.shrink + 1e-12
+            sim = co / denominator  # (blk, n_items) shrunk cosine
+            sim[torch.arange(stop - start), torch.arange(start, stop)] = 0.0  # not its own neighbour
             top = torch.topk(sim, k, dim=1)
             self.neighbour_ids[start:stop] = top.indices.numpy()
             self.neighbour_sims[start:stop] = top.values.numpy()
@@ -90,7 +91,9 @@ class ItemKNN(Recommender):
         scores = np.zeros(batch * self.n_items, dtype=np.float64)
         if flat_cells:
             scores += np.bincount(
-                np.concatenate(flat_cells), weights=np.concatenate(flat_values), minlength=batch * self.n_items
+                np.concatenate(flat_cells),
+                weights=np.concatenate(flat_values),
+                minlength=batch * self.n_items,
             )
         return (scores.reshape(batch, self.n_items) + self.prior).astype(np.float32)  # (B, n_items)
 

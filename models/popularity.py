@@ -28,7 +28,7 @@ def item_counts(sequences: Sequence[np.ndarray], n_items: int) -> np.ndarray:
 
 
 def popularity_prior(counts: np.ndarray) -> np.ndarray:
-    """Counts scaled into ``[0, PRIOR_SCALE]``: a tie-breaker for score-based models. -> (n_items,) float32."""
+    """Counts scaled into ``[0, PRIOR_SCALE]``, a tie-breaker for score-based models. -> (n_items,) f32."""
     return (counts / max(float(counts.max(initial=0.0)), 1.0) * PRIOR_SCALE).astype(np.float32)
 
 

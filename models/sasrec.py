@@ -32,16 +32,18 @@ from models.torch_training import (
 
 class SASRecConfig(TorchTrainingConfig):
     hidden_size: int = Field(64, ge=8, description="Item embedding and Transformer width D.")
-    num_layers: int = Field(2, ge=1, description="Transformer blocks.")
+    num_layers: int = Field(1, ge=1, description="Transformer blocks.")
     num_heads: int = Field(2, ge=1, description="Attention heads per block; must divide hidden_size.")
-    dropout: float = Field(0.2, ge=0.0, lt=1.0, description="Dropout on embeddings, attention and residuals.")
+    dropout: float = Field(0.3, ge=0.0, lt=1.0, description="Dropout on embeddings, attention and residuals.")
 
 
 class SASRecNet(nn.Module):
     def __init__(self, cfg: SASRecConfig, n_items: int) -> None:
         super().__init__()
         if cfg.hidden_size % cfg.num_heads:
-            raise ValueError(f"sasrec: hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}")
+            raise ValueError(
+                f"sasrec: hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}"
+            )
         self.n_items = n_items
         self.item_embedding = nn.Embedding(n_items + 1, cfg.hidden_size, padding_idx=PAD)  # 0 = padding
         nn.init.normal_(self.item_embedding.weight, std=0.02)
@@ -60,7 +62,6 @@ class SASRecNet(nn.Module):
             use_cache=False,
             bos_token_id=None,
             eos_token_id=None,
-            attn_implementation="sdpa",
         )
         self.encoder = GPT2Model(encoder_config)
 

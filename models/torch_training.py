@@ -35,7 +35,7 @@ class TorchTrainingConfig(ModelConfig):
     """Training fields shared by the torch models; each model's config adds its architecture."""
 
     max_len: int = Field(50, ge=2, description="Most recent items a history is cut to (sequence length).")
-    lr: float = Field(1e-3, gt=0.0, description="AdamW learning rate.")
+    lr: float = Field(3e-3, gt=0.0, description="AdamW learning rate.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW decoupled weight decay.")
     batch_size: int = Field(128, ge=1, description="Training windows per optimisation step.")
     epochs: int = Field(200, ge=1, description="Maximum passes over the training windows.")
@@ -43,9 +43,10 @@ class TorchTrainingConfig(ModelConfig):
         2, ge=1, description="Evaluate validation NDCG@10 every this many epochs (and after the last)."
     )
     patience: int = Field(
-        5,
+        3,
         ge=1,
-        description="Stop after this many validation evaluations without a better NDCG@10; best weights are kept.",
+        description="Stop after this many validation evaluations without a better NDCG@10; "
+        "the best weights are kept.",
     )
     exclude_seen_in_valid: bool = Field(
         True, description="Rank validation targets among items not in the history (full-ranking protocol)."
@@ -128,7 +129,7 @@ class TorchRecommender(Recommender):
         cfg = self.config
         sequences = check_train_data(self, train)
         set_seed(cfg.seed)
-        self.net.item_counts.copy_(torch.from_numpy(item_counts(sequences, self.n_items)))
+        self.net.get_buffer("item_counts").copy_(torch.from_numpy(item_counts(sequences, self.n_items)))
         windows = torch.from_numpy(self._training_windows(sequences)).to(self.device)  # (N, W)
         if len(windows) == 0:
             raise ValueError(f"{self.name}: no training sequence is long enough to learn from")
@@ -138,7 +139,9 @@ class TorchRecommender(Recommender):
         for epoch in range(1, cfg.epochs + 1):
             metrics = {"loss": self._train_epoch(windows, optimizer, epoch)}
             if valid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-                metrics[VALID_METRIC] = valid_ndcg(self.score, valid, exclude_history=cfg.exclude_seen_in_valid)
+                metrics[VALID_METRIC] = valid_ndcg(
+                    self.score, valid, exclude_history=cfg.exclude_seen_in_valid
+                )
                 report.curves.setdefault(VALID_METRIC, []).append(metrics[VALID_METRIC])
                 if metrics[VALID_METRIC] > best:
                     best, stale = metrics[VALID_METRIC], 0
@@ -177,11 +180,9 @@ class TorchRecommender(Recommender):
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         hist = as_histories(histories, self.n_items)
-        out = np.empty((len(hist), self.n_items), dtype=np.float32)  # (B, n_items)
-        counts = self.net.item_counts.float().cpu().numpy()  # (n_items,)
+        counts = self.net.get_buffer("item_counts").float().cpu().numpy()  # (n_items,)
+        out = np.tile(counts, (len(hist), 1))  # (B, n_items): empty histories keep the popularity scores
         nonempty = [row for row, h in enumerate(hist) if len(h)]
-        for row in set(range(len(hist))) - set(nonempty):
-            out[row] = counts
         self.net.eval()
         with torch.inference_mode():
             for start in range(0, len(nonempty), self.config.score_batch_size):

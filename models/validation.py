@@ -8,6 +8,7 @@ needs to rank models consistently while they train.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import numpy as np
 
@@ -21,7 +22,7 @@ VALID_K = 10
 Scorer = Callable[[Sequence[Sequence[int]]], np.ndarray]
 
 
-def exclude_seen(scores: np.ndarray, histories: Sequence[Sequence[int]]) -> np.ndarray:
+def exclude_seen(scores: np.ndarray, histories: Sequence[Sequence[int] | np.ndarray]) -> np.ndarray:
     """Set the scores of items already in each history to -inf, in place. scores (B, n_items)."""
     for row, history in enumerate(histories):
         if len(history):
@@ -39,13 +40,16 @@ def valid_ndcg(
     """Full-ranking NDCG@k of ``scorer`` on ``valid``; seen items are excluded when ``exclude_history``."""
     if len(valid.histories) != len(valid.targets):
         raise ValueError(
-            f"valid data: {len(valid.histories)} histories but {len(valid.targets)} targets; they must pair up"
+            f"valid data: {len(valid.histories)} histories but {len(valid.targets)} targets; "
+            "they must pair up"
         )
     ranks: list[np.ndarray] = []
     for start in range(0, len(valid.histories), batch_size):
         histories = valid.histories[start : start + batch_size]
         targets = np.asarray(valid.targets[start : start + batch_size], dtype=np.int64)
-        scores = np.array(scorer(histories), dtype=np.float32)  # (B, n_items), a copy we may edit
+        scores = np.array(
+            scorer(cast(Sequence[Sequence[int]], histories)), dtype=np.float32
+        )  # (B, n_items) copy
         if exclude_history:
             exclude_seen(scores, histories)
         ranks.append(target_ranks(scores, targets))
