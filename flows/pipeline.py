@@ -206,7 +206,7 @@ def training_pipeline(
             res = CandidateResult(
                 model_name=out["model_name"],
                 bundle_dir=Path(out["bundle_dir"]),
-                metrics=out["metrics"],
+                metrics={**out["metrics"], **{f"valid/{k}": v for k, v in out["valid_metrics"].items()}},
                 params=out["params"],
                 curves=out["curves"],
                 train_seconds=out["train_seconds"],

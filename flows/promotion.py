@@ -86,7 +86,17 @@ def promote(
         )
         return _record(client, decision, parent_run_id)
 
-    result, run_id, model_uri, metrics = max(eligible, key=lambda e: e[3][primary_metric])
+    # pick the challenger on the validation split when it was logged ("valid/<metric>"), so the test split
+    # stays an unbiased estimate; the champion gate below compares on the test metric
+    selection = f"valid/{primary_metric}"
+
+    def rank_key(entry: tuple) -> float:
+        logged = entry[3]
+        value = logged.get(selection)
+        return float(value) if value is not None and math.isfinite(value) else float(logged[primary_metric])
+
+    result, run_id, model_uri, metrics = max(eligible, key=rank_key)
+    evidence["selected_by"] = selection if selection in metrics else primary_metric
     version = mlflow.register_model(
         model_uri,
         name,

@@ -39,15 +39,22 @@ def log(tmp_path: Path, parent: str) -> Logger:
     bundle = make_bundle(tmp_path / "bundle", "popularity")
 
     def _log(
-        name: str, ndcg: float, coverage: float = 0.4, latency: float = 5.0
+        name: str, ndcg: float, coverage: float = 0.4, latency: float = 5.0, valid: float | None = None
     ) -> tuple[CandidateResult, str]:
+        extra = {} if valid is None else {f"valid/{PRIMARY}": valid}
         result = CandidateResult(
             model_name=name,
             bundle_dir=bundle,
             params={},
             curves={"loss": [1.0, 0.5]},
             epochs=2,
-            metrics={PRIMARY: ndcg, "hr@10": ndcg * 2, "coverage@10": coverage, "latency_p95_ms": latency},
+            metrics={
+                PRIMARY: ndcg,
+                "hr@10": ndcg * 2,
+                "coverage@10": coverage,
+                "latency_p95_ms": latency,
+                **extra,
+            },
             data_hash="hash-1",
         )
         run_id, _ = log_candidate(result, parent, EXPERIMENT)
@@ -192,3 +199,12 @@ def test_champion_is_reevaluated_on_current_data(log: Logger) -> None:
     kept = promote([log("ease", 0.305)], CFG, PRIMARY, evaluate_champion=broken)
     assert not kept.promoted
     assert "re-evaluation failed: RuntimeError" in kept.evidence["champion"]["metrics_source"]
+
+
+def test_challenger_is_selected_on_validation_not_test(log: Logger) -> None:
+    # b is better on test, a on validation: the challenger is chosen on validation (test stays unbiased)
+    a = log("a", ndcg=0.20, valid=0.30)
+    b = log("b", ndcg=0.25, valid=0.10)
+    decision = promote([a, b], CFG, PRIMARY)
+    assert decision.evidence["challenger"]["model"] == "a"
+    assert decision.evidence["selected_by"] == f"valid/{PRIMARY}"
