@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -131,22 +132,6 @@ def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Pat
     }
 
 
-def _evaluate_bundle(settings: Settings, root: Path):
-    """Callback for promotion: re-evaluate a (champion) bundle on the current test split."""
-
-    def evaluate_bundle(bundle_dir: Path) -> dict[str, float]:
-        from components.bundle import Predictor
-        from components.evaluate import evaluate
-        from components.features import remap_eval_data
-
-        fs, _, _ = stages.load_stage_features(settings, root)
-        pred = Predictor.load(bundle_dir)
-        data, popularity = remap_eval_data(fs, pred.vocab)
-        return evaluate(pred.model, data, settings.evaluate, popularity)
-
-    return evaluate_bundle
-
-
 @flow(name="sessionflow-pipeline", log_prints=True)
 def training_pipeline(
     params_file: str = "params.yaml",
@@ -225,7 +210,7 @@ def training_pipeline(
             results,
             settings.promote,
             settings.evaluate.primary_metric,
-            evaluate_champion=_evaluate_bundle(settings, root_path),
+            evaluate_champion=partial(stages.evaluate_bundle, settings, root_path),
             parent_run_id=parent,
         )
         logger.info("promotion: %s", decision.reason)

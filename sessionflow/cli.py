@@ -240,16 +240,10 @@ def evaluate(
     root: RootOpt = Path("."),
 ) -> None:
     """Evaluate a saved bundle on the current test split (full ranking)."""
-    from components.bundle import Predictor
-    from components.evaluate import evaluate as run_eval
-    from components.features import remap_eval_data
     from sessionflow import stages
 
     settings = _settings(params, root, _overrides(dataset, dataset_spec))
-    fs, _, _ = stages.load_stage_features(settings, root.resolve())
-    pred = Predictor.load(bundle)
-    data, popularity = remap_eval_data(fs, pred.vocab)
-    typer.echo(json.dumps(run_eval(pred.model, data, settings.evaluate, popularity), indent=2))
+    typer.echo(json.dumps(stages.evaluate_bundle(settings, root.resolve(), bundle), indent=2))
 
 
 @app.command()

@@ -237,3 +237,15 @@ def load_stage_features(settings: Settings, root: Path) -> tuple[FeatureSet, pd.
     items = pd.read_parquet(paths.clean / "items.parquet")
     data_hash = json.loads((paths.interim / "ingest.json").read_text())["data_hash"]
     return fs, items, data_hash
+
+
+def evaluate_bundle(settings: Settings, root: Path, bundle_dir: Path) -> dict[str, float]:
+    """A saved bundle (e.g. the champion) scored on the current test split, mapped into its vocabulary."""
+    from components.bundle import Predictor
+    from components.evaluate import evaluate
+    from components.features import remap_eval_data
+
+    fs, _, _ = load_stage_features(settings, root)
+    pred = Predictor.load(bundle_dir)
+    data, popularity = remap_eval_data(fs, pred.vocab)
+    return evaluate(pred.model, data, settings.evaluate, popularity)
