@@ -152,7 +152,8 @@ class ChatRequest(BaseModel):
         None,
         min_length=1,
         max_length=MAX_MESSAGES,
-        description="Stateless form: the conversation so far, oldest first (assistant turns are ignored).",
+        description="Stateless form: the conversation so far, oldest first; assistant turns count "
+        "(titles they named were shown to the user; a question they asked makes a bare answer on-topic).",
     )
     k: Annotated[StrictInt, Field(ge=1, le=MAX_CHAT_K)] | None = Field(
         None, description="How many items to show (default: conversation.default_k)."
@@ -189,8 +190,12 @@ class ChatResponse(BaseModel):
     reply: str
     items: list[ChatItemOut]
     state: dict[str, Any] = Field(description="The dialogue state after this turn (constraints, likes...).")
-    understood: dict[str, Any] = Field(default_factory=dict, description="What this turn was parsed into.")
-    reply_source: str = Field("rules", description="'rules', or 'llm' when an LLM re-worded the reply.")
+    understood: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The typed query this turn became (intent, constraints, soft text, refs with stances, "
+        "critique, unresolved titles, planner).",
+    )
+    reply_source: str = Field("template", description="'template', or 'llm' when the LLM wrote the reply.")
     session_id: str | None = Field(None, description="The session (stateful form only).")
 
 

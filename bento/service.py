@@ -25,7 +25,6 @@ points at Redis.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from pathlib import Path
@@ -57,16 +56,12 @@ from bento.schemas import (
     invalid,
     resolve_model_tag,
 )
-from components.dialogue.config import ConversationConfig
 
 if TYPE_CHECKING:  # heavy (torch, via the models): imported in the worker, not by `bentoml serve`
-    from components.bundle import Predictor, RecommendResult
-    from components.dialogue.engine import ConversationEngine
+    from components.bundle import RecommendResult
 
 logger = logging.getLogger("sessionflow.service")
 
-# Written into the BentoML model folder by flows.package.write_item_embeddings.
-ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -99,17 +94,19 @@ class SessionRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        from components.bundle import Predictor
+        from components.dialogue.engine import load_engine
         from components.feedback_log import FeedbackLog
 
         self.model_tag = str(self.model_ref.tag)
         model_dir = Path(self.model_ref.path)
-        self.predictor = Predictor.load(model_dir)
-        self.engine, self.embeddings_source = build_engine(model_dir, self.predictor, ARGS.conversation)
+        self.engine = load_engine(model_dir, ARGS.conversation)
+        self.predictor = self.engine.predictor
         self.feedback_url = feedback_log_url()
         self.feedback_log = FeedbackLog(self.feedback_url)
         where = re.sub(r"//[^@/]*@", "//", self.feedback_url)  # no credentials in logs or /metadata
-        logger.info("feedback log: %s; item embeddings: %s", where, self.embeddings_source)
+        logger.info(
+            "feedback log: %s; catalogue: %d %s", where, len(self.engine.index), self.engine.index.nouns
+        )
         labels = dict(self.model_ref.info.labels)
         meta = self.predictor.meta
         self.model_version = labels.get("mlflow_model_version") or self.model_tag
@@ -124,7 +121,11 @@ class SessionRecommender:
             "metrics": meta.get("metrics", {}),
             "created_at": meta.get("created_at"),
             "feedback_log": where,
-            "item_embeddings": self.embeddings_source,
+            "catalogue": {
+                "index": self.engine.index_source,
+                "item_noun": list(self.engine.index.spec.item_noun),
+                "facets": {f.name: f.kind for f in self.engine.index.spec.facets},
+            },
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
 
@@ -196,11 +197,11 @@ class SessionRecommender:
         """Log the event durably (on disk before the answer), then re-rank the session's list with it."""
         check_feedback_value(event, value)
         item = str(item_id)
-        if self.engine.catalogue.index(item) is None:
+        if self.engine.index.index(item) is None:
             raise invalid(
                 "FeedbackRequest",
                 "item_id",
-                f"unknown item id {item!r}: the served model's catalogue of {len(self.engine.catalogue)}"
+                f"unknown item id {item!r}: the served model's catalogue of {len(self.engine.index)}"
                 " items does not have it (use ids from /chat or /recommend answers)",
                 item_id,
             )
@@ -218,6 +219,31 @@ class SessionRecommender:
         """Forget a session's conversation and feedback (the feedback log keeps its events)."""
         self.engine.reset(session_id)
         return ResetResponse(session_id=session_id)
+
+    @metadata_app.get("/catalogue")
+    def catalogue(self, items: bool = False) -> dict[str, Any]:
+        """What this catalogue is and what can be asked of it: item nouns, facets and their values (the chat
+        page words itself from this); with ``?items=true`` also every item id, title and year."""
+        ix = self.engine.index
+        out: dict[str, Any] = {
+            "item_noun": list(ix.spec.item_noun),
+            "n_items": len(ix),
+            "facets": [
+                {"name": f.name, "kind": f.kind, "values": ix.categories[f.name].values[:200]}
+                if f.name in ix.categories
+                else {"name": f.name, "kind": f.kind, "unit": f.unit, "bounds": ix.numbers[f.name].bounds}
+                for f in ix.spec.facets
+                if f.name in ix.categories or f.name in ix.numbers
+            ],
+            "planner": self.engine.planner.name,
+        }
+        if items:
+            out |= {
+                "item_ids": ix.item_ids,
+                "titles": ix.titles,
+                "years": [None if y != y else float(y) for y in ix.years.tolist()],
+            }
+        return out
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
@@ -253,41 +279,6 @@ class SessionRecommender:
         )
 
 
-def build_engine(
-    model_dir: Path, predictor: Predictor, config: ConversationConfig
-) -> tuple[ConversationEngine, str]:
-    """The conversation engine over the bundle's catalogue, with the item embeddings packaged next to it
-    when they match the catalogue's texts (else encoded now); returns it and where the embeddings came from.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from components.bundle import ITEMS_FILE
-    from components.dialogue.engine import ConversationEngine
-    from components.text_encoder import get_encoder, texts_hash
-
-    items_path = model_dir / ITEMS_FILE
-    items = (
-        pd.read_parquet(items_path)
-        if items_path.is_file()
-        else pd.DataFrame({"item_id": list(predictor.titles), "title": list(predictor.titles.values())})
-    )
-    embeddings, expected = None, None
-    if (model_dir / ITEM_EMBEDDINGS).is_file() and (model_dir / ITEM_EMBEDDINGS_META).is_file():
-        embeddings = np.load(model_dir / ITEM_EMBEDDINGS)
-        expected = json.loads((model_dir / ITEM_EMBEDDINGS_META).read_text()).get("texts_hash")
-        if embeddings.shape[0] != len(predictor.vocab):
-            embeddings = None
-    if embeddings is not None:
-        engine = ConversationEngine(predictor, items, config, None, embeddings=embeddings)
-        if texts_hash(engine.catalogue.texts) == expected:
-            if config.w_text > 0:
-                get_encoder()  # load the query encoder now, not on the first /chat
-            return engine, "bundled"
-        logger.warning("packaged item embeddings do not match the catalogue's texts: encoding them again")
-    return ConversationEngine(predictor, items, config, None), "encoded at startup"
-
-
 def _bento_tag() -> str | None:
     """``name:version`` of the bento being served, or None when serving from source."""
     ctx = bentoml.server_context
@@ -301,7 +292,6 @@ __all__ = [
     "MODEL_TAG_ENV",
     "BentoArgs",
     "SessionRecommender",
-    "build_engine",
     "feedback_log_url",
     "resolve_model_tag",
 ]

@@ -5,8 +5,11 @@ Layout::
     bundle/
       model/          Recommender.save output (config.json + weights)
       vocab.json      item vocabulary fitted on the training split
-      items.parquet   item_id, title, text, categories, year of the catalogue (answers, conversation)
+      items.parquet   item_id, title, text, categories, year, attributes of the catalogue
+      catalogue.json  the dataset spec's catalogue section: facets, vocabulary, item noun (conversation)
+      prior.npy       time-decayed popularity of the training data (conversation cold start)
       meta.json       model name, data hash, protocol, metrics, max_len, created_at
+      conversation/   the conversation's catalogue index, added at packaging (components.dialogue.packaging)
 
 The service, evaluator and conversation layer build a ``Predictor`` from a bundle; they never redo
 preprocessing themselves.
@@ -24,12 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from components.facets import CatalogueSpec
 from components.vocab import ItemVocab
 from models import Recommender, load_model
 
 META_FILE = "meta.json"
 ITEMS_FILE = "items.parquet"
 MODEL_DIR = "model"
+CATALOGUE_FILE = "catalogue.json"
+PRIOR_FILE = "prior.npy"
 
 
 def save_bundle(
@@ -38,8 +44,12 @@ def save_bundle(
     vocab: ItemVocab,
     items: pd.DataFrame,
     meta: dict[str, Any],
+    catalogue: CatalogueSpec | None = None,
+    prior: np.ndarray | None = None,
 ) -> Path:
-    """Write a bundle. ``items`` is the canonical items table (rows outside the vocab are dropped)."""
+    """Write a bundle. ``items`` is the canonical items table (rows outside the vocab are dropped);
+    ``catalogue`` the dataset's facets and ``prior`` a popularity prior (vocabulary order) for the
+    conversation."""
     directory = Path(directory)
     if directory.exists():
         shutil.rmtree(directory)
@@ -47,10 +57,16 @@ def save_bundle(
     model.save(directory / MODEL_DIR)
     vocab.save(directory)
     known = items[items["item_id"].isin(set(vocab.item_ids))]
-    keep = [c for c in ("item_id", "title", "text", "categories", "year") if c in known.columns]
+    keep = [c for c in ("item_id", "title", "text", "categories", "year", "attributes") if c in known.columns]
     known[keep].reset_index(drop=True).to_parquet(directory / ITEMS_FILE, index=False)
     full_meta = {"model": model.name, "n_items": len(vocab), **meta}
     (directory / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str))
+    if catalogue is not None:
+        (directory / CATALOGUE_FILE).write_text(catalogue.model_dump_json(indent=2))
+    if prior is not None:
+        if len(prior) != len(vocab):
+            raise ValueError(f"prior has {len(prior)} values but the vocabulary {len(vocab)} items")
+        np.save(directory / PRIOR_FILE, np.asarray(prior, dtype=np.float64))
     return directory
 
 

@@ -67,6 +67,9 @@ class FeaturesConfig(_Section):
     max_len: int = Field(50, ge=2, description="Longest history kept per sequence (most recent items).")
     text_embeddings: bool = Field(True, description="Encode item text with the sentence encoder.")
     embed_batch_size: int = Field(128, ge=1)
+    trending_half_life_days: float = Field(
+        365.0, gt=0, description="Half-life of the time decay of the popularity prior shipped in bundles."
+    )
 
 
 class TrainConfig(_Section):

@@ -31,6 +31,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from components.facets import CatalogueSpec, FacetSpec
+
 MIRROR_ENV = "SESSIONFLOW_DATA_MIRROR"
 Format = Literal["movielens-100k", "movielens-latest", "sequence-lines", "diginetica", "interactions-csv"]
 
@@ -63,6 +65,9 @@ class DatasetSpec(BaseModel):
         60.0, gt=0, description="sequence-lines: seconds between consecutive items (the format has no times)."
     )
     items: ItemsFileSpec | None = None
+    catalogue: CatalogueSpec | None = Field(
+        None, description="Facets people can ask for and what items are called (components/facets.py)."
+    )
     base_dir: str | None = Field(None, description="Set when loaded: folder the relative paths start from.")
 
     def resolve(self, relative: str) -> Path:
@@ -89,6 +94,15 @@ class BuiltinDataset(BaseModel):
     archive_prefix: str = ""  # folder inside the archive holding the files
 
 
+MOVIE_CATALOGUE = CatalogueSpec(
+    item_noun=("film", "films"),
+    facets=[
+        FacetSpec(name="genre", kind="category", column="categories"),
+        FacetSpec(name="year", kind="year", column="year"),
+    ],
+    vocabulary="movies",
+)
+
 _ML100K_FILES = {
     "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
     "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
@@ -99,13 +113,18 @@ _ML100K_FILES = {
 
 BUILTIN: dict[str, BuiltinDataset] = {
     "ml-100k": BuiltinDataset(
-        spec=DatasetSpec(name="ml-100k", format="movielens-100k", path="."),
+        spec=DatasetSpec(name="ml-100k", format="movielens-100k", path=".", catalogue=MOVIE_CATALOGUE),
         files=[RawFile(mirror_path=f"ml-100k/{n}", dest=n, sha256=s) for n, s in _ML100K_FILES.items()],
         url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
         archive_prefix="ml-100k/",
     ),
     "ml-latest-small": BuiltinDataset(
-        spec=DatasetSpec(name="ml-latest-small", format="movielens-latest", path="ml-latest-small.zip"),
+        spec=DatasetSpec(
+            name="ml-latest-small",
+            format="movielens-latest",
+            path="ml-latest-small.zip",
+            catalogue=MOVIE_CATALOGUE,
+        ),
         files=[
             RawFile(
                 mirror_path="ml-latest-small.zip",
@@ -156,6 +175,9 @@ def load_spec(path: str | Path) -> DatasetSpec:
         raise ValueError(f"invalid dataset spec {path}:\n{exc}") from exc
     if spec.base_dir is None:
         spec = spec.model_copy(update={"base_dir": str(path.parent.resolve())})
+    if spec.catalogue is not None and spec.catalogue.base_dir is None:
+        catalogue = spec.catalogue.model_copy(update={"base_dir": str(path.parent.resolve())})
+        spec = spec.model_copy(update={"catalogue": catalogue})
     return spec
 
 

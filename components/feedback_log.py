@@ -36,13 +36,17 @@ from typing import Any
 
 import pandas as pd
 
-from components.schema import EVENTS, coerce_interactions, empty_interactions
+from components.schema import (
+    EVENTS,
+    NEGATIVE_EVENTS,
+    NEGATIVE_RATING_BELOW,
+    coerce_interactions,
+    empty_interactions,
+)
 
 KEY_ENV = "SESSIONFLOW_FEEDBACK_KEY"
 FEEDBACK_URL_ENV = "SESSIONFLOW_FEEDBACK_URL"
 FEEDBACK_DB_ENV = "SESSIONFLOW_FEEDBACK_DB"
-NEGATIVE_EVENTS: frozenset[str] = frozenset({"dislike", "skip"})
-NEGATIVE_RATING_BELOW = 3.0  # a 'rating' under this is a negative reaction (1-5 scale)
 FIELDS = ("user_id", "session_id", "item_id", "event", "value", "timestamp")
 _COLUMNS = "user_id, session_id, item_id, event, value, timestamp"
 _INSERT_SQLITE = f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -246,7 +250,7 @@ def read_feedback(url: str) -> pd.DataFrame:
 
 
 def negative_feedback(events: pd.DataFrame) -> pd.Series:
-    """Boolean mask of negative reactions: ``dislike``, ``skip``, and ``rating`` under 3."""
+    """Boolean mask of negative reactions: ``components.schema.event_polarity`` == 'negative', vectorised."""
     event = events["event"].astype("string")
     value = pd.to_numeric(events["value"], errors="coerce")
     low_rating = (event == "rating") & (value < NEGATIVE_RATING_BELOW)

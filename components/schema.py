@@ -80,3 +80,24 @@ def _as_list(value: object) -> list[str]:
     if isinstance(value, Iterable):
         return [str(v) for v in value]
     return []
+
+
+# -- the one polarity rule for events: the service's session state, the feedback export and training use it --
+NEGATIVE_EVENTS: frozenset[str] = frozenset({"dislike", "skip"})
+STRONG_POSITIVE_EVENTS: frozenset[str] = frozenset({"like", "purchase"})  # also a liked item in a session
+NEGATIVE_RATING_BELOW = 3.0  # a 'rating' under this is negative (1-5 scale)
+POSITIVE_RATING_FROM = 4.0  # a 'rating' from this up is positive and counts as liked; 3 is neutral
+
+
+def event_polarity(event: str, value: float | None = None) -> str:
+    """'negative' (dislike, skip, rating < 3), 'neutral' (rating 3..4), else 'positive'. Negative events never
+    become training interactions; positive and neutral ones do."""
+    if event in NEGATIVE_EVENTS:
+        return "negative"
+    if event == "rating":
+        if value is None or value != value:
+            raise ValueError("a 'rating' event needs a numeric value (e.g. 1-5)")
+        if value < NEGATIVE_RATING_BELOW:
+            return "negative"
+        return "positive" if value >= POSITIVE_RATING_FROM else "neutral"
+    return "positive"

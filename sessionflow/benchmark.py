@@ -52,9 +52,11 @@ def run_candidates(
 
             cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
             if bundles_dir is not None:
+                catalogue = stages.dataset_spec(settings, root).catalogue
                 write_bundle(
-                    cand, fs, items, bundles_dir / name, data_hash, settings.evaluate, settings.features.split
-                )
+                    cand, fs, items, bundles_dir / name, data_hash, settings.evaluate,
+                    settings.features.split, catalogue, stages.trending_prior(settings, root),
+                )  # fmt: skip
             results[name] = {
                 **{k: v for k, v in cand.metrics.items()},
                 "train_seconds": round(cand.train_seconds, 3),

@@ -3,8 +3,10 @@
 Two backends, one loop:
 
 - ``--url URL``: a running service (``POST {url}/chat`` and ``{url}/feedback``, JSON in and out);
-- ``--bundle DIR``: in process, a ``ConversationEngine`` over a model bundle and its items table (item text
-  embeddings come from ``components.text_encoder.embed_items``, cached on disk when a cache folder is given).
+- ``--bundle DIR``: in process, the bundle's ``ConversationEngine`` (``components.dialogue.load_engine``: the
+  same engine the service builds; a bundle without a packaged index gets one built, embeddings cached).
+
+Each answer shows the reply, what the recommender understood so far, and a numbered list.
 
 Inside the chat: plain text is a message; ``:like N`` / ``:dislike N`` react to item N of the last list;
 ``:reset`` starts over; ``:help``; ``:quit`` (or end of input) leaves.
@@ -17,17 +19,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import pandas as pd
-
 if TYPE_CHECKING:
     import httpx
     from rich.console import Console
 
     from components.dialogue.config import ConversationConfig
-    from components.dialogue.engine import ConversationEngine
 
 HELP = (
-    "Type what you would like to watch ('a funny 90s movie', 'like Toy Story but darker', 'no horror').\n"
+    "Say what you are looking for, in your own words; name things you liked; say what you don't want.\n"
     "Commands: :like N, :dislike N (N = position in the last list), :reset, :help, :quit"
 )
 FEEDBACK_COMMANDS = {":like": "like", ":dislike": "dislike"}
@@ -49,64 +48,24 @@ class ChatBackend(Protocol):
     def reset(self) -> None: ...
 
 
-# ---------------------------------------------------------------------------------------------- engines
-
-
-def read_items(path: Path) -> pd.DataFrame:
-    """An items table (parquet, csv or json lines) with at least ``item_id`` and ``title``."""
-    path = Path(path)
-    if not path.is_file():
-        raise ChatError(f"items table {path} not found")
-    if path.suffix == ".parquet":
-        table = pd.read_parquet(path)
-    elif path.suffix in {".jsonl", ".json"}:
-        table = pd.read_json(path, lines=path.suffix == ".jsonl")
-    else:
-        table = pd.read_csv(path)
-    missing = {"item_id", "title"} - set(table.columns)
-    if missing:
-        raise ChatError(f"items table {path} lacks the columns {sorted(missing)}")
-    table["item_id"] = table["item_id"].astype(str)
-    return table
-
-
-def build_engine(
-    bundle_dir: Path,
-    items: pd.DataFrame | None = None,
-    config: ConversationConfig | None = None,
-    embedding_cache: Path | None = None,
-    embeddings: Any = None,
-) -> ConversationEngine:
-    """A ConversationEngine over a model bundle, with an in-memory session store.
-
-    ``items`` defaults to the bundle's own ``items.parquet`` (title, categories, year); a richer table (with
-    ``text``) may be given. Item text embeddings are encoded with ``embed_items`` into ``embedding_cache``
-    (or the config's ``embedding_cache_dir``) unless ``embeddings`` (vocabulary order) are passed.
-    """
-    from components.bundle import ITEMS_FILE, Predictor
+def open_bundle(bundle_dir: Path, config: ConversationConfig | None, embedding_cache: Path | None):  # noqa: ANN201
+    """``load_engine`` with the bundle's problems as ChatErrors (shown without a traceback)."""
     from components.dialogue.config import ConversationConfig
-    from components.dialogue.engine import ConversationEngine
-    from components.dialogue.state import InMemorySessionStore
+    from components.dialogue.engine import load_engine
 
-    bundle_dir = Path(bundle_dir)
-    try:
-        predictor = Predictor.load(bundle_dir)
-    except FileNotFoundError as exc:
-        raise ChatError(str(exc)) from exc
-    if items is None:
-        path = bundle_dir / ITEMS_FILE
-        items = pd.read_parquet(path) if path.is_file() else pd.DataFrame({"item_id": [], "title": []})
     cfg = config or ConversationConfig()
     if embedding_cache is not None and not cfg.embedding_cache_dir:
         cfg = cfg.model_copy(update={"embedding_cache_dir": str(embedding_cache)})
-    store = InMemorySessionStore(cfg.session_ttl_seconds, cfg.max_sessions)
-    return ConversationEngine(predictor, items, cfg, store, embeddings=embeddings)
+    try:
+        return load_engine(Path(bundle_dir), cfg)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ChatError(str(exc)) from exc
 
 
 class EngineBackend:
     """In-process conversation on a ConversationEngine."""
 
-    def __init__(self, engine: ConversationEngine, session_id: str, k: int) -> None:
+    def __init__(self, engine: Any, session_id: str, k: int) -> None:  # a ConversationEngine
         self.engine = engine
         self.session_id = session_id
         self.k = k
@@ -204,6 +163,9 @@ def show_answer(console: Console, answer: dict[str, Any]) -> list[tuple[str, str
     reply = answer.get("reply")
     if reply:
         console.print(f"[bold green]recommender:[/] {reply}")
+    known = known_so_far(answer.get("state") or {})
+    if known:
+        console.print(f"[dim]what I know so far: {known}[/]")
     items = answer.get("items") or []
     if not items:
         if not reply:
@@ -219,6 +181,27 @@ def show_answer(console: Console, answer: dict[str, Any]) -> list[tuple[str, str
                       str(item.get("reason", "")))  # fmt: skip
     console.print(table)
     return [(str(item.get("item_id")), str(item.get("title") or item.get("item_id"))) for item in items]
+
+
+def known_so_far(state: dict[str, Any]) -> str:
+    """The dialogue state in a line: constraints, liked/disliked counts, mood, free words."""
+    parts = []
+    for c in state.get("constraints") or []:
+        op = c.get("op")
+        if op in ("is", "prefer"):
+            parts.append(str(c.get("value")))
+        elif op == "is_not":
+            parts.append(f"not {c.get('value')}")
+        else:
+            parts.append(str(c.get("said") or c.get("facet")))
+    for key, label in (("liked", "liked"), ("disliked", "disliked"), ("seen", "seen")):
+        if state.get(key):
+            parts.append(f"{len(state[key])} {label}")
+    if state.get("mood"):
+        parts.append(str(state["mood"]))
+    if state.get("soft"):
+        parts.append(f"'{state['soft'][-1]}'")
+    return ", ".join(parts)
 
 
 def chat_loop(backend: ChatBackend, console: Console, read_line: Callable[[str], str]) -> int:
@@ -275,7 +258,6 @@ def _pick(shown: list[tuple[str, str]], arg: str) -> tuple[str, str]:
 def run_chat(
     url: str | None = None,
     bundle_dir: Path | None = None,
-    items_path: Path | None = None,
     session_id: str | None = None,
     k: int = 10,
     config: ConversationConfig | None = None,
@@ -305,12 +287,13 @@ def run_chat(
             backend, where = http, url
         else:
             assert bundle_dir is not None
-            items = read_items(items_path) if items_path is not None else None
-            with console.status("loading the model and item embeddings..."):
-                engine = build_engine(bundle_dir, items, config, embedding_cache)
+            with console.status("loading the model and its catalogue index..."):
+                engine = open_bundle(bundle_dir, config, embedding_cache)
             backend = EngineBackend(engine, sid, k)
             meta = engine.predictor.meta
-            where = f"{meta.get('model', 'model')} bundle {bundle_dir} ({len(engine.catalogue)} items)"
+            where = (
+                f"{meta.get('model', 'model')} bundle {bundle_dir} ({len(engine.index)} {engine.index.nouns})"
+            )
     except ChatError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         return 1

@@ -336,9 +336,6 @@ def chat(
     bundle: Annotated[
         Path | None, typer.Option(help="A model bundle folder: chat in process, no server.")
     ] = None,
-    items: Annotated[
-        Path | None, typer.Option(help="Items table for --bundle (default: the bundle's).")
-    ] = None,
     k: Annotated[int, typer.Option(min=1, max=100, help="Items per answer.")] = 10,
     session_id: Annotated[str | None, typer.Option(help="Session id (default: a new one).")] = None,
     params: ParamsOpt = Path("params.yaml"),
@@ -354,10 +351,40 @@ def chat(
     code = run_chat(
         url=url,
         bundle_dir=bundle,
-        items_path=items,
         session_id=session_id,
         k=k,
         config=settings.conversation,
         embedding_cache=root.resolve() / ".cache" / "embeddings",
     )
     raise typer.Exit(code)
+
+
+@app.command("evaluate-chat")
+def evaluate_chat_command(
+    bundle: Annotated[Path | None, typer.Argument(help="A model bundle folder (in process).")] = None,
+    url: Annotated[str | None, typer.Option(help="Or a running service: POST {url}/chat.")] = None,
+    corpus: Annotated[str, typer.Option(help="Dialogue corpus in the data mirror.")] = "inspired",
+    split: Annotated[str, typer.Option(help="dev (tune on it) or test (report it).")] = "test",
+    dialogues_file: Annotated[Path | None, typer.Option(help="An INSPIRED-format tsv instead.")] = None,
+    ks: Annotated[str, typer.Option(help="Comma-separated K of Recall@K.")] = "1,10,50",
+    output: Annotated[Path, typer.Option(help="JSON report.")] = Path("results/chat_eval.json"),
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Recall@K of the conversation on real dialogues: the history before each recommender turn goes in,
+    the movie that turn names must come out (titles mapped to the catalogue; the mapping rate is reported)."""
+    from sessionflow.chat_eval import evaluate_chat
+
+    _env_defaults(root)
+    settings = _settings(params, root, {})
+    try:
+        k_values = [int(k) for k in ks.split(",") if k.strip()]
+        report = evaluate_chat(
+            bundle, url, corpus, split, dialogues_file, k_values, settings.conversation, output=output
+        )
+    except (ValueError, FileNotFoundError, OSError) as exc:
+        _fail(exc)
+    summary = {
+        k: report[k] for k in ("source", "dialogues", "recall", "n_targets", "mapping_rate", "seconds")
+    }
+    typer.echo(json.dumps(summary, indent=2))

@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from components.config import FeaturesConfig, Settings
@@ -30,6 +31,8 @@ from components.features import (
     load_features,
     save_features,
 )
+
+TRENDING_FILE = "item_trending.npy"
 
 
 @dataclass(frozen=True)
@@ -203,14 +206,16 @@ def run_featurize(settings: Settings, root: Path) -> dict:
     fs = build_features(interactions, _pinned_features(settings, paths))
     save_features(fs, paths.features)
     info = dict(fs.stats)
+    from components.prior import trending_popularity
+
+    trending = trending_popularity(interactions, fs.vocab, settings.features.trending_half_life_days)
+    np.save(paths.features / TRENDING_FILE, trending)
     if settings.features.text_embeddings and has_real_text(items):
         from components.text_encoder import embed_items
 
         emb, _ = embed_items(
             item_texts(fs.vocab, items), paths.cache / "embeddings", settings.features.embed_batch_size
         )
-        import numpy as np
-
         np.save(paths.features / "item_text.npy", emb)
         info["item_text_embeddings"] = list(emb.shape)
     (paths.features / "features.json").write_text(
@@ -228,6 +233,12 @@ def _pinned_features(settings: Settings, paths: Paths) -> FeaturesConfig:
         return cfg
     key = json.loads(info_path.read_text()).get("sequence_key_auto")
     return cfg.model_copy(update={"sequence_key": key}) if key in ("user", "session") else cfg
+
+
+def trending_prior(settings: Settings, root: Path) -> np.ndarray | None:
+    """The featurize stage's time-decayed popularity (vocabulary order), or None before it existed."""
+    path = paths_for(settings, root).features / TRENDING_FILE
+    return np.load(path) if path.is_file() else None
 
 
 def load_stage_features(settings: Settings, root: Path) -> tuple[FeatureSet, pd.DataFrame, str]:

@@ -1,9 +1,13 @@
-"""Conversational recommendation core: parse a message, keep a dialogue state, rank, explain.
+"""Conversational recommendation core: understand a message, keep a dialogue state, rank, explain.
 
-Modules, one job each: ``config`` (ConversationConfig), ``catalogue`` (per-item view + title index),
-``lexicon`` (words the parser knows), ``parser`` (message -> constraints), ``state`` (dialogue state,
-transitions, session stores), ``ranker`` (fusion, filters, MMR), ``reasons`` (grounded one-liners),
-``phrasing`` (reply sentence, optional LLM), ``engine`` (ConversationEngine, the API the service calls).
+Modules, one job each: ``config`` (ConversationConfig); ``index`` (the catalogue index built at packaging:
+facets, phrases, embeddings, BM25 via ``lexical``, titles via ``linker``) and ``packaging`` (writing it into a
+bundle); ``text``, ``grammar``, ``ranges``, ``language`` (words, English cues, years/numbers, language);
+``query`` (the typed Query, the contract between understanding and ranking); ``planner`` (the built-in
+planner) and ``llm`` (an OpenAI-compatible planner and grounded replies); ``state`` and ``stores`` (dialogue
+state and where it lives); ``ranker`` (signals, filters, relaxation, MMR); ``reasons`` and ``reply``
+(grounded one-liners and the reply); ``engine`` (ConversationEngine and ``load_engine``); ``evaluation``
+(Recall@K on real dialogues).
 
 Importing this package is cheap: the engine (which imports the model registry) loads on first use.
 """
@@ -15,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from components.dialogue.config import ConversationConfig
 
 if TYPE_CHECKING:  # re-exported lazily through __getattr__
-    from components.dialogue.engine import ChatItem, ChatResult, ConversationEngine  # noqa: F401
-    from components.dialogue.state import (  # noqa: F401
-        DialogueState,
+    from components.dialogue.engine import ChatItem, ChatResult, ConversationEngine, load_engine  # noqa: F401
+    from components.dialogue.state import DialogueState  # noqa: F401
+    from components.dialogue.stores import (  # noqa: F401
         InMemorySessionStore,
         RedisSessionStore,
         SessionStore,
@@ -28,11 +32,12 @@ _LAZY = {
     "ChatItem": "components.dialogue.engine",
     "ChatResult": "components.dialogue.engine",
     "ConversationEngine": "components.dialogue.engine",
+    "load_engine": "components.dialogue.engine",
     "DialogueState": "components.dialogue.state",
-    "InMemorySessionStore": "components.dialogue.state",
-    "RedisSessionStore": "components.dialogue.state",
-    "SessionStore": "components.dialogue.state",
-    "make_session_store": "components.dialogue.state",
+    "InMemorySessionStore": "components.dialogue.stores",
+    "RedisSessionStore": "components.dialogue.stores",
+    "SessionStore": "components.dialogue.stores",
+    "make_session_store": "components.dialogue.stores",
 }
 
 

@@ -1,4 +1,9 @@
-"""Settings of the conversational recommender: fusion weights, filters, diversity, sessions, LLM phrasing."""
+"""Settings of the conversational recommender: planner, fusion weights, filters, diversity, sessions, LLM.
+
+The fusion weights' defaults were fitted on the INSPIRED *dev* dialogues over ml-latest-small
+(benchmarks/tune_conversation.py; never on the test split) and are documented in
+docs/results-conversation.md.
+"""
 
 from __future__ import annotations
 
@@ -12,57 +17,43 @@ class ConversationConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # fusion weights (each signal is scaled to [0, 1] over the catalogue before weighting)
-    w_model: float = Field(
-        1.0,
-        ge=0,
-        description="Weight of the session model's score over the session's items and liked references.",
+    # fusion weights (each signal is scaled to [0, 1] over the allowed items before weighting)
+    w_prior: float = Field(0.3, ge=0, description="Popularity prior (the model's empty-history score).")
+    w_model: float = Field(0.3, ge=0, description="Session model over the session's items + liked items.")
+    w_cf: float = Field(0.3, ge=0, description="Collaborative neighbours of each liked item (best of).")
+    w_content: float = Field(0.8, ge=0, description="Embedding similarity to liked/mentioned items.")
+    w_mention: float = Field(
+        0.3, ge=0, description="Items merely mentioned (by the user, or named by the assistant): similarity."
     )
-    w_prior: float = Field(
-        0.3,
-        ge=0,
-        description="Weight of the model's empty-history score (a popularity-like prior) at cold start.",
+    w_dense: float = Field(0.7, ge=0, description="Sentence-embedding match of the free-text preferences.")
+    dense_text: Literal["soft", "said"] = Field(
+        "soft", description="Encode the understood free words (soft) or the user's recent messages as typed."
     )
-    w_text: float = Field(
-        0.6,
-        ge=0,
-        description="Weight of cosine(query text embedding, item embedding) for the words asked for.",
+    w_lexical: float = Field(0.4, ge=0, description="BM25 match of the free-text preferences.")
+    w_assistant: float = Field(0.0, ge=0, description="What the assistant said (stateless histories).")
+    w_facet: float = Field(0.6, ge=0, description="Share of the asked facet values an item has.")
+    w_mood: float = Field(0.5, ge=0, description="'lighter' / 'darker' preferences (vocabulary moods).")
+    w_dislike: float = Field(1.0, ge=0, description="Demotion of items close to disliked ones.")
+    dislike_similarity: float = Field(
+        0.5, ge=0, lt=1, description="Cosine above which an item counts as close to a disliked one."
     )
-    w_ref: float = Field(
-        0.8, ge=0, description="Weight of embedding similarity to liked and positively referenced items."
-    )
-    w_neg: float = Field(
-        0.8,
-        ge=0,
-        description="Weight subtracted for embedding similarity to disliked / negatively referenced items.",
-    )
-    w_neg_model: float = Field(
-        0.5,
-        ge=0,
-        description="Weight subtracted for the model's score of the negative references as a history.",
-    )
-    w_category: float = Field(
-        1.5,
-        ge=0,
-        description="Boost times the share of the requested categories an item has (strong by default).",
-    )
-    w_tone: float = Field(
-        0.5, ge=0, description="Weight of the 'lighter' / 'darker' critique on the item's categories."
+    w_avoid: float = Field(
+        0.8, ge=0, description="Demotion of items matching avoided words ('not about WWII')."
     )
     shown_penalty: float = Field(
         0.15, ge=0, description="Subtracted for items shown in an earlier turn, so critiques bring new items."
     )
-    category_mode: Literal["boost", "filter"] = Field(
-        "boost",
-        description="boost: requested categories raise the score; filter: items must have all of them "
-        "(relaxed to any one when fewer than k items pass).",
+    category_filter: bool = Field(
+        True, description="Asked category values filter (any of them); relaxed when nothing passes."
     )
+    hard_turns: int = Field(
+        3, ge=1, description="Asked category values filter for this many user turns, then only boost."
+    )
+    max_refs: int = Field(10, ge=1, description="Most recent liked/mentioned items used as references.")
+    text_turns: int = Field(3, ge=1, description="How many recent turns of free text form the query.")
     exclude_session_items: bool = Field(True, description="Never recommend items already in the session.")
-    mmr_lambda: float = Field(
-        0.8, ge=0, le=1, description="MMR trade-off: 1 = pure relevance, 0 = pure diversity."
-    )
+    mmr_lambda: float = Field(0.85, ge=0, le=1, description="MMR trade-off: 1 = relevance only.")
     mmr_pool: int = Field(50, ge=1, description="Candidates (at least 5k) re-ranked by MMR for the top k.")
-    max_query_turns: int = Field(3, ge=1, description="How many recent turns of free text form the query.")
     reason_min_similarity: float = Field(
         0.5, ge=-1, le=1, description="Cosine above which a reason may say 'similar to <item>'."
     )
@@ -77,16 +68,26 @@ class ConversationConfig(BaseModel):
     )
     redis_url: str | None = Field(None, description="redis://host:port/db: keep sessions in Redis instead.")
     embedding_cache_dir: str | None = Field(
-        None, description="Folder caching item text embeddings (components.text_encoder.embed_items)."
+        None, description="Folder caching item text embeddings when an index is built on the fly."
     )
-    # optional LLM phrasing of the reply
+    # language model (any OpenAI-compatible chat endpoint: vLLM, Ollama, llama.cpp server, a hosted API)
+    planner: Literal["builtin", "llm"] = Field(
+        "builtin",
+        description="llm: the endpoint below plans each turn (JSON schema), builtin on any failure.",
+    )
     llm_url: str | None = Field(
         None,
-        description="Base URL of an OpenAI-compatible API (e.g. http://localhost:8000/v1); off when unset.",
+        description="Base URL of an OpenAI-compatible API (e.g. http://127.0.0.1:8080/v1); off when unset.",
     )
-    llm_model: str = Field("default", description="Model name sent to the LLM endpoint.")
-    llm_timeout_s: float = Field(
-        2.0, gt=0, le=30, description="LLM call timeout; on any error the rule reply is used."
+    llm_model: str = Field("default", description="Model name sent to the endpoint.")
+    llm_timeout_s: float = Field(8.0, gt=0, le=120, description="Per call; on timeout or error: fallback.")
+    llm_json_mode: Literal["json_schema", "json_object_schema"] = Field(
+        "json_schema",
+        description="json_schema: OpenAI's response_format; json_object_schema: llama.cpp server's "
+        "{'type': 'json_object', 'schema': ...}.",
+    )
+    llm_reply: bool = Field(
+        False, description="Let the LLM write the reply from the shown items' facts (checked; else template)."
     )
     llm_api_key_env: str = Field(
         "SESSIONFLOW_LLM_API_KEY",

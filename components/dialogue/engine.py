@@ -1,7 +1,10 @@
-"""ConversationEngine: parse a message, update the session's state, rank, explain, reply.
+"""ConversationEngine: understand a message (a planner -> ``Query``), update the session's state, rank,
+explain, reply. ``load_engine(bundle)`` is the one way to build it: the service, ``sessionflow chat``, the
+pipeline's evaluations, the simulator and the benchmarks all call it.
 
-The service calls ``chat`` / ``chat_stateless`` / ``feedback`` / ``recommend`` / ``reset``; everything
-else here is private. One lock per session (striped) keeps concurrent calls on a session consistent.
+The service calls ``chat`` / ``chat_stateless`` / ``feedback`` / ``recommend`` / ``reset``. One lock per
+session (striped) keeps concurrent calls on a session consistent; the LLM (when configured) is called
+outside the lock.
 """
 
 from __future__ import annotations
@@ -14,37 +17,32 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 
-from components.dialogue.catalogue import Catalogue
+from components.dialogue import grammar as g
 from components.dialogue.config import ConversationConfig
-from components.dialogue.parser import MessageParser, ParsedTurn
-from components.dialogue.phrasing import llm_reply, rule_reply
-from components.dialogue.ranker import Ranked, RankRequest, rank
+from components.dialogue.index import CatalogueIndex
+from components.dialogue.planner import BuiltinPlanner, PlanContext, Planner
+from components.dialogue.query import Constraint, Query
+from components.dialogue.ranker import RankRequest, RankResult, rank
 from components.dialogue.reasons import ReasonContext, explain, query_terms
-from components.dialogue.state import (
-    DialogueState,
-    SessionStore,
-    apply_turn,
-    make_session_store,
-    record_shown,
-    year_label,
-)
-from components.schema import EVENTS
+from components.dialogue.reply import compose, describe_item
+from components.dialogue.state import DialogueState, apply_query, record_feedback, record_shown
+from components.dialogue.stores import SessionStore, make_session_store
+from components.dialogue.text import fold, informativeness, tokenize
+from components.schema import EVENTS, STRONG_POSITIVE_EVENTS, event_polarity
 
 if TYPE_CHECKING:
     from components.bundle import Predictor
 
 log = logging.getLogger(__name__)
-
-POSITIVE_EVENTS = frozenset({"click", "cart", "purchase", "like"})
-LIKE_EVENTS = frozenset({"like", "purchase"})
-NEGATIVE_EVENTS = frozenset({"dislike", "skip"})
 MAX_MESSAGE_CHARS = 2000
 _N_LOCKS = 64
+_SILENT = ("other_language", "not_understood", "off_topic")
+MAX_SUGGESTED = 3  # an assistant turn naming more items than this showed a list, it did not suggest them
 
 
 class ChatItem(NamedTuple):
@@ -64,7 +62,7 @@ class ChatResult:
     items: list[ChatItem]
     state: dict[str, Any]
     understood: dict[str, Any] = field(default_factory=dict)
-    reply_source: str = "rules"  # "rules" | "llm"
+    reply_source: str = "template"  # "template" | "llm"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,55 +75,76 @@ class ChatResult:
 
 
 class ConversationEngine:
-    """Multi-turn conversational recommendation over one Predictor's catalogue."""
+    """Multi-turn conversational recommendation over one Predictor's catalogue index."""
 
     def __init__(
         self,
         predictor: Predictor,
-        items: pd.DataFrame,
+        index: CatalogueIndex,
         config: ConversationConfig,
-        store: SessionStore | None,
-        embeddings: np.ndarray | None = None,
+        store: SessionStore | None = None,
+        planner: Planner | None = None,
     ) -> None:
+        if list(index.item_ids) != [str(i) for i in predictor.vocab.item_ids]:
+            raise ValueError("the catalogue index was built for another model: its item ids differ")
         self.predictor = predictor
+        self.index = index
         self.config = config
-        self.store = (
-            store
-            if store is not None
-            else make_session_store(config.redis_url, config.session_ttl_seconds, config.max_sessions)
+        self.store = store or make_session_store(
+            config.redis_url, config.session_ttl_seconds, config.max_sessions
         )
-        self.catalogue = Catalogue.build(predictor, items, embeddings, config.embedding_cache_dir)
-        self.parser = MessageParser(self.catalogue)
+        self.builtin = BuiltinPlanner(index)
+        self.planner: Planner = planner or self.builtin
         self._locks = [threading.Lock() for _ in range(_N_LOCKS)]
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vec_lock = threading.Lock()
+        self.index_source = "given"  # load_engine: "packaged" | "built at start"
 
     # -- public API ---------------------------------------------------------------------------------------
     def chat(self, session_id: str, message: str, k: int | None = None) -> ChatResult:
-        """One user turn in a stored session: constraints are folded into the session's state."""
+        """One user turn in a stored session."""
         k = self._k(k)
         message = _check_message(message)
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
-            result = self._turn(state, message, k)
+            context = self._context(state)
+        query = self.planner.plan(message, context)  # an LLM call happens outside the lock
+        with self._lock(session_id):
+            state = self.store.get(session_id) or DialogueState(session_id)
+            result = self._turn(state, query, k, said=message)
             self.store.put(state)
         return self._phrase(result, message)
 
-    def chat_stateless(self, messages: list[dict[str, str]], k: int | None = None) -> ChatResult:
-        """Replay the user turns of ``messages`` (role/content dicts) into a temporary state."""
+    def chat_stateless(self, messages: Sequence[dict[str, str]], k: int | None = None) -> ChatResult:
+        """Answer the last turn of a whole conversation (``role``/``content`` dicts, oldest first), replayed
+        into a fresh state. Every turn counts: user turns are understood in order; titles an assistant turn
+        named are what the user was shown (never suggested again; "I've seen it" refers to them), and a
+        question it asked makes a bare answer on-topic. Only the end is ranked: a stateless client showed the
+        user the assistant's words, not lists this engine would have made on earlier turns."""
         k = self._k(k)
+        state, last_query, last_user = self.replay(messages)
+        return self._phrase(self._turn(state, last_query, k, applied=True), last_user)
+
+    def replay(self, messages: Sequence[dict[str, str]]) -> tuple[DialogueState, Query, str]:
+        """The state a conversation leads to, the last user turn's query and text (see chat_stateless)."""
         state = DialogueState("stateless")
-        result: ChatResult | None = None
-        last = ""
+        context = PlanContext()
+        last_query = Query(intent="chit_chat", planner="none")
+        last_user = ""
         for n, msg in enumerate(messages):
             if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
                 raise ValueError(f"messages[{n}] must be a dict with 'role' and 'content', got {msg!r}")
-            if msg["role"] == "user":
-                last = _check_message(msg["content"])
-                result = self._turn(state, last, k)
-        if result is None:
-            raise ValueError("messages hold no turn with role 'user': nothing to answer")
-        return self._phrase(result, last)
+            content = _check_message(msg["content"])
+            if msg["role"] == "assistant":
+                context = self._assistant_turn(state, content)
+            elif msg["role"] == "user":
+                last_user = content
+                last_query = self.planner.plan(content, context)
+                apply_query(state, last_query, self.index, content)
+                context = PlanContext(shown=self._dense(state.shown))
+            else:
+                raise ValueError(f"messages[{n}].role must be 'user' or 'assistant', got {msg['role']!r}")
+        return state, last_query, last_user
 
     def feedback(
         self, session_id: str, item_id: str, event: str, value: float | None = None
@@ -133,30 +152,23 @@ class ConversationEngine:
         """Record a reaction to an item; the next answer for this session reflects it immediately."""
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}; expected one of {list(EVENTS)}")
-        idx = self.catalogue.index(str(item_id))
+        idx = self.index.index(str(item_id))
         if idx is None:
             raise ValueError(
-                f"unknown item id {item_id!r}: not in the model's catalogue of {len(self.catalogue)} items"
+                f"unknown item id {item_id!r}: not in the model's catalogue of {len(self.index)} items"
             )
-        polarity = _polarity(event, value)
-        item_id = self.catalogue.item_ids[idx]
+        polarity = event_polarity(event, value)
+        item_id = self.index.item_ids[idx]
+        strong = event in STRONG_POSITIVE_EVENTS or event == "rating"
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
-            if polarity == "negative":
-                _remove(item_id, state.liked, state.positive_refs, state.history)
-                _append_unique(state.disliked, item_id)
-            else:
-                _remove(item_id, state.disliked, state.rejected_items, state.history)
-                state.history.append(item_id)
-                if polarity == "positive" and (event in LIKE_EVENTS or event == "rating"):
-                    _append_unique(state.liked, item_id)
+            record_feedback(state, item_id, polarity, strong)
             answer: dict[str, Any] = {
                 "session_id": session_id, "item_id": item_id, "event": event, "value": value,
                 "polarity": polarity,
             }  # fmt: skip
             if self.config.refresh_on_feedback:
-                k = len(state.shown) or self.config.default_k
-                items = self._answer(state, k)
+                items = self._answer(state, len(state.shown) or self.config.default_k)[0]
                 record_shown(state, [i.item_id for i in items])
                 answer["items"] = [i._asdict() for i in items]
             self.store.put(state)
@@ -164,30 +176,24 @@ class ConversationEngine:
         return answer
 
     def recommend(
-        self,
-        session_id: str | None,
-        items: list[str] | None = None,
-        k: int | None = None,
+        self, session_id: str | None, items: list[str] | None = None, k: int | None = None,
         exclude: Sequence[str] | None = None,
-    ) -> list[ChatItem]:
-        """The /recommend path: ``items`` (the session's items, oldest first) plus this session's live
-        feedback and constraints. Unknown ids are ignored here; ``split_known`` reports them."""
+    ) -> list[ChatItem]:  # fmt: skip
+        """The /recommend path: ``items`` (oldest first) plus this session's feedback and constraints."""
         k = self._k(k)
         stored = self.store.get(session_id) if session_id else None
         state = copy.deepcopy(stored) if stored else DialogueState(session_id or "anonymous")
-        given = [str(i) for i in (items or []) if self.catalogue.index(str(i)) is not None]
+        given = [str(i) for i in (items or []) if self.index.index(str(i)) is not None]
         state.history = given + [i for i in state.history if i not in given]
-        return self._answer(state, k, exclude=exclude or ())
+        return self._answer(state, k, exclude=exclude or ())[0]
 
     def reset(self, session_id: str) -> None:
-        """Forget the session entirely (constraints, feedback, history)."""
         with self._lock(session_id):
             self.store.delete(session_id)
 
     def load_history(self, session_id: str, item_ids: Sequence[str]) -> list[str]:
         """Set the session's interaction history (oldest first); returns the unknown ids left out."""
-        known = [str(i) for i in item_ids if self.catalogue.index(str(i)) is not None]
-        unknown = [str(i) for i in item_ids if self.catalogue.index(str(i)) is None]
+        known, unknown = self.split_known(item_ids)
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
             state.history = known
@@ -195,165 +201,223 @@ class ConversationEngine:
         return unknown
 
     def split_known(self, item_ids: Sequence[str]) -> tuple[list[str], list[str]]:
-        """(known, unknown) raw ids against the catalogue."""
-        known = [str(i) for i in item_ids if self.catalogue.index(str(i)) is not None]
-        return known, [str(i) for i in item_ids if self.catalogue.index(str(i)) is None]
+        known = [str(i) for i in item_ids if self.index.index(str(i)) is not None]
+        return known, [str(i) for i in item_ids if self.index.index(str(i)) is None]
 
-    # -- internals -----------------------------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Load what the first turn would load (sentence encoder, word frequencies, language and sentiment
+        models), so the first user does not wait for it."""
+        self.builtin.plan("something funny and recent, like the first one, not too dark")
+        if self.config.w_dense > 0:
+            self._vector("something funny and recent")
+
+    # -- one turn -------------------------------------------------------------------------------------------
+    def _turn(
+        self, state: DialogueState, query: Query, k: int, applied: bool = False, said: str = ""
+    ) -> ChatResult:
+        if not applied:
+            apply_query(state, query, self.index, said)
+        silent = query.intent in _SILENT and not state.has_preferences
+        items, ranked = ([], None) if silent else self._answer(state, k)
+        if query.intent not in _SILENT or state.has_preferences:
+            record_shown(state, [i.item_id for i in items])
+        about = self.index.index(state.focus) if query.intent == "ask_about" and state.focus else None
+        unsupported = self._unsupported(query)
+        reply = compose(query, state, self.index, [i.title for i in items], k,
+                        ranked.relaxed if ranked else (), unsupported, about)  # fmt: skip
+        understood = query.model_dump(exclude_defaults=True) | {
+            "intent": query.intent,
+            "planner": query.planner,
+        }
+        if ranked and ranked.relaxed:
+            understood["relaxed"] = [c.model_dump(exclude_defaults=True) for c in ranked.relaxed]
+        return ChatResult(reply, items, state.to_dict(), understood, "template")
+
+    def _assistant_turn(self, state: DialogueState, content: str) -> PlanContext:
+        """An assistant message of a stateless history: what it named was shown to the user."""
+        toks = tokenize(content)
+        links, _ = self.index.linker.link(toks, [True] * len(toks))
+        named = list(dict.fromkeys(self.index.item_ids[lk.item] for lk in links))
+        if named:
+            record_shown(state, named)
+        if 0 < len(named) <= MAX_SUGGESTED:  # a recommendation in conversation, not a list of results
+            state.suggested = list(dict.fromkeys([*state.suggested, *named]))[-50:]
+        state.assistant = [*state.assistant, content][-3:]
+        return PlanContext(shown=self._dense(state.shown), suggested=self._dense(named),
+                           assistant_asked="?" in content)  # fmt: skip
+
+    def _context(self, state: DialogueState) -> PlanContext:
+        return PlanContext(shown=self._dense(state.shown))
+
+    def _unsupported(self, query: Query) -> list[str]:
+        """Facets the message asked about that this catalogue does not have ('price' on films)."""
+        out = []
+        said = fold(" ".join([query.soft, query.avoid]))
+        if not self.builtin._number_facets and any(w in said.split() for w in ("price", "cheap", "dollars")):
+            out.append("prices")
+        return out
+
+    # -- ranking --------------------------------------------------------------------------------------------
+    def request(self, state: DialogueState, exclude: Sequence[str] = ()) -> RankRequest:
+        """The ranking request a state implies (public for tests and diagnostics)."""
+        d = self._dense
+        history, liked = d(state.history), d(state.liked)
+        banned = set(d(state.seen)) | set(d(state.rejected)) | set(d(state.disliked)) | set(liked)
+        banned |= set(d(state.mentioned)) | set(d(state.suggested)) | set(d(exclude))
+        if self.config.exclude_session_items:
+            banned |= set(history)
+        turns = self.config.text_turns
+        soft = state.soft[-turns:]
+        dense_text = soft if self.config.dense_text == "soft" else state.said[-turns:]
+        mood = self.index.moods.get(state.mood or "", {})
+        return RankRequest(
+            history=history + [i for i in liked if i not in history],
+            liked=liked,
+            mentioned=list(dict.fromkeys(d(state.mentioned) + d(state.suggested))),
+            disliked=d(state.disliked),
+            banned=banned,
+            shown_before=set(d(state.shown_before)) - banned,
+            constraints=self._constraints(state),
+            query=self._vector(" ".join(dense_text)) if dense_text and self.config.w_dense > 0 else None,
+            terms=_weighted_terms(soft),
+            avoid_terms=_weighted_terms(state.avoid[-turns:]),
+            assistant=self._vector(" ".join(state.assistant[-2:]))
+            if state.assistant and self.config.w_assistant > 0
+            else None,
+            assistant_terms=_weighted_terms(state.assistant[-2:]) if self.config.w_assistant > 0 else {},
+            mood=mood,
+        )
+
+    def _constraints(self, state: DialogueState) -> list[Constraint]:
+        """Every negative or range constraint; asked values from the last ``hard_turns`` turns (older ones
+        become ``prefer``: they still boost through the facet signal but no longer filter)."""
+        fresh = state.typed_constraints(since_turn=state.turn - self.config.hard_turns + 1)
+        return [
+            c if c.op != "is" or c in fresh else c.model_copy(update={"op": "prefer"})
+            for c in state.typed_constraints()
+        ]
+
+    def _answer(
+        self, state: DialogueState, k: int, exclude: Sequence[str] = ()
+    ) -> tuple[list[ChatItem], RankResult]:
+        ranked = rank(self.index, self.predictor.model, self.request(state, exclude), self.config, k)
+        ctx = self.reason_context(state)
+        items = []
+        for r in ranked.items:
+            reason, _ = explain(r.idx, self.index, ctx, r.parts, self.config.reason_min_similarity)
+            items.append(
+                ChatItem(self.index.item_ids[r.idx], self.index.label(r.idx), round(r.score, 6), reason)
+            )
+        return items, ranked
+
+    def reason_context(self, state: DialogueState) -> ReasonContext:
+        d = self._dense
+        mood = self.index.moods.get(state.mood or "", {})
+        return ReasonContext(
+            constraints=state.typed_constraints(),
+            liked=d(state.liked),
+            history=[i for i in d(state.history) if i not in set(d(state.liked))],
+            terms=query_terms(state.soft[-self.config.text_turns :]),
+            mood=state.mood,
+            mood_values=[fv for fv, w in sorted(mood.items(), key=lambda kv: -kv[1]) if w > 0],
+        )
+
+    def _phrase(self, result: ChatResult, message: str) -> ChatResult:
+        """Let the configured LLM write the reply from the shown items' facts (checked; else the template)."""
+        if self.config.llm_reply and self.config.llm_url and result.items:
+            from components.dialogue.llm import grounded_reply
+
+            api_key = os.environ.get(self.config.llm_api_key_env)
+            facts = [describe_item(self.index.index(i.item_id) or 0, self.index) for i in result.items]
+            text = grounded_reply(
+                self.config, message, result.reply, result.items, facts, api_key, self.index
+            )
+            if text:
+                result.reply, result.reply_source = text, "llm"
+        return result
+
+    # -- helpers --------------------------------------------------------------------------------------------
     def _k(self, k: int | None) -> int:
         k = self.config.default_k if k is None else int(k)
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        return min(k, len(self.catalogue))
+        return min(k, len(self.index))
 
     def _lock(self, session_id: str) -> threading.Lock:
         return self._locks[zlib.crc32(session_id.encode()) % _N_LOCKS]
 
-    def _turn(self, state: DialogueState, message: str, k: int) -> ChatResult:
-        shown = [i for i in (self.catalogue.index(s) for s in state.shown) if i is not None]
-        parsed = self.parser.parse(message, shown)
-        apply_turn(state, parsed, self.catalogue)
-        items = self._answer(state, k)
-        record_shown(state, [i.item_id for i in items])
-        understood = self._understood(parsed)
-        reply = self._reply(state, parsed, items, k)
-        return ChatResult(reply, items, state.to_dict(), understood, "rules")
-
-    def _phrase(self, result: ChatResult, message: str) -> ChatResult:
-        """Let the configured LLM re-word the reply (called outside the session lock)."""
-        if self.config.llm_url:
-            api_key = os.environ.get(self.config.llm_api_key_env)
-            phrased = llm_reply(self.config, message, result.reply, result.items, api_key)
-            if phrased:
-                result.reply, result.reply_source = phrased, "llm"
-        return result
-
     def _dense(self, ids: Sequence[str]) -> list[int]:
-        return [i for i in (self.catalogue.index(x) for x in ids) if i is not None]
+        return [i for i in (self.index.index(x) for x in ids) if i is not None]
 
-    def request(self, state: DialogueState, exclude: Sequence[str] = ()) -> RankRequest:
-        """The ranking request a state implies (public for tests and diagnostics)."""
-        d = self._dense
-        history, liked, pos = d(state.history), d(state.liked), d(state.positive_refs)
-        neg = list(dict.fromkeys(d(state.disliked) + d(state.negative_refs)))
-        model_history = history + [i for i in liked + pos if i not in history]
-        banned = set(d(state.rejected_items)) | set(neg) | set(pos) | set(d(exclude))
-        if self.config.exclude_session_items:
-            banned |= set(history) | set(liked)
-        return RankRequest(
-            model_history=model_history,
-            negative_history=neg,
-            positive_refs=list(dict.fromkeys(liked + pos)),
-            negative_refs=neg,
-            query=self._query(state),
-            accepted=list(state.accepted_categories),
-            rejected=list(state.rejected_categories),
-            year_min=state.year_min,
-            year_max=state.year_max,
-            tone_weights=self.parser.tone_weights(state.tone),
-            banned=banned,
-            shown_before=set(d(state.shown_before)) - banned,
-        )
-
-    def _answer(self, state: DialogueState, k: int, exclude: Sequence[str] = ()) -> list[ChatItem]:
-        req = self.request(state, exclude)
-        ranked = rank(self.catalogue, self.predictor.model, req, self.config, k)
-        return self._explain(state, ranked)
-
-    def reason_context(self, state: DialogueState) -> ReasonContext:
-        """The session facts reasons may cite (public for tests and diagnostics)."""
-        d = self._dense
-        tone = self.parser.tone_weights(state.tone)
-        liked = d(state.liked)
-        return ReasonContext(
-            accepted=list(state.accepted_categories),
-            year_min=state.year_min,
-            year_max=state.year_max,
-            liked=liked,
-            references=d(state.positive_refs),
-            history=[i for i in d(state.history) if i not in set(liked)],
-            query_terms=query_terms(state.texts[-self.config.max_query_turns :]),
-            tone_categories=[c for c, w in sorted(tone.items(), key=lambda kv: -kv[1]) if w > 0],
-            tone=state.tone,
-        )
-
-    def _explain(self, state: DialogueState, ranked: list[Ranked]) -> list[ChatItem]:
-        ctx = self.reason_context(state)
-        out = []
-        for r in ranked:
-            reason, _ = explain(r.idx, self.catalogue, ctx, r.parts, self.config.reason_min_similarity)
-            out.append(
-                ChatItem(
-                    self.catalogue.item_ids[r.idx], self.catalogue.label(r.idx), round(r.score, 6), reason
-                )
-            )
-        return out
-
-    def _query(self, state: DialogueState) -> np.ndarray | None:
-        text = " ".join(state.texts[-self.config.max_query_turns :]).strip()
-        if not text or self.config.w_text <= 0:
+    def _vector(self, text: str) -> np.ndarray | None:
+        text = text.strip()
+        if not text:
             return None
-        with self._cache_lock:
-            if text in self._query_cache:
-                self._query_cache.move_to_end(text)
-                return self._query_cache[text]
+        with self._vec_lock:
+            if text in self._vectors:
+                self._vectors.move_to_end(text)
+                return self._vectors[text]
         from components.text_encoder import get_encoder
 
         vec = get_encoder().encode([text])[0]
-        if vec.shape[0] != self.catalogue.embeddings.shape[1]:
+        if vec.shape[0] != self.index.embeddings.shape[1]:
             log.warning("query embedding dim %d != item embedding dim %d: text signal off",
-                        vec.shape[0], self.catalogue.embeddings.shape[1])  # fmt: skip
+                        vec.shape[0], self.index.embeddings.shape[1])  # fmt: skip
             return None
-        with self._cache_lock:
-            self._query_cache[text] = vec
-            while len(self._query_cache) > 1024:
-                self._query_cache.popitem(last=False)
+        with self._vec_lock:
+            self._vectors[text] = vec
+            while len(self._vectors) > 2048:
+                self._vectors.popitem(last=False)
         return vec
 
-    def _understood(self, parsed: ParsedTurn) -> dict[str, Any]:
-        label = self.catalogue.label
-        return {
-            "reset": parsed.reset,
-            "categories": parsed.categories,
-            "rejected_categories": parsed.rejected_categories,
-            "years": year_label(parsed.year_min, parsed.year_max) if parsed.year_set else None,
-            "year_critique": parsed.year_critique,
-            "tone": {1: "lighter", -1: "darker"}.get(parsed.tone),
-            "like": [label(i) for i in parsed.positive_refs],
-            "unlike": [label(i) for i in parsed.negative_refs],
-            "rejected_items": [label(i) for i in parsed.rejected_items],
-            "unresolved_titles": parsed.unresolved_titles,
-            "text": parsed.text,
-        }
 
-    def _reply(self, state: DialogueState, parsed: ParsedTurn, items: list[ChatItem], k: int) -> str:
-        return rule_reply(state, parsed, [i.title for i in items], k, self.catalogue)
+def load_engine(
+    bundle_dir: str | Path,
+    config: ConversationConfig | None = None,
+    store: SessionStore | None = None,
+    index: CatalogueIndex | None = None,
+) -> ConversationEngine:
+    """The conversation engine of a bundle: its Predictor and its packaged catalogue index
+    (``<bundle>/conversation/``, written by ``components.dialogue.packaging.write_index``). A bundle
+    without an
+    index gets one built now from its items table (slower: encodes the texts unless cached)."""
+    from components.bundle import Predictor
+
+    cfg = config or ConversationConfig()
+    bundle_dir = Path(bundle_dir)
+    predictor = Predictor.load(bundle_dir)
+    source = "given" if index is not None else "packaged"
+    if index is None:
+        try:
+            index = CatalogueIndex.load(bundle_dir)
+        except FileNotFoundError:
+            from components.dialogue.packaging import index_for_bundle
+
+            log.warning("%s has no conversation index: building one now", bundle_dir)
+            index = index_for_bundle(bundle_dir, predictor, cfg.embedding_cache_dir)
+            source = "built at start"
+    engine = ConversationEngine(predictor, index, cfg, store)
+    engine.index_source = source
+    if cfg.planner == "llm":
+        from components.dialogue.llm import LLMPlanner
+
+        engine.planner = LLMPlanner(cfg, engine.builtin, index)
+    engine.warm_up()
+    return engine
+
+
+def _weighted_terms(texts: Sequence[str]) -> dict[str, float]:
+    """word -> weight: informativeness, halved for each older turn."""
+    out: dict[str, float] = {}
+    for age, text in enumerate(reversed(list(texts))):
+        for w in fold(text).split():
+            if len(w) < 2 or w in g.STOPWORDS:
+                continue
+            out[w] = max(out.get(w, 0.0), informativeness(w) * 0.5**age)
+    return out
 
 
 def _check_message(message: object) -> str:
     if not isinstance(message, str):
         raise ValueError(f"message must be a string, got {type(message).__name__}")
     return message.strip()[:MAX_MESSAGE_CHARS]
-
-
-def _polarity(event: str, value: float | None) -> str:
-    if event in NEGATIVE_EVENTS:
-        return "negative"
-    if event in POSITIVE_EVENTS:
-        return "positive"
-    if event == "rating":
-        if value is None or not np.isfinite(float(value)):
-            raise ValueError("a 'rating' event needs a numeric value (e.g. 1-5)")
-        return "positive" if float(value) >= 4 else "negative" if float(value) <= 2 else "neutral"
-    return "neutral"
-
-
-def _append_unique(target: list[str], item: str) -> None:
-    if item not in target:
-        target.append(item)
-
-
-def _remove(item: str, *lists: list[str]) -> None:
-    for lst in lists:
-        while item in lst:
-            lst.remove(item)

@@ -1,10 +1,21 @@
-"""Score fusion, hard filters and MMR diversity over the whole catalogue.
+"""Retrieval and ranking over the whole catalogue: fused signals -> hard filters -> relax-if-empty -> MMR.
 
-``score = w_model * model + w_text * text + w_ref * ref - w_neg * neg - w_neg_model * neg_model
-+ w_category * share of requested categories + w_tone * tone - shown_penalty * shown_before``,
-every signal scaled to [0, 1] over the items still allowed. Hard filters (rejected categories, year range,
-rejected / disliked / excluded items, optionally the session's own items) set a score to -inf and are
-never relaxed. The top of the list is then re-ranked with maximal marginal relevance over item embeddings.
+Signals, each scaled to [0, 1] and weighted by ``ConversationConfig`` (weights fitted on a development
+dialogue set, see benchmarks/tune_conversation.py):
+
+- ``model``: the session model's score with the session's items and liked items as history;
+- ``cf``: collaborative neighbours: the model's answer to each liked item alone, best over liked items;
+- ``content``: embedding cosine to the liked (and, weaker, mentioned) items;
+- ``dense`` / ``lexical``: the free-text preferences against item texts (sentence embeddings; BM25 with
+  informativeness weights, so "saw" weighs less than "zombie");
+- ``assistant``: what the assistant said (stateless histories), weakly;
+- ``facet``: share of the asked facet values an item has; ``mood``: lighter/darker preferences;
+- ``prior``: popularity; negative: similarity to disliked items (only close ones are demoted, so one
+  dislike never pushes the list into the long tail), avoided text, items shown before.
+
+Hard constraints (``is``, ranges, ``is_not``...) filter; when nothing passes, positive constraints are relaxed
+oldest first and the relaxation is reported. Items the user named, saw, liked, disliked or rejected are never
+recommended back.
 """
 
 from __future__ import annotations
@@ -14,116 +25,228 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.dialogue.catalogue import Catalogue, minmax
 from components.dialogue.config import ConversationConfig
+from components.dialogue.index import CatalogueIndex, minmax
+from components.dialogue.query import Constraint
+from components.dialogue.text import fold
 from models import Recommender
 
 
 @dataclass
 class RankRequest:
-    """What to rank for: dense ids, categories, years, the query embedding."""
+    """What to rank for (dense ids)."""
 
-    model_history: list[int] = field(default_factory=list)  # session items then liked/positive refs
-    negative_history: list[int] = field(default_factory=list)  # disliked + negative refs
-    positive_refs: list[int] = field(default_factory=list)  # liked + positively referenced items
-    negative_refs: list[int] = field(default_factory=list)
-    query: np.ndarray | None = None  # (D,) unit vector of the accumulated positive text
-    accepted: list[str] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    year_min: int | None = None
-    year_max: int | None = None
-    tone_weights: dict[str, float] = field(default_factory=dict)
+    history: list[int] = field(default_factory=list)  # session items, then liked items (model input)
+    liked: list[int] = field(default_factory=list)
+    mentioned: list[int] = field(default_factory=list)  # named by the user, or by the assistant
+    disliked: list[int] = field(default_factory=list)
     banned: set[int] = field(default_factory=set)
     shown_before: set[int] = field(default_factory=set)
+    constraints: list[Constraint] = field(default_factory=list)
+    query: np.ndarray | None = None  # (D,) unit vector of the soft preferences
+    terms: dict[str, float] = field(default_factory=dict)  # weighted words of the soft preferences
+    avoid_terms: dict[str, float] = field(default_factory=dict)
+    assistant: np.ndarray | None = None  # (D,) what the assistant said
+    assistant_terms: dict[str, float] = field(default_factory=dict)
+    mood: dict[tuple[str, str], float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Ranked:
-    """One ranked item: dense id, fused score and the weighted contribution of each signal."""
-
     idx: int
     score: float
     parts: dict[str, float]
 
 
-def allowed_mask(catalogue: Catalogue, req: RankRequest) -> np.ndarray:
-    """(N,) bool: items passing every hard filter."""
-    n = len(catalogue)
-    ok = np.ones(n, dtype=bool)
-    cols = [c for c in (catalogue.category_column(r) for r in req.rejected) if c is not None]
-    if cols:
-        ok &= ~catalogue.category_matrix[:, cols].any(axis=1)
-    years = catalogue.years
-    if req.year_min is not None:
-        ok &= np.isfinite(years) & (years >= req.year_min)
-    if req.year_max is not None:
-        ok &= np.isfinite(years) & (years <= req.year_max)
-    if req.banned:
-        ok[list(req.banned)] = False
+@dataclass
+class RankResult:
+    items: list[Ranked]
+    relaxed: list[Constraint]  # constraints dropped because nothing satisfied all of them
+    n_allowed: int  # items passing the filters that were kept
+
+
+def constraint_mask(index: CatalogueIndex, c: Constraint) -> np.ndarray:
+    """(N,) True where the item satisfies ``c`` (unknown values fail positive range constraints)."""
+    n = len(index)
+    if c.facet == "title":
+        key = fold(c.value or "")
+        return np.array(
+            [not fold(t).startswith(key) and f" {key}" not in f" {fold(t)}" for t in index.titles]
+        )
+    if c.facet in index.categories:
+        has = index.categories[c.facet].has(c.value or "")
+        return ~has if c.op == "is_not" else has if c.op == "is" else np.ones(n, bool)
+    if c.facet in index.numbers:
+        v = index.numbers[c.facet].values
+        known = np.isfinite(v)
+        if c.op == "any_of_ranges":
+            ok = np.zeros(n, bool)
+            for a, b in c.ranges:
+                ok |= known & (v >= a) & (v <= b)
+            return ok
+        lo = -np.inf if c.low is None else c.low
+        hi = np.inf if c.high is None else c.high
+        inside = known & (v >= lo) & (v <= hi)
+        return ~inside if c.op == "not_between" else inside
+    return np.ones(n, bool)  # a facet this catalogue does not have: no filter
+
+
+def filter_mask(
+    index: CatalogueIndex, constraints: Sequence[Constraint], category_filter: bool
+) -> np.ndarray:
+    """AND over facets; several ``is`` values of one facet are alternatives (OR)."""
+    ok = np.ones(len(index), bool)
+    wanted: dict[str, np.ndarray] = {}
+    for c in constraints:
+        if c.op == "prefer":
+            continue  # a soft preference: the facet signal boosts it
+        m = constraint_mask(index, c)
+        if c.op == "is":
+            if category_filter:
+                wanted[c.facet] = wanted.get(c.facet, np.zeros(len(index), bool)) | m
+        else:
+            ok &= m
+    for m in wanted.values():
+        ok &= m
     return ok
 
 
-def max_cosine(emb: np.ndarray, refs: Sequence[int], limit: int = 50) -> np.ndarray:
-    """(N,) highest cosine of each item to any of the (most recent ``limit``) reference items."""
-    out = np.full(emb.shape[0], -np.inf, dtype=np.float64)
-    for r in list(refs)[-limit:]:
-        np.maximum(out, emb @ emb[r], out=out)  # matrix-vector products: fast even when BLAS threads are busy
-    return out
+def rank(
+    index: CatalogueIndex, model: Recommender, req: RankRequest, cfg: ConversationConfig, k: int
+) -> RankResult:
+    """Top ``k`` allowed items, diversified with MMR."""
+    n = len(index)
+    banned = np.zeros(n, bool)
+    if req.banned:
+        banned[list(req.banned)] = True
+    constraints = list(req.constraints)
+    relaxed: list[Constraint] = []
+    ok = filter_mask(index, constraints, cfg.category_filter) & ~banned
+    while not ok.any():
+        positive = [
+            c for c in constraints if c.op in ("is", "at_least", "at_most", "between", "any_of_ranges")
+        ]
+        if not positive:
+            break
+        drop = positive[0]
+        constraints.remove(drop)
+        relaxed.append(drop)
+        ok = filter_mask(index, constraints, cfg.category_filter) & ~banned
+    total, parts = fuse(index, model, req, cfg, ok)
+    allowed = np.flatnonzero(ok)
+    if allowed.size == 0 or k <= 0:
+        return RankResult([], relaxed, 0)
+    pool = min(allowed.size, max(cfg.mmr_pool, 5 * k))
+    order = allowed[np.argsort(-total[allowed], kind="stable")[:pool]]
+    picks = (
+        mmr(order, total[order], index.embeddings, k, cfg.mmr_lambda)
+        if cfg.mmr_lambda < 1
+        else list(range(min(k, len(order))))
+    )
+    items = [
+        Ranked(int(order[p]), float(total[order[p]]), {s: float(v[order[p]]) for s, v in parts.items()})
+        for p in picks
+    ]
+    return RankResult(items, relaxed, int(allowed.size))
+
+
+SIGNS = {"dislike": -1.0, "avoid": -1.0, "shown": -1.0}
+
+
+def weights(cfg: ConversationConfig) -> dict[str, float]:
+    """Signal name -> weight (negative for demotions)."""
+    w = {
+        "prior": cfg.w_prior, "model": cfg.w_model, "cf": cfg.w_cf, "content": cfg.w_content,
+        "mention": cfg.w_mention,
+        "dense": cfg.w_dense, "lexical": cfg.w_lexical, "assistant": cfg.w_assistant, "facet": cfg.w_facet,
+        "mood": cfg.w_mood, "dislike": cfg.w_dislike, "avoid": cfg.w_avoid, "shown": cfg.shown_penalty,
+    }  # fmt: skip
+    return {name: SIGNS.get(name, 1.0) * value for name, value in w.items()}
 
 
 def fuse(
-    catalogue: Catalogue, model: Recommender, req: RankRequest, cfg: ConversationConfig, k: int
+    index: CatalogueIndex, model: Recommender, req: RankRequest, cfg: ConversationConfig, ok: np.ndarray
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Fused scores (N,) with -inf for filtered items, and each weighted signal (N,)."""
-    n = len(catalogue)
-    ok = allowed_mask(catalogue, req)
-    parts: dict[str, np.ndarray] = {}
-
-    def scaled(values: np.ndarray) -> np.ndarray:
-        v = np.where(ok, values, np.nan)
-        return minmax(v)
-
-    # one history per call: a (1, N) product is much cheaper than a batched one on busy CPUs
-    if req.model_history and cfg.w_model > 0:
-        parts["model"] = cfg.w_model * scaled(
-            np.asarray(model.score([req.model_history])[0], dtype=np.float64)
-        )
-    elif cfg.w_prior > 0:
-        parts["prior"] = cfg.w_prior * scaled(catalogue.popularity.astype(np.float64))
-    if req.negative_history and cfg.w_neg_model > 0:
-        neg = np.asarray(model.score([req.negative_history])[0], dtype=np.float64)
-        parts["neg_model"] = -cfg.w_neg_model * scaled(neg)
-    emb = catalogue.embeddings
-    if req.query is not None and cfg.w_text > 0:
-        parts["text"] = cfg.w_text * scaled(emb @ req.query)
-    if req.positive_refs and cfg.w_ref > 0:
-        parts["ref"] = cfg.w_ref * scaled(max_cosine(emb, req.positive_refs))
-    if req.negative_refs and cfg.w_neg > 0:
-        parts["neg"] = -cfg.w_neg * scaled(max_cosine(emb, req.negative_refs))
-    cat_cols = [c for c in (catalogue.category_column(a) for a in req.accepted) if c is not None]
-    if cat_cols:
-        has = catalogue.category_matrix[:, cat_cols]  # (N, A)
-        share = has.mean(axis=1)
-        parts["category"] = cfg.w_category * share
-        if cfg.category_mode == "filter":
-            strict = ok & has.all(axis=1)
-            ok = strict if strict.sum() >= k else ok & has.any(axis=1)
-    if req.tone_weights:
-        tcols = [(catalogue.category_column(c), w) for c, w in req.tone_weights.items()]
-        vec = np.zeros(len(catalogue.category_names))
-        for c, w in tcols:
-            if c is not None:
-                vec[c] = w
-        parts["tone"] = cfg.w_tone * np.clip(catalogue.category_matrix.astype(np.float64) @ vec, -1.0, 1.0)
-    if req.shown_before and cfg.shown_penalty > 0:
-        pen = np.zeros(n)
-        pen[list(req.shown_before)] = -cfg.shown_penalty
-        parts["shown"] = pen
-    total = np.zeros(n)
+    """Fused scores (N,) with -inf where not allowed, and each weighted signal (N,)."""
+    w = weights(cfg)
+    parts = {name: w[name] * v for name, v in signals(index, model, req, cfg, ok).items() if w[name] != 0}
+    total = np.zeros(len(index))
     for v in parts.values():
         total += v
     total[~ok] = -np.inf
     return total, parts
+
+
+def signals(
+    index: CatalogueIndex, model: Recommender, req: RankRequest, cfg: ConversationConfig, ok: np.ndarray,
+    every: bool = False,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Each signal (N,) scaled to [0, 1] over the allowed items, unweighted; only those with a non-zero
+    weight unless ``every`` (weight fitting computes them all once)."""
+    w = weights(cfg)
+    use = {name: every or w[name] != 0 for name in w}
+    out: dict[str, np.ndarray] = {}
+    emb = index.embeddings
+
+    def scaled(values: np.ndarray) -> np.ndarray:
+        return minmax(np.where(ok, values, np.nan))
+
+    if use["prior"]:
+        out["prior"] = scaled(index.prior)
+    if req.history and use["model"]:
+        out["model"] = scaled(np.asarray(model.score([req.history])[0], dtype=np.float64))
+    positives = req.liked[-cfg.max_refs :]
+    if positives and use["cf"]:
+        per_ref = np.asarray(model.score([[r] for r in positives]), dtype=np.float64)  # (R, N)
+        out["cf"] = scaled(np.max([minmax(row) for row in per_ref], axis=0))
+    if positives and use["content"]:
+        out["content"] = scaled(max_cosine(emb, positives))
+    mentioned = req.mentioned[-cfg.max_refs :]
+    if mentioned and use["mention"]:
+        per_ref = np.asarray(model.score([[r] for r in mentioned]), dtype=np.float64)  # (R, N)
+        cf = np.max([minmax(row) for row in per_ref], axis=0)
+        out["mention"] = scaled(0.5 * scaled(max_cosine(emb, mentioned)) + 0.5 * cf)
+    if req.query is not None and use["dense"]:
+        out["dense"] = scaled(emb @ req.query)
+    if req.terms and use["lexical"]:
+        lex = index.lexical.score(req.terms)
+        if lex.max() > 0:
+            out["lexical"] = scaled(lex)
+    if req.assistant is not None and use["assistant"]:
+        said = scaled(emb @ req.assistant)
+        if req.assistant_terms:
+            lex = index.lexical.score(req.assistant_terms)
+            if lex.max() > 0:
+                said = 0.5 * said + 0.5 * scaled(lex)
+        out["assistant"] = scaled(said)
+    wanted = [c for c in req.constraints if c.op in ("is", "prefer") and c.facet in index.categories]
+    if wanted and use["facet"]:
+        out["facet"] = np.mean([index.categories[c.facet].has(c.value or "") for c in wanted], axis=0)
+    if req.mood and use["mood"]:
+        mood = np.zeros(len(index))
+        for (facet, value), weight in req.mood.items():
+            mood += weight * index.categories[facet].has(value)
+        out["mood"] = np.clip(mood, -1.0, 1.0)
+    if req.disliked and use["dislike"]:
+        sim = max_cosine(emb, req.disliked[-cfg.max_refs :])
+        out["dislike"] = np.clip((sim - cfg.dislike_similarity) / (1.0 - cfg.dislike_similarity), 0.0, 1.0)
+    if req.avoid_terms and use["avoid"]:
+        lex = index.lexical.score(req.avoid_terms)
+        if lex.max() > 0:
+            out["avoid"] = lex / lex.max()
+    if req.shown_before and use["shown"]:
+        pen = np.zeros(len(index))
+        pen[list(req.shown_before)] = 1.0
+        out["shown"] = pen
+    return out
+
+
+def max_cosine(emb: np.ndarray, refs: Sequence[int]) -> np.ndarray:
+    """(N,) highest cosine of each item to any of ``refs`` (matrix-vector products, fast under load)."""
+    out = np.full(emb.shape[0], -1.0, dtype=np.float64)
+    for r in refs:
+        np.maximum(out, emb @ emb[r], out=out)
+    return out
 
 
 def mmr(
@@ -135,37 +258,13 @@ def mmr(
     rel = minmax(relevance)
     cand_emb = embeddings[candidates]  # (M, D)
     picked: list[int] = []
-    max_sim = np.full(len(candidates), -np.inf)
+    max_sim = np.zeros(len(candidates))
     available = np.ones(len(candidates), dtype=bool)
-    for _ in range(min(k, len(candidates))):
-        penalty = np.where(np.isfinite(max_sim), max_sim, 0.0)
-        value = lam * rel - (1.0 - lam) * penalty
-        value[~available] = -np.inf
+    for step in range(min(k, len(candidates))):
+        value = lam * rel - (1.0 - lam) * (max_sim if step else 0.0)
+        value = np.where(available, value, -np.inf)
         j = int(np.argmax(value))
         picked.append(j)
         available[j] = False
-        # one row at a time (matrix-vector): small matrix-matrix products are slow under BLAS threading
         max_sim = np.maximum(max_sim, cand_emb @ cand_emb[j])
     return picked
-
-
-def rank(
-    catalogue: Catalogue, model: Recommender, req: RankRequest, cfg: ConversationConfig, k: int
-) -> list[Ranked]:
-    """Top ``k`` allowed items, diversified with MMR; fewer when fewer pass the filters."""
-    total, parts = fuse(catalogue, model, req, cfg, k)
-    finite = np.flatnonzero(np.isfinite(total))
-    if finite.size == 0 or k <= 0:
-        return []
-    pool_size = min(finite.size, max(cfg.mmr_pool, 5 * k))
-    order = finite[np.argsort(-total[finite], kind="stable")[:pool_size]]
-    picks = (
-        mmr(order, total[order], catalogue.embeddings, k, cfg.mmr_lambda)
-        if cfg.mmr_lambda < 1
-        else list(range(min(k, len(order))))
-    )
-    out = []
-    for p in picks:
-        idx = int(order[p])
-        out.append(Ranked(idx, float(total[idx]), {name: float(v[idx]) for name, v in parts.items()}))
-    return out

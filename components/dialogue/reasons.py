@@ -1,8 +1,9 @@
-"""One-line reasons built only from evidence that is true of the item.
+"""One-line reasons built only from facts that are true of the item and of what the user said.
 
-Each fragment is checked against the catalogue before it is said: a category is named only when the item
-has it, a year only when it is the item's year and inside the asked range, "similar to X" only when the
-embedding cosine passes a threshold, a word only when it occurs in the item's own text.
+A facet value is named "as asked" only when the user asked for it and the item has it; a year only when it is
+the item's year and inside the asked range; "similar to X" only when the embedding cosine passes a threshold;
+"fans of X" only when X is a liked item whose collaborative neighbours put the item there; a word only when
+it occurs in the item's own text.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.dialogue import lexicon as lx
-from components.dialogue.catalogue import Catalogue, fold
-from components.dialogue.state import year_label
+from components.dialogue import grammar as g
+from components.dialogue.index import CatalogueIndex
+from components.dialogue.query import Constraint
+from components.dialogue.state import range_label
+from components.dialogue.text import fold
 
 
 @dataclass(frozen=True)
 class Evidence:
     """What a reason rests on, kept next to its text so tests (and UIs) can check it."""
 
-    categories: tuple[str, ...] = ()
+    facets: tuple[tuple[str, str], ...] = ()  # (facet, value) asked for and held by the item
     year: int | None = None
     similar_to: str | None = None  # raw item id
     similarity: float | None = None
@@ -32,15 +35,12 @@ class Evidence:
 class ReasonContext:
     """The session facts reasons may cite (dense ids)."""
 
-    accepted: list[str] = field(default_factory=list)
-    year_min: int | None = None
-    year_max: int | None = None
+    constraints: list[Constraint] = field(default_factory=list)
     liked: list[int] = field(default_factory=list)
-    references: list[int] = field(default_factory=list)
     history: list[int] = field(default_factory=list)
-    query_terms: list[str] = field(default_factory=list)
-    tone_categories: list[str] = field(default_factory=list)  # categories the tone prefers
-    tone: int = 0
+    terms: list[str] = field(default_factory=list)
+    mood: str | None = None
+    mood_values: list[tuple[str, str]] = field(default_factory=list)
 
 
 def query_terms(texts: Sequence[str], limit: int = 12) -> list[str]:
@@ -48,88 +48,108 @@ def query_terms(texts: Sequence[str], limit: int = 12) -> list[str]:
     out: list[str] = []
     for text in reversed(list(texts)):
         for w in fold(text).split():
-            if len(w) >= 3 and w not in lx.STOPWORDS and not w.isdigit() and w not in out:
+            if len(w) >= 3 and w not in g.STOPWORDS and not w.isdigit() and w not in out:
                 out.append(w)
     return out[:limit]
 
 
-def _join(names: Sequence[str]) -> str:
+def _join(names: Sequence[str], word: str = "and") -> str:
     names = list(names)
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" {word} " + names[-1]
 
 
 def explain(
-    idx: int, catalogue: Catalogue, ctx: ReasonContext, parts: dict[str, float], min_similarity: float = 0.5
+    idx: int, index: CatalogueIndex, ctx: ReasonContext, parts: dict[str, float], min_similarity: float = 0.5
 ) -> tuple[str, Evidence]:
     """A short sentence saying why item ``idx`` is shown, and the evidence behind it."""
-    cats = set(catalogue.categories[idx])
     fragments: list[str] = []
-    matched = tuple(c for c in ctx.accepted if c in cats)
+    held = index.facet_values(idx)
+    matched = tuple(
+        (c.facet, c.value) for c in ctx.constraints
+        if c.op in ("is", "prefer") and c.value is not None and c.value in held.get(c.facet, [])
+    )  # fmt: skip
     if matched:
-        fragments.append(f"{_join(matched)}, as asked")
-    year_val = catalogue.years[idx]
-    year: int | None = int(year_val) if np.isfinite(year_val) else None
-    said_year: int | None = None
-    label = year_label(ctx.year_min, ctx.year_max)
-    if year is not None and label is not None:
-        inside = (ctx.year_min is None or year >= ctx.year_min) and (
-            ctx.year_max is None or year <= ctx.year_max
-        )
-        if inside:
+        fragments.append(f"{_join([v for _, v in matched])}, as asked")
+    said_year = None
+    year_val = index.years[idx]
+    year_facet = index.year_facet
+    for c in ctx.constraints:
+        if year_facet is None or c.facet != year_facet.spec.name or c.op in ("not_between",):
+            continue
+        if np.isfinite(year_val) and _inside(float(year_val), c):
+            label = range_label(c)
             where = f"in {label}" if label.startswith("the ") else label
-            fragments.append(f"from {year}" + ("" if where == str(year) else f", {where}") + " as asked")
-            said_year = year
+            fragments.append(f"from {int(year_val)}" + ("" if where == str(int(year_val)) else f", {where}")
+                             + " as asked")  # fmt: skip
+            said_year = int(year_val)
+            break
+    for c in ctx.constraints:
+        facet = index.numbers.get(c.facet)
+        if facet is None or facet.spec.kind != "number" or c.op == "not_between":
+            continue
+        v = facet.values[idx]
+        if np.isfinite(v) and _inside(float(v), c):
+            unit = facet.spec.unit or ""
+            fragments.append(
+                f"{c.facet} {unit}{v:g}, as asked" if unit in "$€£" else f"{c.facet} {v:g}{unit}"
+            )
     similar_to, similarity = None, None
-    sources = [(i, "which you liked") for i in ctx.liked]
-    sources += [(i, "which you asked for") for i in ctx.references]
-    sources += [(i, "which you picked earlier") for i in ctx.history[-5:]]
+    sources = [(i, "which you liked") for i in ctx.liked] + [
+        (i, "which you picked") for i in ctx.history[-5:]
+    ]
     sources = [(i, why) for i, why in sources if i != idx]
     if sources:
-        ids = [i for i, _ in sources]
-        sims = catalogue.embeddings[ids] @ catalogue.embeddings[idx]  # (S,)
+        sims = index.embeddings[[i for i, _ in sources]] @ index.embeddings[idx]
         best = int(np.argmax(sims))
         if float(sims[best]) >= min_similarity:
             ref, why = sources[best]
-            fragments.append(f"similar to {catalogue.label(ref)}, {why}")
-            similar_to, similarity = catalogue.item_ids[ref], float(sims[best])
+            fragments.append(f"similar to {index.label(ref)}, {why}")
+            similar_to, similarity = index.item_ids[ref], float(sims[best])
+        elif parts.get("cf", 0) > 0 and parts.get("cf", 0) >= max(parts.values()) * 0.8 and ctx.liked:
+            fragments.append(f"often enjoyed by fans of {index.label(ctx.liked[-1])}")
     terms: tuple[str, ...] = ()
-    if ctx.query_terms:
-        words = catalogue.words(idx)
-        category_words = catalogue.category_words
-        found = [t for t in ctx.query_terms if (t in words or t + "s" in words) and t not in category_words]
+    if ctx.terms:
+        words = index.words(idx)
+        facet_words = {w for vals in held.values() for v in vals for w in fold(v).split()}
+        found = [t for t in ctx.terms if (t in words or t + "s" in words) and t not in facet_words]
         terms = tuple(found[:3])
         if terms:
             fragments.append("mentions " + _join([f"'{t}'" for t in terms]))
-    tone_cats: tuple[str, ...] = ()
-    if ctx.tone and not fragments:
-        tone_cats = tuple(c for c in ctx.tone_categories if c in cats)[:2]
-        if tone_cats:
-            side = "lighter" if ctx.tone > 0 else "darker"
-            fragments.append(f"on the {side} side ({_join(tone_cats)})")
+    if ctx.mood and not fragments:
+        mood_vals = [v for f, v in ctx.mood_values if v in held.get(f, [])][:2]
+        if mood_vals:
+            fragments.append(f"on the {ctx.mood} side ({_join(mood_vals)})")
     if not fragments:
         fragments.append(_fallback(parts, bool(ctx.history or ctx.liked)))
     text = "; ".join(fragments)
-    text = text[0].upper() + text[1:]
     evidence = Evidence(
-        categories=tuple(dict.fromkeys(matched + tone_cats)), year=said_year, similar_to=similar_to,
-        similarity=similarity, terms=terms,
-    )  # fmt: skip
-    return text, evidence
+        facets=matched, year=said_year, similar_to=similar_to, similarity=similarity, terms=terms
+    )
+    return text[0].upper() + text[1:], evidence
+
+
+def _inside(v: float, c: Constraint) -> bool:
+    if c.op == "any_of_ranges":
+        return any(a <= v <= b for a, b in c.ranges)
+    lo = -np.inf if c.low is None else c.low
+    hi = np.inf if c.high is None else c.high
+    return lo <= v <= hi
 
 
 def _fallback(parts: dict[str, float], has_session: bool) -> str:
-    """A claim about the ranking itself (always true: it says which signal put the item here)."""
+    """A claim about the ranking itself (true by construction: it names the signal that put the item here)."""
     signals = {k: v for k, v in parts.items() if v > 0}
     if not signals:
         return "a close overall match"
     top = max(signals, key=lambda k: signals[k])
     return {
-        "model": "fits what you picked in this session"
-        if has_session
-        else "a strong match for your requests",
+        "model": "fits what you picked in this session" if has_session else "a strong overall match",
         "prior": "a popular pick",
-        "text": "close to what you described",
-        "ref": "close to the titles you mentioned",
-        "category": "matches the kind you asked for",
-        "tone": "matches the mood you asked for",
+        "dense": "close to what you described",
+        "lexical": "matches the words you used",
+        "content": "close to the titles you mentioned",
+        "cf": "liked by people with similar taste",
+        "facet": "matches the kind you asked for",
+        "mood": "matches the mood you asked for",
+        "assistant": "close to what we talked about",
     }.get(top, "a close overall match")

@@ -47,14 +47,14 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    from flows.package import write_item_embeddings
+    from components.dialogue.packaging import write_index
     from tests.unit.dialogue_fixtures import EMBEDDING_CACHE, fixture
 
     fx = fixture()  # skips when ../shared/datasets/ml-100k is absent
     tmp = tmp_path_factory.mktemp("chat-page")
     bundle = tmp / "bundle"
     shutil.copytree(fx.bundle_dir, bundle)
-    write_item_embeddings(bundle, EMBEDDING_CACHE)
+    write_index(bundle, EMBEDDING_CACHE)  # the fixture bundle already has it; as packaging does
     labels = {"registered_model": "sessionflow-recommender", "mlflow_model_version": "1", "model": "ease"}
     with isolated_bentoml_home(tmp / "bentoml_home"):
         tag = save_bentoml_model(bundle, labels)

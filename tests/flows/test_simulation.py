@@ -39,7 +39,6 @@ def sim_metrics(features) -> dict[str, float]:
     fx = fixture()
     return simulate_champion(
         fx.bundle_dir,
-        fx.items,
         features,
         ConversationConfig(),
         n_users=N_USERS,
@@ -98,7 +97,7 @@ def test_log_simulation_to_an_existing_run(tracking: str, sim_metrics: dict[str,
     for key, value in sim_metrics.items():
         assert key in logged, key
         assert (math.isnan(logged[key]) and math.isnan(value)) or logged[key] == pytest.approx(value)
-    assert "optimistic" in client.get_run(run_id).data.tags["sessionflow.simulation"]
+    assert "own tags" in client.get_run(run_id).data.tags["sessionflow.simulation"]
     with pytest.raises(ValueError, match="must be numbers"):
         log_simulation({"sim/bad": "x"}, run_id)  # type: ignore[dict-item]
 

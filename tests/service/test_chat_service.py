@@ -27,6 +27,15 @@ def ids(items: list[dict]) -> list[str]:
     return [i["item_id"] for i in items]
 
 
+def wanted(state: dict) -> list[str]:
+    return [c["value"] for c in state["constraints"] if c["op"] in ("is", "prefer")]
+
+
+def year_range(state: dict) -> tuple | None:
+    found = [(c.get("low"), c.get("high")) for c in state["constraints"] if c["facet"] == "year"]
+    return found[-1] if found else None
+
+
 def assert_400(resp, field: str, text: str = "") -> dict:
     assert resp.status_code == 400, resp.text
     assert "Traceback" not in resp.text
@@ -51,33 +60,44 @@ def test_chat_stateful_keeps_the_conversation(client):
     for item in body["items"]:
         assert set(item) == {"item_id", "title", "score", "reason"}
         assert item["title"].startswith("Movie ") and item["reason"]
-    assert body["state"]["accepted_categories"] == ["Comedy"]
+    assert wanted(body["state"]) == ["Comedy"]
+    assert body["understood"]["intent"] == "recommend"
 
     second = client.post("/chat", json={"session_id": "chat-1", "message": "from the 80s"})
     assert second.status_code == 200, second.text
     state = second.json()["state"]
-    assert state["accepted_categories"] == ["Comedy"], "the first turn's constraint must be kept"
-    assert (state["year_min"], state["year_max"]) == (1980, 1989)
-    assert len(second.json()["items"]) == 5  # conversation.default_k from the bento arguments
+    assert wanted(state) == ["Comedy"], "the first turn's constraint must be kept"
+    assert year_range(state) == (1980, 1989)
+    assert ids(second.json()["items"]) == ["4", "8"] and "Only 2" in second.json()["reply"]  # 80s comedies
+    third = client.post("/chat", json={"session_id": "chat-1", "message": "start over"}).json()
+    assert len(third["items"]) == 5  # conversation.default_k from the bento arguments
 
 
 def test_chat_stateless_replays_the_messages(client):
+    first = client.post("/chat", json={"session_id": "chat-2", "message": "a comedy", "k": 4}).json()
+    shown = first["reply"] + " " + "; ".join(i["title"] for i in first["items"])
+    stateful = client.post("/chat", json={"session_id": "chat-2", "message": "from the 80s", "k": 4}).json()
     messages = [
         {"role": "user", "content": "a comedy"},
-        {"role": "assistant", "content": "(whatever was shown)"},
+        {"role": "assistant", "content": shown},  # what the user saw
         {"role": "user", "content": "from the 80s"},
     ]
     stateless = client.post("/chat", json={"messages": messages, "k": 4})
     assert stateless.status_code == 200, stateless.text
     body = stateless.json()
     assert body["session_id"] is None
-    assert body["state"]["accepted_categories"] == ["Comedy"]
-    client.post("/chat", json={"session_id": "chat-2", "message": "a comedy", "k": 4})
-    stateful = client.post("/chat", json={"session_id": "chat-2", "message": "from the 80s", "k": 4}).json()
+    assert wanted(body["state"]) == ["Comedy"]
     assert ids(body["items"]) == ids(stateful["items"])
     # nothing was kept: a stateful session of the same id space is unaffected
     again = client.post("/chat", json={"messages": messages[:1], "k": 4}).json()
-    assert again["state"]["year_min"] is None
+    assert year_range(again["state"]) is None
+
+
+def test_a_history_of_assistant_turns_only_is_answered(client):
+    body = {"messages": [{"role": "assistant", "content": "Hello! Have you seen Movie 3 (1983)?"}], "k": 5}
+    resp = client.post("/chat", json=body)
+    assert resp.status_code == 200, resp.text
+    assert "3" not in ids(resp.json()["items"])  # what the assistant already suggested is not repeated
 
 
 @pytest.mark.parametrize(
@@ -95,7 +115,6 @@ def test_chat_stateless_replays_the_messages(client):
         ({"messages": []}, "messages", ""),
         ({"messages": [{"role": "system", "content": "hi"}]}, "messages", ""),
         ({"messages": [{"role": "user"}]}, "messages", ""),
-        ({"messages": [{"role": "assistant", "content": "hello"}]}, "messages", "no turn with role 'user'"),
         ({"messages": "a comedy"}, "messages", ""),
         ({"session_id": "x", "message": 42}, "message", ""),
         ({"session_id": "", "message": "hi"}, "session_id", ""),
@@ -210,7 +229,7 @@ def test_reset_forgets_the_session(client):
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"ok": True, "session_id": "rs-1"}
     state = client.post("/chat", json={"session_id": "rs-1", "message": "hello"}).json()["state"]
-    assert state["accepted_categories"] == [] and state["disliked"] == [] and state["turn"] == 1
+    assert state["constraints"] == [] and state["disliked"] == [] and state["turn"] == 1
     assert_400(client.post("/reset", json={}), "session_id")
 
 
@@ -227,11 +246,16 @@ def test_root_serves_the_chat_page(client):
     assert client.get("/static/missing.js").status_code == 404
 
 
-def test_metadata_reports_feedback_log_and_embeddings(client, feedback_db):
+def test_metadata_and_catalogue_describe_what_can_be_asked(client, feedback_db):
     meta = client.get("/metadata").json()
     assert meta["feedback_log"] == f"sqlite:///{feedback_db.resolve()}"
-    assert meta["item_embeddings"] == "encoded at startup"  # the tiny bundle has none packaged
     assert meta["session_store"] == "memory"
+    cat = client.get("/catalogue").json()
+    assert cat["item_noun"] == ["item", "items"] and cat["n_items"] == 20 and cat["planner"] == "builtin"
+    facets = {f["name"]: f for f in cat["facets"]}
+    assert facets["category"]["values"] == sorted(set(GENRES)) and facets["year"]["kind"] == "year"
+    full = client.get("/catalogue", params={"items": "true"}).json()
+    assert len(full["item_ids"]) == len(full["titles"]) == len(full["years"]) == 20
 
 
 def test_feedback_log_location(service, tmp_path):
@@ -250,8 +274,8 @@ def test_feedback_log_location(service, tmp_path):
 
 
 def test_conversation_argument_accepts_json_or_a_mapping(service):
-    args = service.BentoArgs(conversation='{"w_text": 0.25}')
-    assert args.conversation.w_text == 0.25
+    args = service.BentoArgs(conversation='{"w_dense": 0.25}')
+    assert args.conversation.w_dense == 0.25
     assert service.BentoArgs(conversation={"default_k": 7}).conversation.default_k == 7
     with pytest.raises(ValueError, match="w_txet"):
         service.BentoArgs(conversation={"w_txet": 1})

@@ -21,12 +21,12 @@ EVENTS = ("click", "like", "dislike", "skip", "purchase")
 
 
 def test_acknowledged_feedback_survives_sigkill(tmp_path):
-    from flows.package import write_item_embeddings
+    from components.dialogue.packaging import write_index
 
     home = tmp_path / "bentoml_home"
     with isolated_bentoml_home(home):
         bundle = make_bundle(tmp_path / "bundle")
-        write_item_embeddings(bundle)  # as packaging does: the service starts without encoding
+        write_index(bundle)  # as packaging does: the service starts without encoding
         tag = save_bentoml_model(bundle, {"model": "itemknn"})
     db = tmp_path / "feedback" / "feedback.db"
 
@@ -37,7 +37,7 @@ def test_acknowledged_feedback_survives_sigkill(tmp_path):
     with served(tag, home, db, tmp_path / "serve.log") as service:
         meta = httpx.get(f"{service.url}/metadata", timeout=10).json()
         assert meta["feedback_log"] == f"sqlite:///{db.resolve()}"
-        assert meta["item_embeddings"] == "bundled"
+        assert meta["catalogue"]["index"] == "packaged"
 
         def post_events(worker: int) -> None:
             with httpx.Client(base_url=service.url, timeout=10) as client:

@@ -8,7 +8,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
@@ -65,28 +64,31 @@ def test_import_champion_saves_the_exact_version(champion, registry):
     assert stored.info.labels["mlflow_model_version"] == registry["version"]
     assert stored.info.metadata["mlflow_model_uri"] == f"models:/{REGISTERED}/{registry['version']}"
     assert stored.info.metadata["metrics"]["ndcg@10"] == pytest.approx(0.42)
-    for name in ("meta.json", "vocab.json", "items.parquet", "model", "item_text.npy", "item_text.json"):
+    for name in ("meta.json", "vocab.json", "items.parquet", "model", "conversation/index.json",
+                 "conversation/embeddings.npy", "conversation/bm25"):  # fmt: skip
         assert (Path(stored.path) / name).exists(), name
 
 
-def test_item_embeddings_match_what_the_service_builds(champion):
-    """The packaged embeddings are the catalogue texts' encodings, one row per vocabulary item."""
+def test_packaged_index_is_what_load_engine_uses(champion):
+    """The packaged conversation index: the catalogue texts' encodings (one row per vocabulary item), the
+    facets, and it is what ``load_engine`` (the service's one engine builder) loads."""
     import bentoml
     import numpy as np
 
-    from components.bundle import Predictor
-    from components.dialogue.catalogue import Catalogue
-    from components.text_encoder import EMBEDDING_DIM, texts_hash
+    from components.dialogue.engine import load_engine
+    from components.dialogue.index import CatalogueIndex
+    from components.text_encoder import EMBEDDING_DIM, get_encoder
 
     path = Path(bentoml.models.get(champion.tag).path)
-    emb = np.load(path / "item_text.npy")
-    info = json.loads((path / "item_text.json").read_text())
-    predictor = Predictor.load(path)
-    catalogue = Catalogue.build(predictor, pd.read_parquet(path / "items.parquet"), emb)
-    assert emb.shape == (len(predictor.vocab), EMBEDDING_DIM) and emb.dtype == np.float32
-    assert info["texts_hash"] == texts_hash(catalogue.texts)
-    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-4)
-    assert catalogue.texts[0] == "Movie 1. Sci-Fi"  # title + categories of the bundle's items table
+    index = CatalogueIndex.load(path)
+    assert index.embeddings.shape == (len(index), EMBEDDING_DIM) and index.embeddings.dtype == np.float32
+    assert np.allclose(np.linalg.norm(index.embeddings, axis=1), 1.0, atol=1e-4)
+    assert index.texts[0] == "Movie 1. Sci-Fi"  # title + categories of the bundle's items table
+    assert np.allclose(index.embeddings[0], get_encoder().encode([index.texts[0]])[0], atol=1e-4)
+    engine = load_engine(path)
+    assert engine.index.item_ids == index.item_ids and np.array_equal(
+        engine.index.embeddings, index.embeddings
+    )
 
 
 def test_import_champion_twice_reuses_the_stored_model(champion):
@@ -125,7 +127,7 @@ def test_build_bento(champion, tmp_path):
     skip = shutil.ignore_patterns("__pycache__")
     for folder in ("bento", "components", "models"):
         shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder, ignore=skip)
-    conversation = ConversationConfig(default_k=7, w_text=0.25)
+    conversation = ConversationConfig(default_k=7, w_dense=0.25)
     bento_tag = package.build_bento(champion.tag, tmp_path, conversation=conversation)
 
     name, _, version = bento_tag.partition(":")
@@ -145,6 +147,7 @@ def test_build_bento(champion, tmp_path):
         "bento/static/style.css",
         "components/bundle.py",
         "components/vocab.py",
+        "components/vocabularies/movies.yaml",
         "models/__init__.py",
     ):
         assert (src / rel).is_file(), rel

@@ -1,7 +1,9 @@
-"""Shared fixture for the dialogue tests: a real tiny MovieLens-100K catalogue, EASE bundle and embeddings.
+"""Shared fixture for the dialogue tests: a real MovieLens-100K catalogue (items 1..400), an EASE bundle
+with the
+MovieLens catalogue spec, and its conversation index.
 
-Built once per test process (item embeddings take a few seconds on CPU) from ../shared/datasets/ml-100k;
-tests skip, with the reason, when that folder is absent.
+Built once per test process (item embeddings take a few seconds on CPU and are cached in the temp folder)
+from ../shared/datasets/ml-100k; tests skip, with the reason, when that folder is absent.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 ML100K = SHARED / "ml-100k"
-MAX_ITEM_ID = 400  # items 1..400: Toy Story, Star Wars, Alien(s), Terminator, Scream, Fargo, ...
+MAX_ITEM_ID = 400  # items 1..400: Toy Story, Star Wars, Alien(s), Terminator, Scream, Fargo, Heat...
 EMBEDDING_CACHE = Path(tempfile.gettempdir()) / "sessionflow-test-embeddings"  # keyed by a hash of the texts
 
 
@@ -26,7 +28,7 @@ class DialogueFixture:
     predictor: object  # components.bundle.Predictor
     items: pd.DataFrame
     interactions: pd.DataFrame
-    embeddings: np.ndarray
+    index: object  # components.dialogue.index.CatalogueIndex
     bundle_dir: Path
 
 
@@ -38,10 +40,10 @@ def require_ml100k() -> None:
 @lru_cache(maxsize=1)
 def _build() -> DialogueFixture:
     from components.bundle import Predictor, save_bundle
-    from components.datasets import DatasetSpec
-    from components.dialogue.catalogue import item_text
+    from components.datasets import BUILTIN, DatasetSpec
+    from components.dialogue.packaging import write_index
     from components.ingest import ingest
-    from components.text_encoder import embed_items
+    from components.prior import trending_popularity
     from components.vocab import ItemVocab
     from models import build_model
     from models.base import TrainData
@@ -55,15 +57,15 @@ def _build() -> DialogueFixture:
     model = build_model("ease", len(vocab), {"l2": 100.0})
     model.fit(TrainData(seqs, len(vocab)))
     bundle_dir = Path(tempfile.mkdtemp(prefix="sessionflow-dialogue-test-")) / "bundle"
-    save_bundle(bundle_dir, model, vocab, items, {"data_hash": "test"})
-    predictor = Predictor.load(bundle_dir)
-    by_id = items.set_index("item_id")
-    texts = [
-        item_text(str(by_id.loc[i, "title"]), list(by_id.loc[i, "categories"]), str(by_id.loc[i, "text"]))
-        for i in vocab.item_ids
-    ]
-    embeddings, _ = embed_items(texts, EMBEDDING_CACHE)
-    return DialogueFixture(predictor, items, inter, embeddings, bundle_dir)
+    catalogue = BUILTIN["ml-100k"].spec.catalogue
+    prior = trending_popularity(inter, vocab, 365.0)
+    save_bundle(bundle_dir, model, vocab, items, {"data_hash": "test"}, catalogue, prior)
+    write_index(bundle_dir, EMBEDDING_CACHE)
+    from components.dialogue.index import CatalogueIndex
+
+    return DialogueFixture(
+        Predictor.load(bundle_dir), items, inter, CatalogueIndex.load(bundle_dir), bundle_dir
+    )
 
 
 def fixture() -> DialogueFixture:
@@ -72,17 +74,44 @@ def fixture() -> DialogueFixture:
 
 
 def make_engine(config=None, store=None, **overrides):
-    """A fresh ConversationEngine over the shared fixture (cheap: embeddings are reused)."""
-    from components.dialogue import ConversationConfig
+    """A fresh ConversationEngine over the shared fixture (cheap: the index is shared)."""
+    from components.dialogue.config import ConversationConfig
     from components.dialogue.engine import ConversationEngine
-    from components.dialogue.state import InMemorySessionStore
+    from components.dialogue.stores import InMemorySessionStore
 
     fx = fixture()
     cfg = config or ConversationConfig(**overrides)
     return ConversationEngine(
-        fx.predictor,
-        fx.items,
-        cfg,
-        store if store is not None else InMemorySessionStore(),
-        embeddings=fx.embeddings,
+        fx.predictor, fx.index, cfg, store if store is not None else InMemorySessionStore()
     )
+
+
+def tiny_index(
+    titles, years=None, categories=None, attributes=None, facets=None, item_noun=("item", "items")
+):
+    """A small real index over a hand-made table (for linker/price/facet rules), with a popularity model."""
+    from components.bundle import Predictor
+    from components.dialogue.index import build_index
+    from components.facets import CatalogueSpec, FacetSpec
+    from components.vocab import ItemVocab
+    from models import build_model
+    from models.base import TrainData
+
+    n = len(titles)
+    ids = [str(i + 1) for i in range(n)]
+    table = pd.DataFrame({"item_id": ids, "title": titles})
+    table["categories"] = categories or [[] for _ in range(n)]
+    table["year"] = years or [None] * n
+    if attributes is not None:
+        import json
+
+        table["attributes"] = [json.dumps(a) for a in attributes]
+    table["text"] = ""
+    vocab = ItemVocab.fit(ids)
+    model = build_model("popularity", n, {})
+    model.fit(TrainData([np.arange(n)[::-1].copy() for _ in range(3)], n))
+    predictor = Predictor(model, vocab, dict(zip(ids, titles, strict=True)), {"model": "popularity"})
+    spec = CatalogueSpec(item_noun=item_noun, facets=[FacetSpec(**f) for f in (facets or [])])
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(n, 8)).astype(np.float32)
+    return build_index(predictor, table, spec, embeddings=emb), predictor

@@ -1,0 +1,97 @@
+"""English function words and cues the built-in planner reads: negation, stance, critiques, greetings,
+references to the shown list. Grammar of the language, not of any catalogue: facet words (genres, brands...)
+are data of each dataset's vocabulary (components/vocabularies)."""
+
+from __future__ import annotations
+
+import re
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+NEGATION_CUES = words(
+    "no not nothing without never avoid except excluding exclude hate dislike don't dont doesn't "
+    "doesnt isn't "
+    "isnt aren't arent won't wont none neither nor skip nope minus w/o didn't didnt anything_but other_than "
+    "nothing_like unlike"
+)
+NEGATION_BIGRAMS = frozenset({("anything", "but"), ("other", "than"), ("rather", "than")})
+# a negation's scope ends at these ("no horror or war" keeps it across "or")
+CLAUSE_BOUNDARIES = words(
+    ", . ; : ! ? ( ) but and though although however instead yet just only so then plus also with because "
+    "since while"
+)
+NEGATION_WINDOW = 6
+
+LIKE_CUES = words(
+    "like likes liked love loves loved enjoy enjoys enjoyed adore adored favorite favourite favorites "
+    "favourites fan great awesome amazing brilliant good best fantastic excellent"
+)
+PREFERENCE_VERBS = words("like love loved loving enjoy enjoyed prefer into fan favorite favourite adore")
+SIMILAR_CUES = words("like similar such vein reminiscent style lines a_la more")
+DISLIKE_CUES = words(
+    "hate hated hates dislike disliked awful terrible boring bad worst meh overrated rubbish stupid lame"
+)
+SEEN_CUES = words("seen saw watched watch already finished")
+ASK_CUES = words("about what's whats who who's how is was does did tell plot story cast starring director")
+REQUEST_CUES = words(
+    "recommend recommendation recommendations suggest suggestion suggestions looking want wanna need find "
+    "show give something anything some any options ideas mood into prefer craving search get buy"
+)
+THIS_LIST = words("those these them they all ones")  # "I saw those already"
+IT_WORDS = words("it that this one")
+GREETINGS = words(
+    "hi hello hey hiya howdy greetings morning evening afternoon thanks thank thx ty cheers bye goodbye "
+    "welcome nice meet pleasure fine good great ok okay cool yes yeah yep no nope sure awesome how are you "
+    "doing i'm im am well today"
+)
+CHIT_CHAT = re.compile(
+    r"^\W*(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|evening|afternoon)|thanks?(?: you)?|thx|ty|"
+    r"cheers|bye|goodbye|see you|how are you|how's it going|what's up|wassup|nice to meet you|ok(?:ay)?|"
+    r"cool|great|awesome|sure|yes|yeah|yep|no|nope|lol|haha)\b"
+)
+
+ORDINALS = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6, "7th": 7, "8th": 8,
+    "9th": 9, "10th": 10, "last": -1, "top": 1,
+}  # fmt: skip
+ORDINAL_NOUNS = words("one film movie item pick title suggestion result option product book show")
+
+RESET = re.compile(
+    r"\b(?:start(?:ing)? (?:over|again|afresh)|reset|restart|from scratch|new search|"
+    r"forget (?:it|everything|that|all that)|clear (?:everything|all)|scratch that)\b"
+)
+INSTEAD = re.compile(r"\b(?:instead|rather|switch to|change (?:it )?to|make it)\b")
+CRITIQUES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"\b(?:more recent|most recent|newer|newest|recent ones?|latest|more modern|less old|"
+                r"not (?:so |too |as |that )?old)\b"), "newer"),
+    (re.compile(r"\b(?:older ones?|older|oldest|classics?|vintage|less recent|old[- ]school|retro|"
+                r"not (?:so |too |as |that )?recent|earlier ones?)\b"), "older"),
+    (re.compile(r"\b(?:cheaper|less expensive|more affordable|lower price|budget|inexpensive|cheap)\b"),
+     "cheaper"),
+    (re.compile(r"\b(?:pricier|more expensive|higher end|premium|high[- ]end)\b"), "pricier"),
+    (re.compile(r"\b(?:lighter|light[- ]?hearted|something light|less (?:dark|serious|heavy|intense|grim|"
+                r"violent)|not (?:so |too |as |that )?(?:dark|serious|heavy|grim|depressing|intense|sad|"
+                r"violent)|feel[- ]?good|happier|cheerful|upbeat|uplifting)\b"), "lighter"),
+    (re.compile(r"\b(?:darker|grimmer|bleaker|grittier|more serious|heavier|more disturbing|edgier|"
+                r"more intense|more violent)\b"), "darker"),
+]  # fmt: skip
+
+STOPWORDS = words(
+    """a an the and or but of to in on at for from with by about as into than then so too very really just
+    i i'm i'd i've i'll me my mine we us our you your yours it it's its this that these those there here
+    what which who whom how why when where is are was were be been being am do does did done can could would
+    should will shall may might must want wanted wanna need like likes liked love loved something anything
+    some any one ones another other more most watch watching watched see seen saw please give find
+    recommend recommended suggest suggestion suggestions looking look get got let let's maybe perhaps also
+    again kind sort type bit good great nice tonight today now thing things stuff lot lots ok okay yes yeah
+    well make made similar same different new old year years era decade time times released release around
+    hi hello hey thanks thank cheers sure yep hmm ah oh pick picks option options recommendation
+    recommendations tell what's whats gotta try trying idea ideas mood feel feeling evening night weekend
+    already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
+    much many
+    think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because"""
+)

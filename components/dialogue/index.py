@@ -1,0 +1,417 @@
+"""The catalogue index the conversation searches: built once at packaging, shipped inside the bundle.
+
+Per item (the model's vocabulary order): title, year, text, sentence embedding, facet values; for the
+catalogue: the facets declared by the dataset spec (``components.facets``), the phrases that name each facet
+value (the value's own name and plural, the spec's vocabulary, and synonyms learnt from the item texts), a
+BM25 index of the texts, the title linker and a popularity prior.
+
+Saved under ``<bundle>/conversation/``: ``index.json`` (spec, phrases, titles...), ``embeddings.npy``,
+``arrays.npz`` (facet matrices, years, numbers, prior) and ``bm25/``. ``build_index`` writes it;
+``CatalogueIndex.load`` reads it and checks it belongs to the bundle (same item ids).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from components.dialogue.lexical import LexicalIndex
+from components.dialogue.linker import TitleLinker, display_title, title_keys
+from components.dialogue.text import fold, informativeness
+from components.facets import CatalogueSpec, FacetSpec, Vocabulary, default_catalogue
+
+if TYPE_CHECKING:
+    from components.bundle import Predictor
+
+log = logging.getLogger(__name__)
+INDEX_DIR = "conversation"
+INDEX_VERSION = 1
+
+
+@dataclass
+class CategoryFacet:
+    """A category-like facet: its values and which items have them."""
+
+    spec: FacetSpec
+    values: list[str]
+    matrix: np.ndarray  # (N, V) bool
+
+    def column(self, value: str) -> int | None:
+        try:
+            return self.values.index(value)
+        except ValueError:
+            return None
+
+    def has(self, value: str) -> np.ndarray:
+        c = self.column(value)
+        return np.zeros(self.matrix.shape[0], bool) if c is None else self.matrix[:, c]
+
+
+@dataclass
+class NumberFacet:
+    """A year or number facet: one value per item (NaN when unknown)."""
+
+    spec: FacetSpec
+    values: np.ndarray  # (N,) float64
+
+    @property
+    def bounds(self) -> tuple[float, float] | None:
+        known = self.values[np.isfinite(self.values)]
+        return (float(known.min()), float(known.max())) if known.size else None
+
+
+@dataclass
+class CatalogueIndex:
+    item_ids: list[str]
+    titles: list[str]  # as the catalogue writes them
+    years: np.ndarray  # (N,) float64, NaN unknown (the title's year first, else the year column)
+    texts: list[str]
+    embeddings: np.ndarray  # (N, D) float32 unit rows
+    spec: CatalogueSpec
+    categories: dict[str, CategoryFacet]
+    numbers: dict[str, NumberFacet]
+    phrases: dict[str, list[tuple[str, str, float]]]  # folded phrase -> [(facet, value, weight)]
+    moods: dict[str, dict[tuple[str, str], float]]  # "lighter" -> (facet, value) -> weight
+    prior: np.ndarray  # (N,) popularity prior in [0, 1]
+    lexical: LexicalIndex
+    linker: TitleLinker = field(init=False)
+    _pos: dict[str, int] = field(init=False, repr=False)
+    _words: dict[int, frozenset[str]] = field(init=False, repr=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._pos = {item: n for n, item in enumerate(self.item_ids)}
+        self.linker = TitleLinker.build(self.titles, self.years, self.prior)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    # -- lookups --------------------------------------------------------------------------------------
+    def index(self, item_id: str) -> int | None:
+        return self._pos.get(str(item_id))
+
+    def label(self, idx: int) -> str:
+        """The title as people write it, with its year: ``The Matrix (1999)``."""
+        return display_title(self.titles[idx], self.years[idx])
+
+    def words(self, idx: int) -> frozenset[str]:
+        found = self._words.get(idx)
+        if found is None:
+            found = self._words[idx] = frozenset(fold(self.texts[idx]).split())
+        return found
+
+    @property
+    def noun(self) -> str:
+        return self.spec.item_noun[0]
+
+    @property
+    def nouns(self) -> str:
+        return self.spec.item_noun[1]
+
+    @property
+    def year_facet(self) -> NumberFacet | None:
+        return next((f for f in self.numbers.values() if f.spec.kind == "year"), None)
+
+    def facet_values(self, idx: int) -> dict[str, list[str]]:
+        """Category facet values of one item: {"genre": ["Comedy", "Drama"], "brand": ["DAP"]}."""
+        out = {}
+        for name, facet in self.categories.items():
+            vals = [facet.values[c] for c in np.flatnonzero(facet.matrix[idx])]
+            if vals:
+                out[name] = vals
+        return out
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save(self, bundle_dir: str | Path) -> Path:
+        folder = Path(bundle_dir) / INDEX_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "version": INDEX_VERSION,
+            "item_ids": self.item_ids,
+            "titles": self.titles,
+            "texts": self.texts,
+            "spec": self.spec.model_dump(mode="json"),
+            "categories": {n: f.values for n, f in self.categories.items()},
+            "numbers": list(self.numbers),
+            "phrases": self.phrases,
+            "moods": {m: [[f, v, w] for (f, v), w in t.items()] for m, t in self.moods.items()},
+        }
+        arrays = {"years": self.years, "prior": self.prior}
+        arrays |= {f"cat__{n}": f.matrix for n, f in self.categories.items()}
+        arrays |= {f"num__{n}": f.values for n, f in self.numbers.items()}
+        np.savez_compressed(folder / "arrays.npz", **arrays)  # type: ignore[arg-type]
+        np.save(folder / "embeddings.npy", self.embeddings.astype(np.float32))
+        self.lexical.save(folder / "bm25")
+        (folder / "index.json").write_text(json.dumps(meta))
+        return folder
+
+    @classmethod
+    def load(cls, bundle_dir: str | Path) -> CatalogueIndex:
+        folder = Path(bundle_dir) / INDEX_DIR
+        meta_path = folder / "index.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{meta_path} is missing: build the index with build_index(bundle)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("version") != INDEX_VERSION:
+            raise ValueError(f"{meta_path}: index version {meta.get('version')} != {INDEX_VERSION}; rebuild")
+        arrays = np.load(folder / "arrays.npz")
+        spec = CatalogueSpec.model_validate(meta["spec"])
+        by_name = {f.name: f for f in spec.facets}
+        cats = {n: CategoryFacet(by_name[n], v, arrays[f"cat__{n}"]) for n, v in meta["categories"].items()}
+        nums = {n: NumberFacet(by_name[n], arrays[f"num__{n}"]) for n in meta["numbers"]}
+        phrases = {p: [(f, v, float(w)) for f, v, w in rows] for p, rows in meta["phrases"].items()}
+        moods = {m: {(f, v): float(w) for f, v, w in rows} for m, rows in meta["moods"].items()}
+        n = len(meta["item_ids"])
+        return cls(
+            item_ids=meta["item_ids"], titles=meta["titles"], years=arrays["years"], texts=meta["texts"],
+            embeddings=np.load(folder / "embeddings.npy"), spec=spec, categories=cats, numbers=nums,
+            phrases=phrases, moods=moods, prior=arrays["prior"],
+            lexical=LexicalIndex.load(folder / "bm25", n),
+        )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- building
+def build_index(
+    predictor: Predictor,
+    items: pd.DataFrame,
+    spec: CatalogueSpec | None = None,
+    embeddings: np.ndarray | None = None,
+    cache_dir: str | Path | None = None,
+    prior: np.ndarray | None = None,
+) -> CatalogueIndex:
+    """Index ``items`` in the order of the predictor's vocabulary. ``spec`` defaults to the categories and
+    year of the table; ``embeddings`` (vocabulary order) are encoded with the sentence encoder when absent;
+    ``prior`` (popularity, vocabulary order) defaults to the model's empty-history score."""
+    ids = [str(i) for i in predictor.vocab.item_ids]
+    table = items.copy()
+    table["item_id"] = table["item_id"].astype(str)
+    rows: dict[str, dict[str, Any]] = {str(r["item_id"]): r for r in table.to_dict("records")}
+    titles, texts, years, attrs, cats = [], [], [], [], []
+    for item in ids:
+        row = rows.get(item, {})
+        title = str(row.get("title") or predictor.titles.get(item) or f"item {item}")
+        item_cats = [str(c) for c in _as_list(row.get("categories"))]
+        titles.append(title)
+        cats.append(item_cats)
+        years.append(item_year(title, row.get("year")))
+        texts.append(item_text(title, item_cats, str(row.get("text") or "")))
+        attrs.append(_attributes(row.get("attributes")))
+    year_arr = np.asarray(years, dtype=np.float64)
+    if spec is None:
+        spec = default_catalogue(any(cats), bool(np.isfinite(year_arr).any()))
+    vocab = spec.load_vocabulary()
+    categories: dict[str, CategoryFacet] = {}
+    numbers: dict[str, NumberFacet] = {}
+    for facet in spec.facets:
+        if facet.kind == "category":
+            per_item = [_category_values(facet, c, a, t) for c, a, t in zip(cats, attrs, titles, strict=True)]
+            categories[facet.name] = _category_facet(facet, per_item)
+        elif facet.kind in ("year", "number"):
+            vals = year_arr if facet.column == "year" else _numbers(facet, attrs)
+            numbers[facet.name] = NumberFacet(facet, vals)
+    if embeddings is None:
+        embeddings = encode_texts(texts, cache_dir)
+    emb = np.asarray(embeddings, dtype=np.float32)
+    if emb.shape[0] != len(ids):
+        raise ValueError(
+            f"embeddings have {emb.shape[0]} rows but the model's vocabulary has {len(ids)} items; "
+            "pass one row per vocabulary item, in vocabulary order"
+        )
+    emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-9)
+    if prior is None:
+        prior = minmax(np.asarray(predictor.model.score([[]])[0], dtype=np.float64))
+    else:
+        prior = minmax(np.log1p(np.maximum(np.asarray(prior, dtype=np.float64), 0.0)))
+    extra = [_extra_text(t, ti, c) for t, ti, c in zip(texts, titles, cats, strict=True)]
+    phrases = facet_phrases(categories, vocab, extra)
+    moods = {
+        mood: {(f, v): w for f, facet in categories.items() for v, w in table_.items() if v in facet.values}
+        for mood, table_ in vocab.moods.items()
+    }
+    return CatalogueIndex(
+        item_ids=ids, titles=titles, years=year_arr, texts=texts, embeddings=emb, spec=spec,
+        categories=categories, numbers=numbers, phrases=phrases, moods=moods, prior=prior,
+        lexical=LexicalIndex.build(texts),
+    )  # fmt: skip
+
+
+def facet_phrases(
+    categories: dict[str, CategoryFacet], vocab: Vocabulary, extra_texts: Sequence[str]
+) -> dict[str, list[tuple[str, str, float]]]:
+    """Folded phrase -> [(facet, value, weight)]: weight 1 for a value's name, plural and vocabulary
+    phrases (hard evidence); below 1 for synonyms learnt from the item texts (soft evidence only)."""
+    out: dict[str, dict[tuple[str, str], float]] = {}
+
+    def add(phrase: str, facet: str, value: str, weight: float) -> None:
+        key = fold(phrase)
+        if key:
+            slot = out.setdefault(key, {})
+            slot[(facet, value)] = max(slot.get((facet, value), 0.0), weight)
+
+    for name, facet in categories.items():
+        for value in facet.values:
+            add(value, name, value, 1.0)
+            add(plural(fold(value)), name, value, 1.0)
+            for p in vocab.values.get(value, []):
+                add(p, name, value, 1.0)
+        for phrase, values in vocab.combos.items():
+            for v in values:
+                if v in facet.values:
+                    add(phrase, name, v, 1.0)
+        for word, value, weight in learnt_synonyms(facet, extra_texts):
+            if word not in out:  # a phrase with hard evidence keeps it
+                add(word, name, value, weight)
+    return {p: [(f, v, w) for (f, v), w in vals.items()] for p, vals in out.items()}
+
+
+def learnt_synonyms(
+    facet: CategoryFacet, texts: Sequence[str], min_items: int = 4, min_precision: float = 0.6,
+    min_lift: float = 2.0, max_values: int = 200,
+) -> list[tuple[str, str, float]]:  # fmt: skip
+    """Words of the items' own texts (tags, descriptions) that mostly occur on items of one value:
+    (word, value, precision) with P(value | word) >= min_precision, lift >= min_lift, >= min_items items."""
+    if len(facet.values) > max_values or not any(texts):
+        return []
+    rows_of: dict[str, list[int]] = {}
+    for i, t in enumerate(texts):
+        for w in set(fold(t).split()):
+            rows_of.setdefault(w, []).append(i)
+    value_share = facet.matrix.mean(axis=0)
+    value_names = {fold(v) for v in facet.values}
+    out = []
+    for word, rows in rows_of.items():
+        if len(rows) < min_items or len(word) < 4 or word.isdigit() or word in value_names:
+            continue
+        if informativeness(word) < 0.4:  # "great", "time", "will": too common to mean a value
+            continue
+        share = facet.matrix[rows].mean(axis=0)  # P(value | word)
+        best = int(np.argmax(share))
+        if share[best] >= min_precision and share[best] >= min_lift * max(value_share[best], 1e-9):
+            out.append((word, facet.values[best], round(float(share[best]) * 0.8, 3)))
+    return out
+
+
+def plural(word: str) -> str:
+    if word.endswith("y") and not word.endswith(("ay", "ey", "oy")):
+        return word[:-1] + "ies"
+    return word if word.endswith("s") else word + "s"
+
+
+def item_year(title: str, year: object) -> float:
+    """The year a title carries ("Star Wars (1977)") when it has one, else ``year`` (MovieLens release dates
+    are sometimes re-releases)."""
+    _, from_title = title_keys(title)
+    if from_title is not None:
+        return float(from_title)
+    try:
+        value = float(year)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+def item_text(title: str, categories: Sequence[str], text: str) -> str:
+    """'title. categories. text', without repeating what ``text`` already holds."""
+    text = text.strip()
+    if text.startswith(title):
+        return text
+    parts = [title]
+    if categories:
+        parts.append(", ".join(categories))
+    if text:
+        parts.append(text)
+    return ". ".join(parts)
+
+
+def encode_texts(texts: Sequence[str], cache_dir: str | Path | None) -> np.ndarray:
+    from components.text_encoder import embed_items, get_encoder
+
+    if cache_dir:
+        return embed_items(texts, cache_dir)[0]
+    return get_encoder().encode(list(texts))
+
+
+def minmax(values: np.ndarray) -> np.ndarray:
+    """Finite values scaled into [0, 1] (zeros when constant); non-finite values become 0."""
+    v = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(v)
+    out = np.zeros_like(v)
+    if finite.any():
+        lo, hi = v[finite].min(), v[finite].max()
+        if hi - lo > 1e-12:
+            out[finite] = (v[finite] - lo) / (hi - lo)
+    return out
+
+
+def _category_facet(facet: FacetSpec, per_item: list[list[str]]) -> CategoryFacet:
+    counts = Counter(v for vals in per_item for v in dict.fromkeys(vals))
+    values = sorted(v for v, _ in counts.most_common(facet.max_values))
+    col = {v: j for j, v in enumerate(values)}
+    matrix = np.zeros((len(per_item), len(values)), dtype=bool)
+    for i, vals in enumerate(per_item):
+        for v in vals:
+            if v in col:
+                matrix[i, col[v]] = True
+    return CategoryFacet(facet, values, matrix)
+
+
+def _category_values(facet: FacetSpec, cats: list[str], attrs: dict[str, Any], title: str) -> list[str]:
+    if facet.column == "categories":
+        return cats
+    if facet.column == "title":
+        return [title]
+    if facet.column.startswith("attributes."):
+        return [
+            str(v).strip() for v in _as_list(attrs.get(facet.column[len("attributes.") :])) if str(v).strip()
+        ]
+    return []
+
+
+def _numbers(facet: FacetSpec, attrs: list[dict[str, Any]]) -> np.ndarray:
+    key = facet.column[len("attributes.") :] if facet.column.startswith("attributes.") else facet.column
+    out = np.full(len(attrs), np.nan)
+    for i, a in enumerate(attrs):
+        with contextlib.suppress(TypeError, ValueError):  # unknown or unreadable: NaN
+            out[i] = float(str(a.get(key)).replace("$", "").replace(",", ""))
+    return out
+
+
+def _attributes(value: object) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip().startswith("{"):
+        try:
+            loaded = json.loads(value)
+        except json.JSONDecodeError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _extra_text(text: str, title: str, categories: Sequence[str]) -> str:
+    """What the item text says beyond its title and categories (tags, description)."""
+    rest = text[len(title) :] if text.startswith(title) else text
+    joined = ", ".join(categories)
+    if joined and joined in rest:
+        rest = rest.replace(joined, " ", 1)
+    return rest
+
+
+def _as_list(value: object) -> list[Any]:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split("|") if v.strip()]
+    try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        return [value]

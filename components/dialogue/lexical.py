@@ -1,0 +1,68 @@
+"""Lexical retrieval over item texts: BM25 (the bm25s library) with Snowball stemming, queried with weighted
+terms so that common English words ("saw", "date") weigh less than rare ones ("zombie", "kubrick")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from components.dialogue.text import fold
+
+
+def _stemmer():  # noqa: ANN202 - PyStemmer has no type stubs
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+class LexicalIndex:
+    """BM25 over one text per item (dense item order)."""
+
+    def __init__(self, retriever, n_items: int) -> None:  # noqa: ANN001 - bm25s.BM25
+        self._retriever = retriever
+        self.n_items = n_items
+        self._stem = _stemmer()
+        self._vocab: dict[str, int] = dict(getattr(retriever, "vocab_dict", None) or {})
+
+    @classmethod
+    def build(cls, texts: Sequence[str]) -> LexicalIndex:
+        import bm25s
+
+        tokens = bm25s.tokenize(
+            [fold(t) for t in texts], stopwords="en", stemmer=_stemmer(), show_progress=False
+        )
+        retriever = bm25s.BM25()
+        retriever.index(tokens, show_progress=False)
+        return cls(retriever, len(texts))
+
+    def save(self, directory: Path) -> None:
+        self._retriever.save(str(directory), show_progress=False)
+
+    @classmethod
+    def load(cls, directory: Path, n_items: int) -> LexicalIndex:
+        import bm25s
+
+        retriever = bm25s.BM25.load(str(directory), show_progress=False)
+        return cls(retriever, n_items)
+
+    def stem(self, word: str) -> str:
+        return str(self._stem.stemWord(fold(word)))
+
+    def has(self, word: str) -> bool:
+        """Whether the (stemmed) word occurs in any item text."""
+        return self.stem(word) in self._vocab
+
+    def score(self, terms: Mapping[str, float]) -> np.ndarray:
+        """(N,) sum over terms of weight * BM25(term, item); unknown terms add nothing."""
+        out = np.zeros(self.n_items, dtype=np.float64)
+        merged: dict[str, float] = {}
+        for word, weight in terms.items():
+            for part in fold(word).split():
+                stem = self.stem(part)
+                if stem in self._vocab and weight > 0:
+                    merged[stem] = merged.get(stem, 0.0) + float(weight)
+        for stem, weight in merged.items():
+            out += weight * np.asarray(self._retriever.get_scores([stem]), dtype=np.float64)
+        return out

@@ -1,0 +1,350 @@
+"""Planners turn a user message into a typed ``Query``. ``BuiltinPlanner`` is fast, offline and uses no LLM:
+title linking (components.dialogue.linker), years and numbers (ranges), facet phrases from the catalogue's
+vocabulary and learnt synonyms (index), negation scope, stances from cue words and VADER sentiment, critiques,
+references to the shown list, and intent. ``components.dialogue.llm.LLMPlanner`` produces the same Query from
+an OpenAI-compatible endpoint and falls back to this one.
+
+Extractors run in a fixed order and each claims the tokens it understood, so later ones never re-read them:
+language -> reset -> shown-list references -> titles -> years/numbers -> facet phrases -> critiques ->
+free words (soft text, or avoided text inside a negation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+from components.dialogue import grammar as g
+from components.dialogue.index import CatalogueIndex
+from components.dialogue.language import detect_language
+from components.dialogue.query import Constraint, Intent, ItemRef, Query, Stance
+from components.dialogue.ranges import find_ranges
+from components.dialogue.text import Token, fold, is_known_word, normalise, tokenize
+
+
+@dataclass
+class PlanContext:
+    """What the conversation showed before this message (dense ids)."""
+
+    shown: list[int] = field(default_factory=list)  # the last list shown, in order
+    suggested: list[int] = field(default_factory=list)  # items the assistant named in its last turn
+    assistant_asked: bool = False  # the last assistant turn was a question
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, message: str, context: PlanContext) -> Query: ...
+
+
+@lru_cache(maxsize=1)
+def _sentiment():  # noqa: ANN202 - vaderSentiment has no stubs
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def sentiment(text: str) -> float:
+    """VADER compound score in [-1, 1]."""
+    return float(_sentiment().polarity_scores(text)["compound"])
+
+
+class BuiltinPlanner:
+    """Rules over the catalogue index; deterministic; a turn costs about a millisecond."""
+
+    name = "builtin"
+
+    def __init__(self, index: CatalogueIndex) -> None:
+        self.index = index
+        self._max_phrase = max((p.count(" ") + 1 for p in index.phrases), default=1)
+        year = index.year_facet
+        self._year_facet = year.spec.name if year else None
+        bounds = year.bounds if year else None
+        self._max_year = int(bounds[1]) if bounds else 2100
+        self._number_facets = {n: f.spec.unit for n, f in index.numbers.items() if f.spec.kind == "number"}
+        self._nouns = {fold(w) for w in index.spec.item_noun} | {"movie", "movies", "film", "films", "item"}
+
+    # ------------------------------------------------------------------------------------------------
+    def plan(self, message: str, context: PlanContext | None = None) -> Query:
+        context = context or PlanContext()
+        toks = tokenize(message)
+        s = normalise(message)
+        q = Query(planner=self.name)
+        words = [t.text for t in toks if t.text[0].isalnum()]
+        free = [True] * len(toks)
+        used = bytearray(len(s))
+        links, unresolved = self.index.linker.link(toks, free)
+        linked_share = sum(lk.last - lk.first + 1 for lk in links) / max(1, len(words))
+        lang = detect_language(message, words)
+        if lang not in ("en", "zxx") and linked_share < 0.5:
+            q.language, q.intent = lang, "other_language"
+            return q
+        if g.RESET.search(s):
+            q.intent = "reset"
+            for m in g.RESET.finditer(s):
+                _claim(toks, free, used, m.start(), m.end())
+        negated = _negation_mask(toks)
+        self._shown_refs(toks, free, used, negated, context, q)
+        links, unresolved = self.index.linker.link(toks, free)
+        for lk in links:
+            for p in range(lk.first, lk.last + 1):
+                free[p] = False
+                used[toks[p].start : toks[p].end] = b"\x01" * (toks[p].end - toks[p].start)
+            q.refs.append(self._ref(lk.item, self._stance(toks, lk.first, lk.last, negated, lk.cue)))
+            if (
+                negated[lk.first]
+                and lk.last + 1 < len(toks)
+                and toks[lk.last + 1].text in ("ones", "movies", "films", "series")
+            ):
+                key = fold(self.index.titles[lk.item]).split(" (")[0]
+                q.constraints.append(Constraint(facet="title", op="is_not", value=" ".join(
+                    t.text for t in toks[lk.first : lk.last + 1]), said=f"not the {key} ones"))  # fmt: skip
+        for un in unresolved:
+            q.unresolved_titles.append(un.text)
+            for p in range(un.first, un.last + 1):
+                free[p] = False
+        for found in find_ranges(s, used, self._year_facet, self._number_facets, self._max_year):
+            _claim(toks, free, used, found.start, found.end)
+            if found.constraint is not None:
+                q.constraints.append(found.constraint)
+        self._facets(toks, free, negated, q)
+        self._critiques(s, toks, free, used, q)
+        self._free_text(toks, free, negated, q)
+        self._unresolved_after_cues(message, toks, free, q)
+        q.intent = self._intent(q, toks, words, s, context, links)
+        return q
+
+    # -- extractors -----------------------------------------------------------------------------------
+    def _ref(self, idx: int, stance: Stance) -> ItemRef:
+        return ItemRef(item_id=self.index.item_ids[idx], title=self.index.label(idx), stance=stance)
+
+    def _stance(
+        self, toks: list[Token], first: int, last: int, negated: list[bool], cue: str | None
+    ) -> Stance:
+        before = [t.text for t in toks[max(0, first - 4) : first]]
+        clause = _clause_text(toks, first, last)
+        if negated[first]:
+            if cue in ("like", "unlike") or "like" in before or "unlike" in before:
+                return "disliked"  # "nothing like Alien"
+            return "rejected"  # "not Gorilla", "no Star Wars"
+        if cue in g.DISLIKE_CUES:
+            return "disliked"
+        question = any(t.text == "?" for t in toks[last + 1 :])
+        asking = any(w in ("about", "what's", "whats") for w in before) or re.search(
+            r"\b(?:what(?:'s| is)|tell me about|who(?:'s| is) in|is it)\b", clause
+        )
+        if asking and (question or "tell me" in clause):
+            return "asked_about"
+        score = sentiment(clause)
+        if cue in g.SEEN_CUES:
+            return "liked" if score >= 0.3 else "disliked" if score <= -0.3 else "seen"
+        if cue in g.LIKE_CUES or cue in g.SIMILAR_CUES or cue in ("fan", "favorite", "favourite"):
+            return "liked"
+        if score >= 0.3:
+            return "liked"
+        if score <= -0.3:
+            return "disliked"
+        return "mentioned"
+
+    def _shown_refs(
+        self, toks: list[Token], free: list[bool], used: bytearray, negated: list[bool], ctx: PlanContext,
+        q: Query,
+    ) -> None:  # fmt: skip
+        """'the second one', 'number 3', 'those', 'it' (after a stance cue) -> refs to shown items."""
+        shown = ctx.shown or ctx.suggested
+        if not shown:
+            return
+        n = len(toks)
+        for i, t in enumerate(toks):
+            if not free[i]:
+                continue
+            pos, span = None, 0
+            if t.text in g.ORDINALS and (i + 1 < n and toks[i + 1].text in g.ORDINAL_NOUNS or
+                                         i > 0 and toks[i - 1].text in ("the", "that")):  # fmt: skip
+                pos, span = g.ORDINALS[t.text], 2 if i + 1 < n and toks[i + 1].text in g.ORDINAL_NOUNS else 1
+            elif t.text in ("number", "#") and i + 1 < n and toks[i + 1].text.isdigit():
+                pos, span = int(toks[i + 1].text), 2
+            if pos is not None:
+                idx = pos - 1 if pos > 0 else len(shown) - 1
+                if 0 <= idx < len(shown):
+                    self._shown_ref(toks, i, i + span - 1, [shown[idx]], negated, free, q)
+                continue
+        clause_words = {t.text for t in toks}
+        cue = clause_words & (g.SEEN_CUES | g.LIKE_CUES | g.DISLIKE_CUES)
+        if not cue:
+            return
+        for i, t in enumerate(toks):
+            if not free[i]:
+                continue
+            if t.text in g.THIS_LIST and len(shown) > 0 and t.text != "ones":
+                self._shown_ref(toks, i, i, list(shown), negated, free, q)
+            elif t.text in ("it", "that") and ctx.suggested and len(ctx.suggested) == 1:
+                self._shown_ref(toks, i, i, list(ctx.suggested), negated, free, q)
+
+    def _shown_ref(
+        self, toks: list[Token], first: int, last: int, items: list[int], negated: list[bool],
+        free: list[bool], q: Query,
+    ) -> None:  # fmt: skip
+        clause = set(_clause_text(toks, first, last).split())
+        score = sentiment(_clause_text(toks, first, last))
+        if clause & {"another", "more", "similar"} and clause & {"like", "similar", "as"}:
+            stance: Stance = "liked"
+            q.critique, q.critique_of = "more_like", self.index.item_ids[items[0]]
+        elif (
+            clause & g.SEEN_CUES
+            and not negated[first]
+            and not (clause & {"haven't", "havent", "not", "never"})
+        ):
+            stance = "liked" if score >= 0.3 else "seen"
+        elif clause & {"remove", "drop", "hide", "without", "exclude", "nope", "nah"} or negated[first]:
+            stance = "disliked" if clause & g.DISLIKE_CUES or "like" in clause else "rejected"
+        elif clause & g.DISLIKE_CUES or score <= -0.3:
+            stance = "disliked"
+        elif clause & g.LIKE_CUES or score >= 0.3:
+            stance = "liked"
+        else:
+            stance = "mentioned"
+        for idx in items:
+            q.refs.append(self._ref(idx, stance))
+        for p in range(first, last + 1):
+            free[p] = False
+
+    def _facets(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
+        """Facet phrases (hard evidence only) on free tokens, inside or outside a negation."""
+        sub: list[tuple[str, int]] = [
+            (w, i) for i, t in enumerate(toks) if free[i] for w in fold(t.text).split()
+        ]
+        j = 0
+        while j < len(sub):
+            hit = None
+            for length in range(min(self._max_phrase, len(sub) - j), 0, -1):
+                span = sub[j : j + length]
+                if any(span[k + 1][1] - span[k][1] > 1 for k in range(len(span) - 1)):
+                    continue  # not contiguous in the message
+                rows = self.index.phrases.get(" ".join(w for w, _ in span))
+                if rows and any(w >= 1.0 for _, _, w in rows):
+                    hit = (length, rows)
+                    break
+            if hit is None:
+                j += 1
+                continue
+            length, rows = hit
+            first, last = sub[j][1], sub[j + length - 1][1]
+            op = "is_not" if negated[first] else "is"
+            for facet, value, weight in rows:
+                if weight >= 1.0:
+                    c = Constraint(
+                        facet=facet, op=op, value=value, said=" ".join(w for w, _ in sub[j : j + length])
+                    )
+                    if c not in q.constraints:
+                        q.constraints.append(c)
+            for p in range(first, last + 1):
+                free[p] = False
+            j += length
+
+    def _critiques(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
+        for pattern, critique in g.CRITIQUES:
+            for m in pattern.finditer(s):
+                if any(used[m.start() : m.end()]):
+                    continue
+                if critique in ("newer", "older") and self._year_facet is None:
+                    continue
+                if critique in ("cheaper", "pricier") and not self._number_facets:
+                    continue
+                if critique in ("lighter", "darker") and critique not in self.index.moods:
+                    continue
+                q.critique = critique  # type: ignore[assignment]
+                _claim(toks, free, used, m.start(), m.end())
+
+    def _free_text(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
+        soft: list[str] = []
+        avoid: list[str] = []
+        for i, t in enumerate(toks):
+            w = t.text
+            if not free[i] or not w[0].isalpha() or w in g.STOPWORDS or w in g.NEGATION_CUES:
+                continue
+            if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS:
+                continue
+            w = self.index.linker.repair(w)
+            (avoid if negated[i] else soft).append(w)
+        q.soft = " ".join(soft)
+        q.avoid = " ".join(avoid)
+
+    def _unresolved_after_cues(self, message: str, toks: list[Token], free: list[bool], q: Query) -> None:
+        """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title."""
+        for i, t in enumerate(toks[:-1]):
+            if t.text not in ("like", "seen", "watched", "loved", "enjoyed", "called", "titled"):
+                continue
+            run = []
+            for j in range(i + 1, len(toks)):
+                if not free[j] or not toks[j].capitalised or not toks[j].text[0].isalnum():
+                    break
+                run.append(j)
+            if run and not (len(run) == 1 and toks[run[0]].text in ("i", "it")):
+                q.unresolved_titles.append(" ".join(message[toks[j].start : toks[j].end] for j in run))
+
+    def _intent(
+        self, q: Query, toks: list[Token], words: list[str], s: str, ctx: PlanContext, links: Sequence,
+    ) -> Intent:  # fmt: skip
+        if q.intent == "reset":
+            return "reset" if q.empty else "recommend"
+        if words and not any(is_known_word(w) or self.index.lexical.has(w) for w in words):
+            return "not_understood"
+        if any(r.stance == "asked_about" for r in q.refs):
+            return "ask_about"
+        if q.critique or (q.refs and all(r.stance in ("rejected", "seen") for r in q.refs) and not q.soft):
+            return "refine"
+        if q.constraints or q.refs or q.unresolved_titles:
+            return "recommend"
+        cues = set(words) & (g.REQUEST_CUES | self._nouns | g.PREFERENCE_VERBS)
+        soft = q.soft.split()
+        grounded = [w for w in soft if self.index.lexical.has(w)]
+        if cues:
+            return "recommend"
+        if g.CHIT_CHAT.match(s) and len(soft) <= 2:
+            return "chit_chat"
+        if not soft:
+            return "chit_chat"
+        if ctx.assistant_asked and grounded:
+            return "recommend"  # an answer to our question ("horror, something that challenges me")
+        if "?" in s or len(grounded) < max(1, len(soft) // 2 + 1):
+            return "off_topic"
+        return "recommend"
+
+
+def _claim(toks: list[Token], free: list[bool], used: bytearray, a: int, b: int) -> None:
+    used[a:b] = b"\x01" * (b - a)
+    for i, t in enumerate(toks):
+        if t.start < b and t.end > a:
+            free[i] = False
+
+
+def _negation_mask(toks: list[Token]) -> list[bool]:
+    """True for tokens inside the scope of a negation cue (to the clause boundary; "or"/"nor" keep it)."""
+    mask = [False] * len(toks)
+    for i, t in enumerate(toks):
+        cue = t.text in g.NEGATION_CUES or (i > 0 and (toks[i - 1].text, t.text) in g.NEGATION_BIGRAMS)
+        if not cue:
+            continue
+        for j in range(i + 1, min(len(toks), i + 1 + g.NEGATION_WINDOW)):
+            if toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):
+                break
+            if toks[j].text == "," and j + 1 < len(toks) and toks[j + 1].text not in ("or", "nor"):
+                break
+            mask[j] = True
+    return mask
+
+
+def _clause_text(toks: list[Token], first: int, last: int, back: int = 8, ahead: int = 8) -> str:
+    """The words around a span within its clause (stops at sentence punctuation and 'but')."""
+    stops = {".", ";", "!", "?", "but", "though", "although", "however"}
+    a = first
+    while a > 0 and first - a < back and toks[a - 1].text not in stops:
+        a -= 1
+    b = last
+    while b + 1 < len(toks) and b - last < ahead and toks[b + 1].text not in stops:
+        b += 1
+    return " ".join(t.text for t in toks[a : b + 1])

@@ -1,0 +1,76 @@
+"""The typed query: the one contract between understanding (any planner) and ranking.
+
+A planner turns a user message (and what the conversation showed so far) into a ``Query``: hard constraints
+on facets, soft free-text preferences, references to items with the user's stance on each, a critique
+relative to what was shown, and the intent. Tests assert on it, the service returns it as ``understood``
+and the chat page renders it as "what I know so far".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Intent = Literal[
+    "recommend",  # asks for items (or states preferences)
+    "refine",  # changes the current list: a critique, a constraint on what was shown
+    "ask_about",  # asks about an item ("what is Inception about?")
+    "chit_chat",  # greetings, thanks, small talk
+    "off_topic",  # about something the catalogue cannot help with
+    "reset",  # start over
+    "not_understood",  # no known words
+    "other_language",  # a language the engine does not read
+]
+Stance = Literal["liked", "disliked", "seen", "mentioned", "asked_about", "rejected"]
+Op = Literal["is", "is_not", "prefer", "at_least", "at_most", "between", "not_between", "any_of_ranges"]
+Critique = Literal["newer", "older", "cheaper", "pricier", "lighter", "darker", "more_like", "less_like"]
+
+
+class Constraint(BaseModel):
+    """A condition on one facet. Category facets use ``value``; year/number facets ``low``/``high``
+    (``any_of_ranges`` uses ``ranges``: "from 1995 or 2004")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    facet: str
+    op: Op
+    value: str | None = None
+    low: float | None = None
+    high: float | None = None
+    ranges: tuple[tuple[float, float], ...] = ()
+    said: str = Field("", description="The words it came from, for replies ('before 1990').")
+
+    def key(self) -> tuple[str, str, str | None]:
+        """Constraints with the same key replace each other in the dialogue state."""
+        if self.op in ("is", "is_not"):
+            return (self.facet, "value", self.value)
+        return (self.facet, "range", None)
+
+
+class ItemRef(BaseModel):
+    """An item the user referred to, with their stance on it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    item_id: str
+    title: str
+    stance: Stance
+
+
+class Query(BaseModel):
+    """Everything one user turn asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+    intent: Intent = "recommend"
+    constraints: list[Constraint] = Field(default_factory=list)
+    soft: str = Field("", description="Free-text preferences: mood, topic, people, words to match.")
+    avoid: str = Field("", description="Free text the user does not want ('not about WWII').")
+    refs: list[ItemRef] = Field(default_factory=list)
+    critique: Critique | None = None
+    critique_of: str | None = Field(None, description="Item id a relative critique is about.")
+    unresolved_titles: list[str] = Field(default_factory=list)
+    language: str = "en"
+    planner: str = Field("builtin", description="Which planner produced this query (and any fallback).")
+
+    @property
+    def empty(self) -> bool:
+        return not (self.constraints or self.soft or self.avoid or self.refs or self.critique)

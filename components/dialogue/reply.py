@@ -1,0 +1,145 @@
+"""The reply sentence, written from the understood query and the dialogue state (no LLM needed).
+
+Honest by construction: it says what was understood, what was relaxed, which titles were not found, when a
+facet does not exist in this catalogue, and when a message was off-topic, unreadable or in another language;
+wording follows the catalogue ("films", "products", "items" from the dataset spec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from components.dialogue.index import CatalogueIndex
+from components.dialogue.language import language_name
+from components.dialogue.query import Constraint, Query
+from components.dialogue.state import DialogueState, range_label
+
+
+def join(names: Sequence[str], word: str = "and") -> str:
+    names = list(names)
+    if not names:
+        return ""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" {word} " + names[-1]
+
+
+def constraint_label(c: Constraint, index: CatalogueIndex) -> str:
+    """How a constraint reads in a sentence: 'Comedy', 'not Horror', 'the 1990s', 'price $20 or less'."""
+    if c.facet == "title":
+        return f"no '{c.value}' titles"
+    if c.op == "is":
+        return str(c.value)
+    if c.op == "is_not":
+        return f"not {c.value}"
+    facet = index.numbers.get(c.facet)
+    unit = facet.spec.unit if facet is not None else None
+    label = range_label(c, unit)
+    return label if facet is None or facet.spec.kind == "year" else f"{c.facet} {label}"
+
+
+def describe(state: DialogueState, index: CatalogueIndex) -> str:
+    """The standing preferences as a phrase: 'Comedy or Sci-Fi films from the 1990s, like The Matrix (1999),
+    not Horror, matching "zombie"'."""
+    cons = state.typed_constraints()
+    wanted = [str(c.value) for c in cons if c.op == "is"]
+    head = f"{join(wanted, 'or')} {index.nouns}" if wanted else index.nouns
+    parts = [head]
+    for c in cons:
+        if c.op in ("is", "is_not") or c.facet == "title":
+            continue
+        label = constraint_label(c, index)
+        parts.append(f"from {label}" if label.startswith("the ") else label)
+    liked = [index.label(i) for i in (index.index(x) for x in state.liked[-2:]) if i is not None]
+    if liked:
+        parts.append("like " + join(liked))
+    if state.mood:
+        parts.append(f"on the {state.mood} side")
+    avoid = [constraint_label(c, index) for c in cons if c.op == "is_not" or c.facet == "title"]
+    disliked = [index.label(i) for i in (index.index(x) for x in state.disliked[-2:]) if i is not None]
+    if disliked:
+        avoid.append("nothing like " + join(disliked, "or"))
+    text = " ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if parts[1:] else "")
+    if avoid:
+        text += ", " + ", ".join(avoid)
+    if state.soft and not wanted and not liked:
+        text += f", matching '{state.soft[-1]}'"
+    return text
+
+
+def compose(
+    q: Query,
+    state: DialogueState,
+    index: CatalogueIndex,
+    titles: Sequence[str],
+    k: int,
+    relaxed: Sequence[Constraint] = (),
+    unsupported: Sequence[str] = (),
+    about: int | None = None,
+) -> str:
+    """A short reply: what changed this turn, then what the list is."""
+    noun, nouns = index.noun, index.nouns
+    if q.intent == "other_language":
+        return (
+            f"I only understand English so far (your message looks like {language_name(q.language)}). "
+            f"Could you tell me in English what kind of {nouns} you would like?"
+        )
+    if q.intent == "not_understood":
+        return (
+            f"Sorry, I didn't understand that. Tell me what kind of {nouns} you like, "
+            "or name one you enjoyed."
+        )
+    if q.intent == "off_topic":
+        refusal = f"I can only help you find {nouns} here, so I can't help with that."
+        if titles:
+            return f"{refusal} Here is the list for what you asked earlier."
+        return f"{refusal} What kind of {noun} are you looking for?"
+    lead: list[str] = []
+    if q.intent == "reset":
+        lead.append("Starting over.")
+    if q.intent == "chit_chat":
+        lead.append("Hi!" if not state.shown_before else "Sure.")
+    for title in q.unresolved_titles:
+        lead.append(f"I couldn't find '{title}' in the catalogue.")
+    for what in unsupported:
+        lead.append(f"This catalogue has no {what}, so I can't filter by it.")
+    seen = [r.title for r in q.refs if r.stance in ("seen", "rejected")]
+    if seen:
+        lead.append(f"Noted, I'll leave out {join(seen[:3])}{' and others' if len(seen) > 3 else ''}.")
+    if relaxed:
+        lead.append(
+            f"Nothing fits all of that, so I dropped {join([constraint_label(c, index) for c in relaxed])}."
+        )
+    if about is not None:
+        lead.append(describe_item(about, index))
+    n = len(titles)
+    desc = describe(state, index)
+    if n == 0:
+        main = f"Nothing in the catalogue fits {desc}; try dropping a constraint."
+    elif not state.has_preferences:
+        main = f"Here are {n} popular {nouns} to start; tell me what you are in the mood for."
+    elif about is not None:
+        main = f"Here are {n} {nouns} you may like next."
+    elif n < k:
+        main = f"Only {n} {desc} fit; here they are."
+    else:
+        main = f"Here are {n} {desc}."
+    return " ".join([*lead, main])
+
+
+def describe_item(idx: int, index: CatalogueIndex, max_chars: int = 240) -> str:
+    """What the catalogue knows about one item, and nothing else: title, year, facet values, its text."""
+    facts = [index.label(idx)]
+    for name, values in index.facet_values(idx).items():
+        facts.append(f"{name}: {join(values[:5])}")
+    for name, number in index.numbers.items():
+        v = number.values[idx]
+        if number.spec.kind == "number" and np.isfinite(v):
+            facts.append(f"{name}: {number.spec.unit or ''}{v:g}")
+    text = index.texts[idx]
+    title = index.titles[idx]
+    rest = text[len(title) :].lstrip(". ") if text.startswith(title) else text
+    sentence = "; ".join(facts) + "."
+    if rest:
+        sentence += " " + (rest if len(rest) <= max_chars else rest[: max_chars - 1].rsplit(" ", 1)[0] + "…")
+    return sentence

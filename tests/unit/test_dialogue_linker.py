@@ -1,0 +1,83 @@
+"""Title linking: exact keys, typo repair, evidence rules against coincidental single-word matches,
+sequels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from components.dialogue.linker import TitleLinker, display_title, title_keys
+from components.dialogue.text import tokenize
+
+TITLES = [
+    "Saw (2004)", "Date Night (2010)", "Paris, Texas (1984)", "Paris (2008)", "Toy Story (1995)",
+    "Toy Story 3 (2010)", "Heat (1995)", "Collateral (2004)", "Inception (2010)", "Insidious (2010)",
+    "Matrix, The (1999)", "Get Out (2017)", "Click (2006)", "It (1990)", "Blade Runner 2049 (2017)",
+    "Inglourious Basterds (2009)", "Once (2006)", "Mirrors (2008)", "Alien (1979)", "Keanu (2016)",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def linker() -> TitleLinker:
+    years = np.array([float(t[-5:-1]) for t in TITLES])
+    return TitleLinker.build(TITLES, years, np.linspace(1, 0, len(TITLES)))
+
+
+def linked(linker: TitleLinker, message: str) -> list[str]:
+    toks = tokenize(message)
+    links, _ = linker.link(toks, [True] * len(toks))
+    return [TITLES[lk.item] for lk in links]
+
+
+def test_title_keys_and_display() -> None:
+    assert title_keys("Matrix, The (1999)") == (["the matrix", "matrix"], 1999)
+    assert display_title("Matrix, The (1999)") == "The Matrix (1999)"
+    assert "se7en" in title_keys("Seven (Se7en) (1995)")[0]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Saw it last night, it was good",
+        "a good movie for a date night",
+        "what's the weather in Paris?",
+        "it is about a robot",
+        "click on the link",
+        "get out of here",
+        "How do you feel about Keanu Reeves?",
+    ],
+)
+def test_coincidental_words_are_not_titles(linker, message) -> None:
+    assert linked(linker, message) == []
+
+
+@pytest.mark.parametrize(
+    ("message", "titles"),
+    [
+        ("I loved Heat and Collateral", ["Heat (1995)", "Collateral (2004)"]),
+        ("i believe inception and Mirrors", ["Inception (2010)", "Mirrors (2008)"]),
+        ("I have also watched incidious really likes that one", ["Insidious (2010)"]),
+        ("have you seen Saw?", ["Saw (2004)"]),
+        ("Click (2006) and Get Out (2017)", ["Click (2006)", "Get Out (2017)"]),
+        ("something like the matrix", ["Matrix, The (1999)"]),
+        ("Blade Runner 2049 was great", ["Blade Runner 2049 (2017)"]),
+        ("Inglorious Basterds is my favourite", ["Inglourious Basterds (2009)"]),
+        ("nothing like Alien", ["Alien (1979)"]),
+    ],
+)
+def test_titles_people_name(linker, message, titles) -> None:
+    assert linked(linker, message) == titles
+
+
+def test_a_sequel_not_in_the_catalogue_is_unresolved(linker) -> None:
+    toks = tokenize("my kids loved Toy Story 4")
+    links, unresolved = linker.link(toks, [True] * len(toks))
+    assert links == [] and [u.text for u in unresolved] == ["toy story 4"]
+    assert linked(linker, "we watched Toy Story 3 again") == ["Toy Story 3 (2010)"]
+
+
+def test_lookup_and_fuzzy(linker) -> None:
+    assert TITLES[linker.lookup("The Matrix")] == "Matrix, The (1999)"
+    assert TITLES[linker.lookup("toy story 1995")] == "Toy Story (1995)"
+    assert TITLES[linker.fuzzy("Inceptoin")] == "Inception (2010)"
+    assert linker.fuzzy("A Film That Does Not Exist") is None

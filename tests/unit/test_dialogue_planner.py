@@ -1,0 +1,163 @@
+"""The built-in planner: messages -> typed Query (constraints with negation scope and comparatives, titles
+with
+years, stances, shown-list references, critiques, intent, language), on the real MovieLens-100K catalogue."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.dialogue.planner import BuiltinPlanner, PlanContext
+from components.dialogue.query import Constraint
+from tests.unit.dialogue_fixtures import fixture, tiny_index
+
+
+@pytest.fixture(scope="module")
+def planner() -> BuiltinPlanner:
+    return BuiltinPlanner(fixture().index)
+
+
+def ranges(q, facet="year"):
+    return [(c.op, c.low, c.high, c.ranges) for c in q.constraints if c.facet == facet]
+
+
+def values(q, op="is"):
+    return sorted(c.value for c in q.constraints if c.op == op and c.facet == "genre")
+
+
+def refs(q):
+    return {(r.title, r.stance) for r in q.refs}
+
+
+def test_the_motivating_request(planner) -> None:
+    q = planner.plan("a funny sci-fi film from the 90s, nothing like Alien")
+    assert values(q) == ["Comedy", "Sci-Fi"]
+    assert ranges(q) == [("between", 1990.0, 1999.0, ())]
+    assert refs(q) == {("Alien (1979)", "disliked")}
+    assert q.intent == "recommend"
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("nothing made before 1990", ("at_least", 1990.0, None)),
+        ("films before 1990", ("at_most", 1989.0, None)),
+        ("after 2000 please", ("at_least", 2001.0, None)),
+        ("since 2010", ("at_least", 2010.0, None)),
+        ("between 2004 and 1995", ("between", 1995.0, 2004.0)),
+        ("not from the 90s", ("not_between", 1990.0, 1999.0)),
+        ("the late eighties", ("between", 1987.0, 1989.0)),
+        ("1995 or later", ("at_least", 1995.0, None)),
+    ],
+)
+def test_years_with_comparatives_and_negation(planner, message, expected) -> None:
+    [(op, low, high, _)] = ranges(planner.plan(message))
+    assert op == expected[0]
+    assert (low if op != "at_most" else high) == expected[1]
+    if expected[2] is not None:
+        assert high == expected[2]
+
+
+def test_two_options_are_never_an_empty_range(planner) -> None:
+    q = planner.plan("enjoyed Heat, something from 1995 or 2004")
+    assert ranges(q) == [("any_of_ranges", None, None, ((1995.0, 1995.0), (2004.0, 2004.0)))]
+    assert ("Heat (1995)", "liked") in refs(q)
+
+
+def test_years_inside_titles_are_titles_not_filters(planner) -> None:
+    q = planner.plan("I loved Heat (1995) and Twelve Monkeys")
+    assert ranges(q) == []
+    assert refs(q) == {("Heat (1995)", "liked"), ("Twelve Monkeys (1995)", "liked")}
+
+
+def test_negation_scope_stops_at_the_clause(planner) -> None:
+    q = planner.plan("no horror or war, but a comedy")
+    assert values(q, "is_not") == ["Horror", "War"]
+    assert values(q) == ["Comedy"]
+    q = planner.plan("a war movie, not about WWII")
+    assert values(q) == ["War"] and values(q, "is_not") == []
+    assert "wwii" in q.avoid
+
+
+def test_stances_from_cues_and_sentiment(planner) -> None:
+    assert refs(planner.plan("I hated Scream")) == {("Scream (1996)", "disliked")}
+    assert refs(planner.plan("I watched Fargo last week")) == {("Fargo (1996)", "seen")}
+    assert refs(planner.plan("Fargo was brilliant")) == {("Fargo (1996)", "liked")}
+    assert refs(planner.plan("something like Babe")) == {("Babe (1995)", "liked")}
+    assert refs(planner.plan("what is Braveheart about?")) == {("Braveheart (1995)", "asked_about")}
+    q = planner.plan("what is Braveheart about?")
+    assert q.intent == "ask_about"
+
+
+def test_common_words_are_not_titles(planner) -> None:
+    # "Heat" and "Seven" are titles here, and ordinary words too: no cue, no link
+    assert planner.plan("I can't stand the heat in summer, something cool").refs == []
+    assert planner.plan("seven of us are watching tonight").refs == []
+    assert refs(planner.plan("like Heat")) == {("Heat (1995)", "liked")}
+
+
+def test_misspelt_titles_are_repaired(planner) -> None:
+    assert refs(planner.plan("something like braveheartt")) == {("Braveheart (1995)", "liked")}
+
+
+def test_shown_list_references(planner) -> None:
+    fx = fixture()
+    shown = [fx.index.index(i) for i in ("1", "50", "100")]
+    ctx = PlanContext(shown=shown)
+    q = planner.plan("I saw those already", ctx)
+    assert {r.item_id for r in q.refs if r.stance == "seen"} == {"1", "50", "100"}
+    q = planner.plan("another one like the second", ctx)
+    assert q.critique == "more_like" and q.critique_of == "50"
+    q = planner.plan("not the first one", ctx)
+    assert {(r.item_id, r.stance) for r in q.refs} == {("1", "rejected")}
+
+
+def test_critiques_and_reset(planner) -> None:
+    assert planner.plan("something lighter").critique == "lighter"
+    assert planner.plan("more recent please").critique == "newer"
+    assert planner.plan("start over").intent == "reset"
+
+
+@pytest.mark.parametrize(
+    ("message", "intent"),
+    [
+        ("asdkjh qwe", "not_understood"),
+        ("what's the weather in Paris?", "off_topic"),
+        ("推荐几部90年代的科幻电影", "other_language"),
+        ("je voudrais un film drôle des années 90", "other_language"),
+        ("hi there", "chit_chat"),
+        ("thanks!", "chit_chat"),
+        ("hi im good you", "chit_chat"),
+        ("recommend me something", "recommend"),
+    ],
+)
+def test_intents(planner, message, intent) -> None:
+    assert planner.plan(message).intent == intent
+
+
+def test_answer_to_a_question_is_on_topic(planner) -> None:
+    q = planner.plan("zombies and chainsaws", PlanContext(assistant_asked=True))
+    assert q.intent == "recommend"
+
+
+def test_prices_on_a_catalogue_that_has_them() -> None:
+    index, _ = tiny_index(
+        ["Glue A", "Glue B", "Tape C"],
+        attributes=[{"price": 12.5}, {"price": 30}, {"price": 8}],
+        facets=[{"name": "price", "kind": "number", "column": "attributes.price", "unit": "$"}],
+    )
+    q = BuiltinPlanner(index).plan("waterproof glue under $20")
+    assert q.constraints == [Constraint(facet="price", op="at_most", high=20.0, said="under $20")]
+    q = BuiltinPlanner(index).plan("between $10 and $25")
+    assert [(c.op, c.low, c.high) for c in q.constraints] == [("between", 10.0, 25.0)]
+
+
+def test_brand_negation_on_a_shop_catalogue() -> None:
+    index, _ = tiny_index(
+        ["Gorilla Glue Original", "Titebond Wood Glue", "Loctite Super Glue"],
+        attributes=[{"brand": "Gorilla"}, {"brand": "Titebond"}, {"brand": "Loctite"}],
+        facets=[{"name": "brand", "kind": "category", "column": "attributes.brand"}],
+        item_noun=("product", "products"),
+    )
+    q = BuiltinPlanner(index).plan("a waterproof glue for wood, not Gorilla")
+    assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "is_not", "Gorilla")]
+    assert "waterproof" in q.soft and "wood" in q.soft
