@@ -25,8 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TUNED = (
-    "w_prior", "w_model", "w_cf", "w_content", "w_mention", "w_dense", "w_lexical", "w_assistant", "w_facet",
-    "shown_penalty",
+    "w_prior", "w_recency", "w_model", "w_cf", "w_content", "w_mention", "w_dense", "w_lexical",
+    "w_assistant",
+    "w_facet", "w_title", "shown_penalty",
 )  # fmt: skip
 
 

@@ -101,6 +101,7 @@ MOVIE_CATALOGUE = CatalogueSpec(
         FacetSpec(name="year", kind="year", column="year"),
     ],
     vocabulary="movies",
+    titles_describe_items=False,
 )
 
 _ML100K_FILES = {

@@ -20,6 +20,7 @@ values ("rom-com"), and moods (what "lighter" / "darker" prefer). Nothing domain
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,28 @@ class FacetSpec(BaseModel):
     max_values: int = Field(
         5000, ge=1, description="category facets: keep the most frequent values (tags can be many)."
     )
+    pattern: str | None = Field(
+        None,
+        description="A regular expression with one group that extracts the value from the column's text "
+        "('Industrial & Scientific (.+?)\\. ' on product texts); items without a match have no value.",
+    )
+    proper_names: bool = Field(
+        False,
+        description="Values are names (brands, people): one that is also a common English word "
+        "('Inland', 'Small Parts') counts only when written with capitals.",
+    )
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compiled = re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"pattern {value!r} is not a regular expression: {exc}") from None
+            if compiled.groups != 1:
+                raise ValueError(f"pattern {value!r} must have exactly one group, has {compiled.groups}")
+        return value
 
     @field_validator("column")
     @classmethod
@@ -83,6 +106,11 @@ class CatalogueSpec(BaseModel):
     facets: list[FacetSpec] = Field(default_factory=list)
     vocabulary: str | None = Field(None, description="Built-in vocabulary name or a YAML file path.")
     words: Vocabulary = Field(default_factory=Vocabulary, description="Inline vocabulary (merged on top).")
+    titles_describe_items: bool = Field(
+        True,
+        description="Product titles describe the item ('Waterproof Wood Glue'): their words are searched. "
+        "Film or book titles are names ('Date Night', 'Saw'): only the title linker reads them.",
+    )
     base_dir: str | None = Field(
         None, description="Set when loaded: where a relative vocabulary path starts."
     )

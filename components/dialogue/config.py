@@ -19,6 +19,7 @@ class ConversationConfig(BaseModel):
 
     # fusion weights (each signal is scaled to [0, 1] over the allowed items before weighting)
     w_prior: float = Field(0.3, ge=0, description="Popularity prior (the model's empty-history score).")
+    w_recency: float = Field(0.0, ge=0, description="Newer items first (year facet), where new is better.")
     w_model: float = Field(0.3, ge=0, description="Session model over the session's items + liked items.")
     w_cf: float = Field(0.3, ge=0, description="Collaborative neighbours of each liked item (best of).")
     w_content: float = Field(0.8, ge=0, description="Embedding similarity to liked/mentioned items.")
@@ -31,11 +32,18 @@ class ConversationConfig(BaseModel):
     )
     w_lexical: float = Field(0.4, ge=0, description="BM25 match of the free-text preferences.")
     w_assistant: float = Field(0.0, ge=0, description="What the assistant said (stateless histories).")
+    w_title: float = Field(
+        0.3, ge=0, description="Title words of titles the catalogue lacks ('Toy Story 4' -> the others)."
+    )
     w_facet: float = Field(0.6, ge=0, description="Share of the asked facet values an item has.")
     w_mood: float = Field(0.5, ge=0, description="'lighter' / 'darker' preferences (vocabulary moods).")
     w_dislike: float = Field(1.0, ge=0, description="Demotion of items close to disliked ones.")
     dislike_similarity: float = Field(
         0.5, ge=0, lt=1, description="Cosine above which an item counts as close to a disliked one."
+    )
+    w_echo: float = Field(
+        0.5, ge=0, description="Demotion of titles the free words merely echo ('a date night' -> Date Night) "
+        "when titles are names (the title linker did not find them meant).",
     )
     w_avoid: float = Field(
         0.8, ge=0, description="Demotion of items matching avoided words ('not about WWII')."

@@ -281,6 +281,8 @@ class ConversationEngine:
             query=self._vector(" ".join(dense_text)) if dense_text and self.config.w_dense > 0 else None,
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
+            title_terms=_weighted_terms(state.title_words[-turns:]),
+            said_words={w for text in state.said[-turns:] for w in fold(text).split()},
             assistant=self._vector(" ".join(state.assistant[-2:]))
             if state.assistant and self.config.w_assistant > 0
             else None,

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "conversation"
-INDEX_VERSION = 1
+INDEX_VERSION = 3
 
 
 @dataclass
@@ -83,7 +84,8 @@ class CatalogueIndex:
     phrases: dict[str, list[tuple[str, str, float]]]  # folded phrase -> [(facet, value, weight)]
     moods: dict[str, dict[tuple[str, str], float]]  # "lighter" -> (facet, value) -> weight
     prior: np.ndarray  # (N,) popularity prior in [0, 1]
-    lexical: LexicalIndex
+    lexical: LexicalIndex  # item texts (without the titles when titles are names)
+    title_lexical: LexicalIndex  # titles alone (franchise words of titles not in the catalogue)
     linker: TitleLinker = field(init=False)
     _pos: dict[str, int] = field(init=False, repr=False)
     _words: dict[int, frozenset[str]] = field(init=False, repr=False, default_factory=dict)
@@ -91,6 +93,22 @@ class CatalogueIndex:
     def __post_init__(self) -> None:
         self._pos = {item: n for n, item in enumerate(self.item_ids)}
         self.linker = TitleLinker.build(self.titles, self.years, self.prior)
+        self._title_words = [frozenset(title_keys(t)[0][-1].split()) if title_keys(t)[0] else frozenset()
+                             for t in self.titles]  # fmt: skip
+        self._by_title_word: dict[str, list[int]] = {}
+        for i, words in enumerate(self._title_words):
+            for w in words:
+                self._by_title_word.setdefault(w, []).append(i)
+
+    def title_echoes(self, words: set[str]) -> list[int]:
+        """Items whose whole title (articles aside) is made of ``words`` and of common words only: "a date
+        night" -> Date Night; a rare word ("hulk") means the title, not a coincidence."""
+        cands = {i for w in words for i in self._by_title_word.get(w, [])}
+        return [
+            i for i in cands
+            if self._title_words[i] and self._title_words[i] <= words
+            and max(informativeness(w) for w in self._title_words[i]) < 0.5
+        ]  # fmt: skip
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -151,6 +169,7 @@ class CatalogueIndex:
         np.savez_compressed(folder / "arrays.npz", **arrays)  # type: ignore[arg-type]
         np.save(folder / "embeddings.npy", self.embeddings.astype(np.float32))
         self.lexical.save(folder / "bm25")
+        self.title_lexical.save(folder / "bm25_titles")
         (folder / "index.json").write_text(json.dumps(meta))
         return folder
 
@@ -176,6 +195,7 @@ class CatalogueIndex:
             embeddings=np.load(folder / "embeddings.npy"), spec=spec, categories=cats, numbers=nums,
             phrases=phrases, moods=moods, prior=arrays["prior"],
             lexical=LexicalIndex.load(folder / "bm25", n),
+            title_lexical=LexicalIndex.load(folder / "bm25_titles", n),
         )  # fmt: skip
 
 
@@ -213,7 +233,8 @@ def build_index(
     numbers: dict[str, NumberFacet] = {}
     for facet in spec.facets:
         if facet.kind == "category":
-            per_item = [_category_values(facet, c, a, t) for c, a, t in zip(cats, attrs, titles, strict=True)]
+            rows = zip(cats, attrs, titles, texts, strict=True)
+            per_item = [_category_values(facet, c, a, t, x) for c, a, t, x in rows]
             categories[facet.name] = _category_facet(facet, per_item)
         elif facet.kind in ("year", "number"):
             vals = year_arr if facet.column == "year" else _numbers(facet, attrs)
@@ -240,7 +261,10 @@ def build_index(
     return CatalogueIndex(
         item_ids=ids, titles=titles, years=year_arr, texts=texts, embeddings=emb, spec=spec,
         categories=categories, numbers=numbers, phrases=phrases, moods=moods, prior=prior,
-        lexical=LexicalIndex.build(texts),
+        lexical=LexicalIndex.build(texts if spec.titles_describe_items else [
+            t[len(ti) :] if t.startswith(ti) else t for t, ti in zip(texts, titles, strict=True)
+        ]),  # fmt: skip
+        title_lexical=LexicalIndex.build([t.split(" (")[0] for t in titles]),
     )  # fmt: skip
 
 
@@ -364,16 +388,23 @@ def _category_facet(facet: FacetSpec, per_item: list[list[str]]) -> CategoryFace
     return CategoryFacet(facet, values, matrix)
 
 
-def _category_values(facet: FacetSpec, cats: list[str], attrs: dict[str, Any], title: str) -> list[str]:
+def _category_values(
+    facet: FacetSpec, cats: list[str], attrs: dict[str, Any], title: str, text: str
+) -> list[str]:
     if facet.column == "categories":
-        return cats
-    if facet.column == "title":
-        return [title]
-    if facet.column.startswith("attributes."):
-        return [
-            str(v).strip() for v in _as_list(attrs.get(facet.column[len("attributes.") :])) if str(v).strip()
-        ]
-    return []
+        values = list(cats)
+    elif facet.column == "title":
+        values = [title]
+    elif facet.column == "text":
+        values = [text]
+    elif facet.column.startswith("attributes."):
+        values = [str(v) for v in _as_list(attrs.get(facet.column[len("attributes.") :]))]
+    else:
+        values = []
+    if facet.pattern is not None:
+        found = [re.search(facet.pattern, v) for v in values]
+        values = [m.group(1) for m in found if m is not None]
+    return [v.strip() for v in values if v and v.strip()]
 
 
 def _numbers(facet: FacetSpec, attrs: list[dict[str, Any]]) -> np.ndarray:

@@ -20,30 +20,39 @@ def _stemmer():  # noqa: ANN202 - PyStemmer has no type stubs
 class LexicalIndex:
     """BM25 over one text per item (dense item order)."""
 
-    def __init__(self, retriever, n_items: int) -> None:  # noqa: ANN001 - bm25s.BM25
+    def __init__(self, retriever, n_items: int) -> None:  # noqa: ANN001 - bm25s.BM25 (None: no words at all)
         self._retriever = retriever
         self.n_items = n_items
         self._stem = _stemmer()
-        self._vocab: dict[str, int] = dict(getattr(retriever, "vocab_dict", None) or {})
+        self._vocab: dict[str, int] = dict(getattr(retriever, "vocab_dict", None) or {}) if retriever else {}
 
     @classmethod
     def build(cls, texts: Sequence[str]) -> LexicalIndex:
         import bm25s
 
-        tokens = bm25s.tokenize(
-            [fold(t) for t in texts], stopwords="en", stemmer=_stemmer(), show_progress=False
-        )
+        folded = [fold(t) for t in texts]
+        if not any(folded):
+            return cls(None, len(texts))
+        tokens = bm25s.tokenize(folded, stopwords="en", stemmer=_stemmer(), show_progress=False)
+        if not any(tokens.ids):
+            return cls(None, len(texts))
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
         return cls(retriever, len(texts))
 
     def save(self, directory: Path) -> None:
-        self._retriever.save(str(directory), show_progress=False)
+        directory.mkdir(parents=True, exist_ok=True)
+        if self._retriever is None:
+            (directory / "EMPTY").write_text("no item has any text to index\n")
+        else:
+            self._retriever.save(str(directory), show_progress=False)
 
     @classmethod
     def load(cls, directory: Path, n_items: int) -> LexicalIndex:
         import bm25s
 
+        if (directory / "EMPTY").is_file():
+            return cls(None, n_items)
         retriever = bm25s.BM25.load(str(directory), show_progress=False)
         return cls(retriever, n_items)
 

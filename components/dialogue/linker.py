@@ -163,6 +163,21 @@ class TitleLinker:
         words = sorted({w for k in keys for w in k.split() if len(w) >= 4})
         return cls(keys, np.asarray(years, dtype=np.float64), np.asarray(popularity, dtype=np.float64), words)
 
+    def prefix_count(self, key: str, limit: int = 2) -> int:
+        """How many titles begin with the words ``key`` ("star wars" -> the Star Wars films), up to ``limit``."""
+        import bisect
+
+        sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))
+        start = bisect.bisect_left(sorted_keys, key + " ")
+        count = 0
+        for k in sorted_keys[start:]:
+            if not k.startswith(key + " "):
+                break
+            count += len(self.keys[k])
+            if count >= limit:
+                break
+        return count
+
     def repair(self, word: str) -> str:
         """The nearest title word for an unknown word of 5+ letters ("incidious" -> "insidious")."""
         if len(word) < 5 or word in self._word_set or is_known_word(word) or not word.isalpha():

@@ -25,7 +25,7 @@ from components.dialogue.config import ConversationConfig
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.planner import PlanContext, Planner
 from components.dialogue.query import Constraint, Critique, Intent, ItemRef, Op, Query, Stance
-from components.dialogue.text import tokenize
+from components.dialogue.text import fold, tokenize
 
 if TYPE_CHECKING:
     from components.dialogue.engine import ChatItem
@@ -35,16 +35,16 @@ log = logging.getLogger(__name__)
 
 class DraftConstraint(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    facet: str
+    facet: str = Field(max_length=40)
     op: Op
-    value: str | None = None
+    value: str | None = Field(None, max_length=80)
     low: float | None = None
     high: float | None = None
 
 
 class DraftRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    title: str
+    title: str = Field(max_length=120)
     stance: Stance
 
 
@@ -53,12 +53,12 @@ class QueryDraft(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     intent: Intent
-    constraints: list[DraftConstraint] = Field(default_factory=list)
-    soft: str = ""
-    avoid: str = ""
-    refs: list[DraftRef] = Field(default_factory=list)
+    constraints: list[DraftConstraint] = Field(default_factory=list, max_length=8)
+    soft: str = Field("", max_length=160)
+    avoid: str = Field("", max_length=120)
+    refs: list[DraftRef] = Field(default_factory=list, max_length=8)
     critique: Critique | None = None
-    language: str = "en"
+    language: str = Field("en", pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the message")
 
 
 def draft_schema() -> dict[str, Any]:
@@ -167,18 +167,27 @@ class LLMPlanner:
                 )
         return q
 
-    def _constraint(self, c: DraftConstraint) -> Constraint | None:
+    def _value(self, facet: str, said: str) -> str | None:
+        """A facet value the catalogue has: exact, a phrase of its vocabulary ("comedies"), or fuzzy."""
         from rapidfuzz import fuzz, process
 
+        values = self.index.categories[facet].values
+        lower = {v.lower(): v for v in values}
+        if said.lower() in lower:
+            return lower[said.lower()]
+        rows = [v for f, v, w in self.index.phrases.get(fold(said), []) if f == facet and w >= 1.0]
+        if rows:
+            return rows[0]
+        hit = process.extractOne(said, values, scorer=fuzz.WRatio, score_cutoff=85)
+        return str(hit[0]) if hit else None
+
+    def _constraint(self, c: DraftConstraint) -> Constraint | None:
         facet = c.facet
         if facet in self.index.categories:
             if c.op not in ("is", "is_not") or not c.value:
                 return None
-            values = self.index.categories[facet].values
-            hit = process.extractOne(c.value, values, scorer=fuzz.WRatio, score_cutoff=85)
-            if hit is None:
-                return None
-            return Constraint(facet=facet, op=c.op, value=str(hit[0]), said=c.value)
+            value = self._value(facet, c.value)
+            return None if value is None else Constraint(facet=facet, op=c.op, value=value, said=c.value)
         if facet in self.index.numbers and c.op in ("at_least", "at_most", "between", "not_between"):
             low, high = c.low, c.high
             if c.op in ("between", "not_between") and (low is None or high is None):

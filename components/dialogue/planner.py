@@ -22,7 +22,7 @@ from components.dialogue.index import CatalogueIndex
 from components.dialogue.language import detect_language
 from components.dialogue.query import Constraint, Intent, ItemRef, Query, Stance
 from components.dialogue.ranges import find_ranges
-from components.dialogue.text import Token, fold, is_known_word, normalise, tokenize
+from components.dialogue.text import Token, fold, informativeness, is_known_word, normalise, tokenize, zipf
 
 
 @dataclass
@@ -66,6 +66,7 @@ class BuiltinPlanner:
         self._max_year = int(bounds[1]) if bounds else 2100
         self._number_facets = {n: f.spec.unit for n, f in index.numbers.items() if f.spec.kind == "number"}
         self._nouns = {fold(w) for w in index.spec.item_noun} | {"movie", "movies", "film", "films", "item"}
+        self._names = {f.name for f in index.spec.facets if f.proper_names}
 
     # ------------------------------------------------------------------------------------------------
     def plan(self, message: str, context: PlanContext | None = None) -> Query:
@@ -106,6 +107,7 @@ class BuiltinPlanner:
             q.unresolved_titles.append(un.text)
             for p in range(un.first, un.last + 1):
                 free[p] = False
+        self._franchises(toks, free, negated, q)
         for found in find_ranges(s, used, self._year_facet, self._number_facets, self._max_year):
             _claim(toks, free, used, found.start, found.end)
             if found.constraint is not None:
@@ -212,6 +214,41 @@ class BuiltinPlanner:
         for p in range(first, last + 1):
             free[p] = False
 
+    def _franchises(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
+        """'not the Star Wars ones', 'the Toy Story movies': words that begin several titles. Negated: a title
+        constraint; otherwise their words search the titles (``franchises``)."""
+        n = len(toks)
+        i = 0
+        while i < n:
+            found = None
+            for length in range(min(4, n - i), 0, -1):
+                span = list(range(i, i + length))
+                if not all(free[p] and toks[p].text.isalnum() for p in span):
+                    continue
+                after = toks[i + length].text if i + length < n else ""
+                written = all(toks[p].capitalised for p in span) and i > 0
+                if not (written or after in ("ones", "movies", "films", "series", "franchise", "saga")):
+                    continue
+                if written and (i + length < n and toks[i + length].capitalised or toks[i - 1].capitalised):
+                    continue  # part of a longer name ("Knives Out")
+                if length == 1 and informativeness(toks[i].text) < 0.6:
+                    continue  # "out" begins many titles and means nothing alone
+                key = " ".join(toks[p].text for p in span)
+                if self.index.linker.prefix_count(key) >= 2:
+                    found = (span, key)
+                    break
+            if found is None:
+                i += 1
+                continue
+            span, key = found
+            if negated[span[0]]:
+                q.constraints.append(Constraint(facet="title", op="is_not", value=key, said=f"not {key}"))
+            else:
+                q.franchises.append(key)
+            for p in span:
+                free[p] = False
+            i = span[-1] + 1
+
     def _facets(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
         """Facet phrases (hard evidence only) on free tokens, inside or outside a negation."""
         sub: list[tuple[str, int]] = [
@@ -234,13 +271,20 @@ class BuiltinPlanner:
             length, rows = hit
             first, last = sub[j][1], sub[j + length - 1][1]
             op = "is_not" if negated[first] else "is"
+            words = [w for w, _ in sub[j : j + length]]
+            written = all(toks[p].capitalised for p in range(first, last + 1) if toks[p].text[0].isalpha())
+            applied = False
             for facet, value, weight in rows:
+                if facet in self._names and not written and all(zipf(w) >= 3.5 for w in words):
+                    continue  # "small parts" is not the brand Small Parts unless written so
                 if weight >= 1.0:
-                    c = Constraint(
-                        facet=facet, op=op, value=value, said=" ".join(w for w, _ in sub[j : j + length])
-                    )
+                    c = Constraint(facet=facet, op=op, value=value, said=" ".join(words))
                     if c not in q.constraints:
                         q.constraints.append(c)
+                    applied = True
+            if not applied:
+                j += 1
+                continue
             for p in range(first, last + 1):
                 free[p] = False
             j += length
@@ -276,7 +320,8 @@ class BuiltinPlanner:
     def _unresolved_after_cues(self, message: str, toks: list[Token], free: list[bool], q: Query) -> None:
         """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title."""
         for i, t in enumerate(toks[:-1]):
-            if t.text not in ("like", "seen", "watched", "loved", "enjoyed", "called", "titled"):
+            if t.text not in ("like", "liked", "love", "loved", "enjoy", "enjoyed", "seen", "saw", "watched",
+                              "called", "titled"):  # fmt: skip
                 continue
             run = []
             for j in range(i + 1, len(toks)):

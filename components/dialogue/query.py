@@ -68,6 +68,9 @@ class Query(BaseModel):
     critique: Critique | None = None
     critique_of: str | None = Field(None, description="Item id a relative critique is about.")
     unresolved_titles: list[str] = Field(default_factory=list)
+    franchises: list[str] = Field(
+        default_factory=list, description="Words that begin several titles ('the Toy Story movies')."
+    )
     language: str = "en"
     planner: str = Field("builtin", description="Which planner produced this query (and any fallback).")
 

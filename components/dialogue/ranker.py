@@ -46,6 +46,8 @@ class RankRequest:
     query: np.ndarray | None = None  # (D,) unit vector of the soft preferences
     terms: dict[str, float] = field(default_factory=dict)  # weighted words of the soft preferences
     avoid_terms: dict[str, float] = field(default_factory=dict)
+    title_terms: dict[str, float] = field(default_factory=dict)  # words of titles the catalogue lacks
+    said_words: set[str] = field(default_factory=set)  # every word the user typed lately
     assistant: np.ndarray | None = None  # (D,) what the assistant said
     assistant_terms: dict[str, float] = field(default_factory=dict)
     mood: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -150,16 +152,17 @@ def rank(
     return RankResult(items, relaxed, int(allowed.size))
 
 
-SIGNS = {"dislike": -1.0, "avoid": -1.0, "shown": -1.0}
+SIGNS = {"dislike": -1.0, "avoid": -1.0, "shown": -1.0, "echo": -1.0}
 
 
 def weights(cfg: ConversationConfig) -> dict[str, float]:
     """Signal name -> weight (negative for demotions)."""
     w = {
         "prior": cfg.w_prior, "model": cfg.w_model, "cf": cfg.w_cf, "content": cfg.w_content,
-        "mention": cfg.w_mention,
+        "mention": cfg.w_mention, "recency": cfg.w_recency, "title": cfg.w_title,
         "dense": cfg.w_dense, "lexical": cfg.w_lexical, "assistant": cfg.w_assistant, "facet": cfg.w_facet,
         "mood": cfg.w_mood, "dislike": cfg.w_dislike, "avoid": cfg.w_avoid, "shown": cfg.shown_penalty,
+        "echo": cfg.w_echo,
     }  # fmt: skip
     return {name: SIGNS.get(name, 1.0) * value for name, value in w.items()}
 
@@ -193,6 +196,9 @@ def signals(
 
     if use["prior"]:
         out["prior"] = scaled(index.prior)
+    year = index.year_facet
+    if year is not None and use["recency"]:
+        out["recency"] = scaled(np.where(np.isfinite(year.values), year.values, np.nanmin(year.values)))
     if req.history and use["model"]:
         out["model"] = scaled(np.asarray(model.score([req.history])[0], dtype=np.float64))
     positives = req.liked[-cfg.max_refs :]
@@ -212,6 +218,10 @@ def signals(
         lex = index.lexical.score(req.terms)
         if lex.max() > 0:
             out["lexical"] = scaled(lex)
+    if req.title_terms and use["title"]:
+        lex = index.title_lexical.score(req.title_terms)
+        if lex.max() > 0:
+            out["title"] = scaled(lex)
     if req.assistant is not None and use["assistant"]:
         said = scaled(emb @ req.assistant)
         if req.assistant_terms:
@@ -231,9 +241,17 @@ def signals(
         sim = max_cosine(emb, req.disliked[-cfg.max_refs :])
         out["dislike"] = np.clip((sim - cfg.dislike_similarity) / (1.0 - cfg.dislike_similarity), 0.0, 1.0)
     if req.avoid_terms and use["avoid"]:
-        lex = index.lexical.score(req.avoid_terms)
-        if lex.max() > 0:
-            out["avoid"] = lex / lex.max()
+        avoid = np.zeros(len(index))
+        for lex in (index.lexical.score(req.avoid_terms), index.title_lexical.score(req.avoid_terms)):
+            if lex.max() > 0:
+                avoid = np.maximum(avoid, lex / lex.max())
+        if avoid.max() > 0:
+            out["avoid"] = avoid
+    if req.said_words and use["echo"] and not index.spec.titles_describe_items:
+        echoes = index.title_echoes(req.said_words)
+        if echoes:
+            out["echo"] = np.zeros(len(index))
+            out["echo"][echoes] = 1.0
     if req.shown_before and use["shown"]:
         pen = np.zeros(len(index))
         pen[list(req.shown_before)] = 1.0

@@ -38,11 +38,12 @@ def constraint_label(c: Constraint, index: CatalogueIndex) -> str:
     return label if facet is None or facet.spec.kind == "year" else f"{c.facet} {label}"
 
 
-def describe(state: DialogueState, index: CatalogueIndex) -> str:
+def describe(state: DialogueState, index: CatalogueIndex, relaxed: Sequence[Constraint] = ()) -> str:
     """The standing preferences as a phrase: 'Comedy or Sci-Fi films from the 1990s, like The Matrix (1999),
     not Horror, matching "zombie"'."""
-    cons = state.typed_constraints()
-    wanted = [str(c.value) for c in cons if c.op == "is"]
+    dropped = {c.key() for c in relaxed}
+    cons = [c for c in state.typed_constraints() if c.key() not in dropped]
+    wanted = [str(c.value) for c in cons if c.op in ("is", "prefer")]
     head = f"{join(wanted, 'or')} {index.nouns}" if wanted else index.nouns
     parts = [head]
     for c in cons:
@@ -113,13 +114,15 @@ def compose(
     if about is not None:
         lead.append(describe_item(about, index))
     n = len(titles)
-    desc = describe(state, index)
+    desc = describe(state, index, relaxed)
     if n == 0:
         main = f"Nothing in the catalogue fits {desc}; try dropping a constraint."
     elif not state.has_preferences:
         main = f"Here are {n} popular {nouns} to start; tell me what you are in the mood for."
     elif about is not None:
         main = f"Here are {n} {nouns} you may like next."
+    elif n == 1 and k > 1:
+        main = f"Only one fits ({desc}); here it is."
     elif n < k:
         main = f"Only {n} {desc} fit; here they are."
     else:

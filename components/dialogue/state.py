@@ -31,6 +31,7 @@ class DialogueState:
     assistant: list[str] = field(default_factory=list)  # what the assistant said (stateless histories)
     said: list[str] = field(default_factory=list)  # the user's recent messages as typed
     suggested: list[str] = field(default_factory=list)  # items the assistant named (stateless histories)
+    title_words: list[str] = field(default_factory=list)  # franchises, and titles the catalogue lacks
     liked: list[str] = field(default_factory=list)
     disliked: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
@@ -105,6 +106,8 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
         state.soft = [*state.soft, q.soft][-MAX_TEXTS:]
     if said:
         state.said = [*state.said, said][-MAX_TEXTS:]
+    if q.unresolved_titles or q.franchises:
+        state.title_words = [*state.title_words, *q.unresolved_titles, *q.franchises][-MAX_TEXTS:]
     if q.avoid:
         state.avoid = [*state.avoid, q.avoid][-MAX_TEXTS:]
     if q.critique in ("lighter", "darker"):
