@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -264,11 +265,16 @@ class TorchRecommender(Recommender):
             optimizer, lambda step: lr_factor(step, total, warmup, cfg.min_lr_ratio)
         )
         report = FitReport(
-            device=str(self.device), curves={"loss": []}, info={"loss": resolve_loss(cfg, self.n_items)}
+            device=str(self.device),
+            curves={"loss": []},
+            info={"loss": resolve_loss(cfg, self.n_items), "n_windows": len(windows)},
         )
         best, best_state, stale = -math.inf, None, 0
+        epoch_seconds: list[float] = report.info.setdefault("epoch_seconds", [])
         for epoch in range(1, cfg.epochs + 1):
+            t0 = time.perf_counter()
             metrics = {"loss": self._train_epoch(windows, optimizer, schedule, epoch)}
+            epoch_seconds.append(round(time.perf_counter() - t0, 4))
             if valid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
                 metrics[VALID_METRIC] = self.valid_ndcg(valid)
                 report.curves.setdefault(VALID_METRIC, []).append(metrics[VALID_METRIC])
@@ -362,7 +368,7 @@ class TorchRecommender(Recommender):
                     logits[rows] = self._logits([part[r] for r in rows])
                 t = None
                 if targets is not None:
-                    t = torch.as_tensor(targets[start : start + len(part)], device=self.device)
+                    t = torch.tensor(targets[start : start + len(part)], device=self.device)
                 r, tk = ranks_on_device(logits, part, t, exclude_seen, k)
                 if ranks is not None and r is not None:
                     ranks[start : start + len(part)] = r.cpu().numpy()
