@@ -86,10 +86,11 @@ def run_candidates(
     With ``repeat`` > 1 each model is trained that many times with the same seed and the result says
     whether every metric came out identical (``repeat_identical``).
     """
-    from components.train import train_and_evaluate, write_bundle
+    from components.train import model_params, train_and_evaluate, write_bundle
 
     fs, items, data_hash = stages.load_stage_features(settings, root)
     results: dict[str, dict[str, Any]] = {}
+    trained: dict[str, Any] = {}  # models trained so far: a hybrid reuses its members
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -107,12 +108,19 @@ def run_candidates(
                     description=f"  {_name} " + " ".join(f"{k}={v:.4f}" for k, v in values.items()),
                 )
 
+            members = None
+            if name == "hybrid":
+                wanted = model_params(name, settings.train)["members"]
+                members = [trained[m] for m in wanted] if all(m in trained for m in wanted) else None
             runs = []
             for _ in range(repeat):
                 with PeakMemory() as memory:
-                    cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
+                    cand = train_and_evaluate(
+                        name, fs, settings.train, settings.evaluate, on_epoch=on_epoch, members=members
+                    )
                 runs.append((cand, memory.report()))
             cand, mem = runs[0]
+            trained[name] = cand.model
             if bundles_dir is not None:
                 write_bundle(
                     cand, fs, items, bundles_dir / name, data_hash, settings.evaluate, settings.features.split
