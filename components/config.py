@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from components.dialogue.config import ConversationConfig
 
@@ -70,6 +70,27 @@ class FeaturesConfig(_Section):
     trending_half_life_days: float = Field(
         365.0, gt=0, description="Half-life of the time decay of the popularity prior shipped in bundles."
     )
+    item_scope: Literal["train", "catalogue"] = Field(
+        "train",
+        description="train: the item vocabulary holds the items of the training sequences (cases whose "
+        "target is not among them are counted and left out); catalogue: every catalogue item is in it, "
+        "items training never shows after the training ones (their cases form the 'cold' slice).",
+    )
+    cold_item_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        lt=0.5,
+        description="Cold-item protocol: this share of the training items (a seeded uniform sample) is "
+        "removed from the training sequences; they stay in the catalogue and in histories, so test cases "
+        "with them as target measure cold-start. Needs item_scope: catalogue.",
+    )
+    cold_item_seed: int = Field(0, description="Seed of the cold-item sample.")
+
+    @model_validator(mode="after")
+    def _cold_needs_catalogue(self) -> FeaturesConfig:
+        if self.cold_item_fraction > 0 and self.item_scope != "catalogue":
+            raise ValueError("features.cold_item_fraction > 0 needs features.item_scope: catalogue")
+        return self
 
 
 class TrainConfig(_Section):
@@ -82,6 +103,64 @@ class TrainConfig(_Section):
         description="Per-model config overrides, validated by each model's config class.",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when present.")
+    runner: Literal["serial", "threads", "dask"] = Field(
+        "serial",
+        description="How candidates run: serial (one after another: every core to each, clean latency "
+        "numbers), threads (Prefect's thread pool, `workers` at once), dask (prefect-dask: a local cluster "
+        "of `workers` processes, or the scheduler at `dask_address`).",
+    )
+    workers: int = Field(
+        2, ge=1, description="Threads or Dask worker processes for the threads/dask runners."
+    )
+    dask_address: str | None = Field(
+        None, description="A running Dask scheduler (tcp://host:8786) for runner=dask; none = local cluster."
+    )
+
+
+class SearchParam(_Section):
+    """One hyperparameter's search range: float/int in [low, high] (optionally log-scaled) or choices."""
+
+    kind: Literal["float", "int", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> SearchParam:
+        if self.kind == "categorical" and not self.choices:
+            raise ValueError("a categorical search parameter needs choices")
+        if self.kind != "categorical" and (self.low is None or self.high is None or self.low > self.high):
+            raise ValueError(f"a {self.kind} search parameter needs low <= high")
+        return self
+
+
+def _default_space() -> dict[str, SearchParam]:
+    return {
+        "lr": SearchParam(kind="float", low=5e-4, high=5e-3, log=True),
+        "dropout": SearchParam(kind="float", low=0.1, high=0.5),
+        "hidden_size": SearchParam(kind="categorical", choices=[32, 64, 128]),
+        "num_layers": SearchParam(kind="int", low=1, high=3),
+    }
+
+
+class SearchConfig(_Section):
+    """Hyperparameter search (flows/search.py): Optuna TPE over `space`; one MLflow run per trial."""
+
+    model: str = Field("sasrec", description="The model whose config is searched.")
+    n_trials: int = Field(8, ge=1, description="Trials in all.")
+    parallel: int = Field(2, ge=1, description="Trials in flight at once (asked together, told together).")
+    runner: Literal["serial", "threads", "dask"] = Field(
+        "dask", description="Where trials run (as train.runner)."
+    )
+    workers: int = Field(2, ge=1, description="Threads or Dask worker processes.")
+    dask_address: str | None = Field(None, description="A running Dask scheduler; none = local cluster.")
+    seed: int = Field(0, description="Seed of the Optuna sampler.")
+    metric: str = Field("ndcg@10", description="Validation metric maximised (never the test split).")
+    space: dict[str, SearchParam] = Field(default_factory=_default_space, description="Parameter ranges.")
+    fixed: dict[str, Any] = Field(
+        default_factory=dict, description="Config values every trial gets (e.g. an epoch cap)."
+    )
 
 
 class EvaluateConfig(_Section):
@@ -128,6 +207,7 @@ class Settings(_Section):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

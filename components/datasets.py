@@ -34,7 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from components.facets import CatalogueSpec, FacetSpec
 
 MIRROR_ENV = "SESSIONFLOW_DATA_MIRROR"
-Format = Literal["movielens-100k", "movielens-latest", "sequence-lines", "diginetica", "interactions-csv"]
+Format = Literal[
+    "movielens-100k", "movielens-latest", "sequence-lines", "diginetica", "interactions-csv", "recbole-atomic"
+]
 
 
 class ItemsFileSpec(BaseModel):
@@ -67,6 +69,11 @@ class DatasetSpec(BaseModel):
     items: ItemsFileSpec | None = None
     catalogue: CatalogueSpec | None = Field(
         None, description="Facets people can ask for and what items are called (components/facets.py)."
+    )
+    atomic_name: str | None = Field(
+        None,
+        description="recbole-atomic: the file stem (Scientific for Scientific.train.inter); default: the "
+        "stem of the only *.test.inter file in the folder.",
     )
     base_dir: str | None = Field(None, description="Set when loaded: folder the relative paths start from.")
 
@@ -143,6 +150,22 @@ BUILTIN: dict[str, BuiltinDataset] = {
                 dest="Beauty.txt",
                 sha256="226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
             )
+        ],
+    ),
+    "amazon-scientific": BuiltinDataset(
+        spec=DatasetSpec(
+            name="amazon-scientific", format="recbole-atomic", path=".", atomic_name="Scientific"
+        ),
+        files=[
+            RawFile(mirror_path=f"amazon-scientific/Scientific.{ext}", dest=f"Scientific.{ext}", sha256=sha)
+            for ext, sha in {
+                "item2index": "e689059637092e6dfaf6161ab71c5a3e54d96dc6a401a285c534cfc41516c022",
+                "user2index": "417271f5886f37761b9e7e0da8e80e189aac034922491ade408101bc31270642",
+                "text": "2989b83daab4624c7adc289d17baea0d09f85c20545e1635f7614926ae489167",
+                "train.inter": "ad7a8cc23499cdbc3a0ba3650a438f946da433131e786b4ce4dfeae1c5590c5f",
+                "valid.inter": "46b3f988b4f12ed05de4ba518e48744d7680eda42146138ffb416445d191cafb",
+                "test.inter": "46077666a7e26f6f3a0b8929c15b66af83b4a21859fb0a6c25692403fd703611",
+            }.items()
         ],
     ),
     "diginetica-sample": BuiltinDataset(

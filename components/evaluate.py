@@ -1,8 +1,10 @@
 """Offline evaluation: full ranking over the whole catalogue (never sampled negatives).
 
 Metrics: HR@K, NDCG@K, MRR@K for every K in config; catalogue coverage@K and popularity bias@K of the
-top-K lists; the same ranking metrics on slices of short and long histories; scoring latency of single
-requests (p50/p95 ms). With ``exclude_seen`` the items already in a history are removed from its ranking.
+top-K lists; the same ranking metrics on slices of short and long histories, and of cold targets (items
+training never showed; only with ``features.item_scope: catalogue``) and warm ones; scoring latency of
+single requests (p50/p95 ms). With ``exclude_seen`` the items already in a history are removed from its
+ranking.
 """
 
 from __future__ import annotations
@@ -18,30 +20,28 @@ from components.metrics import (
     mrr_at_k,
     ndcg_at_k,
     popularity_bias,
-    target_ranks,
 )
 from models.base import EvalData, Recommender
 
 
 def rank_cases(model: Recommender, data: EvalData, cfg: EvaluateConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks of the targets (N,) and top-max(K) lists (N, Kmax) under the protocol."""
+    """Ranks of the targets (N,) and top-max(K) lists (N, Kmax) under the protocol.
+
+    Every seen item leaves the ranking when ``exclude_seen`` (a repeated target too: it then counts as a
+    miss; sparing only the target would leak it). Torch models rank on their device.
+    """
     kmax = max(cfg.ks)
     n = len(data.targets)
     ranks = np.zeros(n, dtype=np.int64)
     top = np.zeros((n, min(kmax, model.n_items)), dtype=np.int64)
     for start in range(0, n, cfg.batch_size):
         stop = min(start + cfg.batch_size, n)
-        histories = data.histories[start:stop]
-        scores = np.array(model.score([h.tolist() for h in histories]), dtype=np.float32, copy=True)  # (B, I)
-        if cfg.exclude_seen:
-            for row, h in enumerate(histories):
-                # every seen item leaves the ranking, a repeated target too (it then counts as a miss):
-                # sparing only the target would leak it
-                scores[row, h] = -np.inf
-        ranks[start:stop] = target_ranks(scores, data.targets[start:stop])
-        part = np.argpartition(-scores, top.shape[1] - 1, axis=1)[:, : top.shape[1]]
-        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-        top[start:stop] = np.take_along_axis(part, order, axis=1)
+        r, t = model.rank_targets(
+            data.histories[start:stop], np.asarray(data.targets[start:stop]), kmax, cfg.exclude_seen
+        )
+        assert r is not None
+        ranks[start:stop] = r
+        top[start:stop] = t
     return ranks, top
 
 
@@ -77,6 +77,12 @@ def evaluate(
         metrics[f"{name}/n_cases"] = float(mask.sum())
         if mask.any():
             metrics.update(ranking_metrics(ranks[mask], cfg.ks, prefix=f"{name}/"))
+    cold = np.asarray(item_popularity)[np.asarray(data.targets, dtype=np.int64)] == 0
+    if cold.any():  # targets training never showed (item_scope: catalogue): the cold-start slice
+        for name, mask in (("cold", cold), ("warm", ~cold)):
+            metrics[f"{name}/n_cases"] = float(mask.sum())
+            if mask.any():
+                metrics.update(ranking_metrics(ranks[mask], cfg.ks, prefix=f"{name}/"))
     metrics["n_cases"] = float(len(ranks))
     metrics.update(scoring_latency(model, data, latency_samples))
     return metrics

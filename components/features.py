@@ -6,8 +6,11 @@ Splits (config ``features.split``):
   with events after a cut-off gives one case: history = everything before its first event in the window,
   target = that event.
 
-Targets whose item is not in the training vocabulary cannot be ranked: they are counted and left out.
-Histories keep only known items (unknown ones are counted).
+Targets whose item is not in the item vocabulary cannot be ranked: they are counted and left out.
+Histories keep only known items (unknown ones are counted). The vocabulary holds the training items
+(``item_scope: train``) or the whole catalogue (``item_scope: catalogue``: training items first, then the
+items training never shows -- cold items, whose cases form the evaluator's ``cold`` slice). The cold-item
+protocol (``cold_item_fraction``) removes a seeded sample of training items from the training sequences.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class FeatureSet:
     item_popularity: np.ndarray  # (n_items,) training counts
     sequence_key: str
     stats: dict[str, int | float | str] = field(default_factory=dict)
+    item_text: np.ndarray | None = None  # (n_items, E) text embeddings in vocabulary order, when encoded
 
 
 def resolve_sequence_key(interactions: pd.DataFrame, key: str) -> str:
@@ -42,8 +46,11 @@ def resolve_sequence_key(interactions: pd.DataFrame, key: str) -> str:
     return "user" if (interactions["event"] == "rating").all() else "session"
 
 
-def build_features(interactions: pd.DataFrame, cfg: FeaturesConfig) -> FeatureSet:
-    """Clean canonical interactions -> vocab + train/valid/test (dense ids)."""
+def build_features(
+    interactions: pd.DataFrame, cfg: FeaturesConfig, items: pd.DataFrame | None = None
+) -> FeatureSet:
+    """Clean canonical interactions (+ the items table for ``item_scope: catalogue``) -> vocab +
+    train/valid/test (dense ids)."""
     if interactions.empty:
         raise ValueError("no interactions left to build features from (did validation reject everything?)")
     key = resolve_sequence_key(interactions, cfg.sequence_key)
@@ -58,15 +65,38 @@ def build_features(interactions: pd.DataFrame, cfg: FeaturesConfig) -> FeatureSe
         raise ValueError(
             f"no {key} sequence has at least {cfg.min_sequence_length} items (features.min_sequence_length)"
         )
+    catalogue: list[str] = []
+    if cfg.item_scope == "catalogue":
+        if items is None:
+            raise ValueError("features.item_scope: catalogue needs the items table")
+        catalogue = items["item_id"].astype(str).tolist()
     if cfg.split == "leave-one-out":
-        return _leave_one_out(seq_items, key, cfg)
-    return _temporal(seq_items, seq_times, df, key, cfg)
+        return _leave_one_out(seq_items, key, cfg, catalogue)
+    return _temporal(seq_items, seq_times, df, key, cfg, catalogue)
 
 
-def _leave_one_out(seq_items: pd.Series, key: str, cfg: FeaturesConfig) -> FeatureSet:
-    train_raw = [s[:-2] for s in seq_items]
-    vocab = ItemVocab.fit(i for s in train_raw for i in s)
+def _vocabulary(
+    train_raw: list[list[str]], cfg: FeaturesConfig, catalogue: list[str], stats: dict
+) -> tuple[ItemVocab, list[list[str]]]:
+    """The item vocabulary and the training sequences after the cold-item hold-out (if any)."""
+    train_items = sorted({str(i) for s in train_raw for i in s})
+    held: set[str] = set()
+    if cfg.cold_item_fraction > 0:
+        rng = np.random.default_rng(cfg.cold_item_seed)
+        n_cold = int(round(cfg.cold_item_fraction * len(train_items)))
+        held = {train_items[i] for i in rng.choice(len(train_items), n_cold, replace=False)}
+        train_raw = [[i for i in s if str(i) not in held] for s in train_raw]
+        train_items = sorted({str(i) for s in train_raw for i in s})
+        stats["cold_items_held_out"] = n_cold
+    known = set(train_items)
+    rest = sorted({i for i in catalogue if i not in known} | (held - known))
+    stats["n_cold_items"] = len(rest)
+    return ItemVocab(train_items + rest), train_raw
+
+
+def _leave_one_out(seq_items: pd.Series, key: str, cfg: FeaturesConfig, catalogue: list[str]) -> FeatureSet:
     stats: dict[str, int | float | str] = {"unknown_history_items": 0}
+    vocab, train_raw = _vocabulary([s[:-2] for s in seq_items], cfg, catalogue, stats)
     train = [_encode(vocab, s, stats) for s in train_raw]
     valid = _cases(vocab, [(s[:-2], s[-2]) for s in seq_items], stats, "valid")
     test = _cases(vocab, [(s[:-1], s[-1]) for s in seq_items], stats, "test")
@@ -74,7 +104,12 @@ def _leave_one_out(seq_items: pd.Series, key: str, cfg: FeaturesConfig) -> Featu
 
 
 def _temporal(
-    seq_items: pd.Series, seq_times: pd.Series, df: pd.DataFrame, key: str, cfg: FeaturesConfig
+    seq_items: pd.Series,
+    seq_times: pd.Series,
+    df: pd.DataFrame,
+    key: str,
+    cfg: FeaturesConfig,
+    catalogue: list[str],
 ) -> FeatureSet:
     t_valid = df["timestamp"].quantile(1 - cfg.temporal_test_fraction - cfg.temporal_valid_fraction)
     t_test = df["timestamp"].quantile(1 - cfg.temporal_test_fraction)
@@ -89,12 +124,12 @@ def _temporal(
             valid_raw.append((items[:n_train], items[n_train]))
         if n_before_test < len(items) and n_before_test > 0:
             test_raw.append((items[:n_before_test], items[n_before_test]))
-    vocab = ItemVocab.fit(i for s in train_raw for i in s)
     stats: dict[str, int | float | str] = {
         "unknown_history_items": 0,
         "t_valid": str(t_valid),
         "t_test": str(t_test),
     }
+    vocab, train_raw = _vocabulary(train_raw, cfg, catalogue, stats)
     train = [_encode(vocab, s, stats) for s in train_raw]
     valid = _cases(vocab, valid_raw, stats, "valid")
     test = _cases(vocab, test_raw, stats, "test")
@@ -149,6 +184,9 @@ def save_features(fs: FeatureSet, directory: str | Path) -> Path:
             directory / f"{name}.parquet"
         )
     np.save(directory / "item_popularity.npy", fs.item_popularity)
+    (directory / "item_text.npy").unlink(missing_ok=True)  # written again by featurize when encoded
+    if fs.item_text is not None:
+        np.save(directory / "item_text.npy", fs.item_text)
     meta = {"sequence_key": fs.sequence_key, "stats": fs.stats}
     (directory / "features.json").write_text(json.dumps(meta, indent=2, default=str))
     return directory
@@ -161,6 +199,10 @@ def load_features(directory: str | Path) -> FeatureSet:
     vocab = ItemVocab.load(directory)
     meta = json.loads((directory / "features.json").read_text())
     train = [np.asarray(s, dtype=np.int64) for s in pd.read_parquet(directory / "train.parquet")["items"]]
+    text_path = directory / "item_text.npy"
+    item_text = np.load(text_path) if text_path.is_file() else None
+    if item_text is not None and len(item_text) != len(vocab):
+        item_text = None  # stale embeddings of another vocabulary: text-aware models will say so
 
     def cases(name: str) -> EvalData:
         df = pd.read_parquet(directory / f"{name}.parquet")
@@ -170,12 +212,13 @@ def load_features(directory: str | Path) -> FeatureSet:
 
     return FeatureSet(
         vocab,
-        TrainData(train, len(vocab)),
+        TrainData(train, len(vocab), item_text),
         cases("valid"),
         cases("test"),
         np.load(directory / "item_popularity.npy"),
         meta["sequence_key"],
         meta["stats"],
+        item_text,
     )
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -308,6 +310,99 @@ def _items_or_ids(spec: DatasetSpec, inter: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _atomic_stem(root: Path, name: str | None) -> str:
+    if name:
+        return name
+    stems = sorted(p.name[: -len(".test.inter")] for p in root.glob("*.test.inter"))
+    if len(stems) != 1:
+        raise ValueError(
+            f"{root}: recbole-atomic needs exactly one <name>.test.inter (found {stems or 'none'}); "
+            "set atomic_name in the dataset spec"
+        )
+    return stems[0]
+
+
+def _atomic_table(path: Path) -> pd.DataFrame:
+    """A RecBole atomic file: tab-separated, header ``name:type``; columns renamed to ``name``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"recbole-atomic: {path} is missing")
+    raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=3)
+    raw.columns = [str(c).split(":", 1)[0] for c in raw.columns]
+    return raw
+
+
+def _index_map(path: Path) -> dict[str, str] | None:
+    """``token<TAB>index`` (item2index / user2index) -> {index: token}; None when the file is absent."""
+    if not path.is_file():
+        return None
+    table = pd.read_csv(path, sep="\t", header=None, names=["token", "index"], dtype=str, quoting=3)
+    return dict(zip(table["index"], table["token"], strict=True))
+
+
+def _recbole_atomic(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    """RecBole/UniSRec pre-split atomic files: ``<name>.{train,valid,test}.inter`` rows of
+    (user_id, item_id_list = history, item_id = target); a user's full time-ordered sequence is its longest
+    row's history + target (the test row). ``<name>.text`` gives item text (``item_id``, ``text``);
+    ``<name>.item2index`` / ``user2index`` map the integer indices back to the source ids."""
+    root = spec.resolve(spec.path)
+    stem = _atomic_stem(root, spec.atomic_name)
+    items_of = _index_map(root / f"{stem}.item2index")
+    users_of = _index_map(root / f"{stem}.user2index")
+    sequences: dict[str, list[str]] = {}
+    for split in ("train", "valid", "test"):
+        table = _atomic_table(root / f"{stem}.{split}.inter")
+        missing = {"user_id", "item_id_list", "item_id"} - set(table.columns)
+        if missing:
+            raise ValueError(f"{root / f'{stem}.{split}.inter'}: lacks columns {sorted(missing)}")
+        for user, history, target in zip(
+            table["user_id"], table["item_id_list"], table["item_id"], strict=True
+        ):
+            seq = [*history.split(), target]
+            if len(seq) > len(sequences.get(user, [])):
+                sequences[user] = seq
+    users: list[str] = []
+    item_ids: list[str] = []
+    pos: list[int] = []
+    for user, seq in sequences.items():
+        users.extend([users_of.get(user, user) if users_of else user] * len(seq))
+        item_ids.extend(items_of.get(i, i) if items_of else i for i in seq)
+        pos.extend(range(len(seq)))
+    step = pd.to_timedelta(np.asarray(pos, dtype=np.float64) * spec.synthetic_time_step_seconds, unit="s")
+    inter = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": item_ids,
+            "timestamp": pd.Timestamp("2000-01-01", tz="UTC") + step,
+            "event": spec.default_event,
+            "value": np.nan,
+        }
+    )
+    inter["session_id"] = inter["user_id"]
+    text_path = root / f"{stem}.text"
+    if text_path.is_file():
+        text = _atomic_table(text_path)
+        if not {"item_id", "text"} <= set(text.columns):
+            raise ValueError(f"{text_path}: needs columns item_id and text, has {list(text.columns)}")
+        items = pd.DataFrame({"item_id": text["item_id"], "text": text["text"].str.strip()})
+        items["title"] = items["text"].map(_first_sentence)
+        known = set(items["item_id"])
+        extra = [i for i in pd.unique(inter["item_id"]) if i not in known]
+        if extra:
+            items = pd.concat(
+                [items, pd.DataFrame({"item_id": extra, "title": [f"item {i}" for i in extra], "text": ""})],
+                ignore_index=True,
+            )
+    else:
+        items = _items_or_ids(spec, inter)
+    return inter, items, True
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first '. ' (or the whole text): the product title in UniSRec's text files."""
+    head = re.split(r"\.\s", text, maxsplit=1)[0].strip()
+    return head.rstrip(".") or text
+
+
 def _item_text(title: object, categories: list[str], extra: object) -> str:
     parts = [str(title)] if isinstance(title, str) and title else []
     if categories:
@@ -323,4 +418,5 @@ _READERS = {
     "sequence-lines": _sequence_lines,
     "diginetica": _diginetica,
     "interactions-csv": _interactions_csv,
+    "recbole-atomic": _recbole_atomic,
 }

@@ -20,6 +20,7 @@ from components.facets import CatalogueSpec
 from components.features import FeatureSet
 from models import FitReport, Recommender, build_model, model_class
 from models.base import EpochCallback
+from models.hybrid import Hybrid, HybridConfig
 
 
 @dataclass
@@ -34,10 +35,15 @@ class TrainedCandidate:
 
 
 def model_params(name: str, cfg: TrainConfig) -> dict[str, Any]:
-    """The model's config overrides from params.yaml, plus the stage-wide device when the model has one."""
+    """The model's config overrides from params.yaml, plus the stage-wide device when the model has one
+    (for a hybrid: its members' overrides and device too, unless it names its own)."""
     params = dict(cfg.model_params.get(name, {}))
     if "device" in model_class(name).config_cls.model_fields and "device" not in params:
         params["device"] = cfg.device
+    if name == Hybrid.name:
+        members = params.get("members", HybridConfig().members)
+        given = params.get("member_params", {})
+        params["member_params"] = {m: given.get(m, model_params(m, cfg)) for m in members if m != name}
     return params
 
 
@@ -47,9 +53,20 @@ def train_and_evaluate(
     train_cfg: TrainConfig,
     eval_cfg: EvaluateConfig,
     on_epoch: EpochCallback | None = None,
+    members: list[Recommender] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> TrainedCandidate:
-    """Fit ``name`` on the training split (validation drives early stopping), evaluate on test."""
-    model = build_model(name, len(fs.vocab), model_params(name, train_cfg))
+    """Fit ``name`` on the training split (validation drives early stopping), evaluate on test.
+
+    ``params`` replaces the model's overrides from ``train_cfg`` (hyperparameter search). For the hybrid,
+    ``members`` are already trained models to fuse (only the weights are fitted then); without them the
+    hybrid trains its members itself.
+    """
+    params = model_params(name, train_cfg) if params is None else params
+    if name == Hybrid.name and members is not None:
+        model: Recommender = Hybrid.from_members(members, HybridConfig.model_validate(params))
+    else:
+        model = build_model(name, len(fs.vocab), params)
     t0 = time.perf_counter()
     report = model.fit(fs.train, fs.valid if len(fs.valid.targets) else None, on_epoch=on_epoch)
     seconds = time.perf_counter() - t0
@@ -79,6 +96,8 @@ def write_bundle(
         "metrics": candidate.metrics,
         "train_seconds": candidate.train_seconds,
         "epochs": candidate.report.epochs,
+        "best_epoch": candidate.report.best_epoch,
+        "fit_info": candidate.report.info,
         "device": candidate.report.device,
         "sequence_key": fs.sequence_key,
         "params": candidate.params,

@@ -100,17 +100,34 @@ def featurize_task(settings: Settings, root: Path) -> dict:
 
 
 @task(cache_policy=NO_CACHE)
-def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Path) -> dict[str, Any]:
-    """Train + evaluate one candidate; write its bundle. Returns what tracking needs."""
+def train_candidate_task(
+    name: str,
+    settings: Settings,
+    root: Path,
+    run_dir: Path,
+    torch_threads: int | None = None,
+    members: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Train + evaluate one candidate; write its bundle. Returns what tracking needs.
+
+    ``members`` are the results of already trained candidates the hybrid fuses (their bundles are loaded,
+    only the fusion weights are fitted). ``torch_threads`` caps torch's threads when tasks share cores.
+    """
+    from components.bundle import Predictor
     from components.train import train_and_evaluate, write_bundle
 
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     logger = get_run_logger()
     fs, items, data_hash = stages.load_stage_features(settings, root)
 
     def on_epoch(epoch: int, values: dict[str, float]) -> None:
         logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
 
-    cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
+    fitted = [Predictor.load(m["bundle_dir"]).model for m in members] if members else None
+    cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch, members=fitted)
     catalogue = stages.dataset_spec(settings, root).catalogue
     bundle = write_bundle(
         cand,
@@ -139,6 +156,43 @@ def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Pat
         "data_hash": data_hash,
         "valid_metrics": cand.valid_metrics,
     }
+
+
+def hybrid_members(settings: Settings) -> list[str]:
+    """The hybrid's members when they are all candidates too (then they are trained once, not twice)."""
+    if "hybrid" not in settings.train.models:
+        return []
+    from components.train import model_params
+
+    members = list(model_params("hybrid", settings.train)["members"])
+    return members if all(m in settings.train.models for m in members) else []
+
+
+@flow(name="sessionflow-candidates")
+def train_candidates(settings: Settings, root: Path, run_dir: Path) -> dict[str, Any]:
+    """Every candidate as a task on the configured runner (train.runner); a result dict per model, or the
+    error text of a candidate that failed. The hybrid waits for its member candidates and reuses them."""
+    import os
+
+    cfg = settings.train
+    threads = None if cfg.runner == "serial" else max(1, (os.cpu_count() or 1) // cfg.workers)
+    members = hybrid_members(settings)
+    futures = {
+        name: train_candidate_task.submit(name, settings, root, run_dir, threads)
+        for name in cfg.models
+        if not (name == "hybrid" and members)
+    }
+    if members:
+        futures["hybrid"] = train_candidate_task.submit(
+            "hybrid", settings, root, run_dir, threads, members=[futures[m] for m in members]
+        )
+    outcomes: dict[str, Any] = {}
+    for name in cfg.models:
+        try:
+            outcomes[name] = futures[name].result()
+        except Exception as exc:  # noqa: BLE001 - one broken candidate must not sink the others
+            outcomes[name] = f"{type(exc).__name__}: {exc}"
+    return outcomes
 
 
 @flow(name="sessionflow-pipeline", log_prints=True)
@@ -183,19 +237,19 @@ def training_pipeline(
     parent = start_pipeline_run(experiment, ingest_info["dataset"], data_hash, settings_dump)
     status = "FAILED"
     try:
-        futures = [
-            train_candidate_task.submit(m, settings, root_path, run_dir) for m in settings.train.models
-        ]
+        from flows.runners import make_task_runner
+
+        runner = make_task_runner(settings.train.runner, settings.train.workers, settings.train.dask_address)
+        outcomes = train_candidates.with_options(task_runner=runner)(settings, root_path, run_dir)
         from components.evaluate import protocol
 
         proto = protocol(settings.evaluate, settings.features.split)
         results, failed = [], {}
-        for name, fut in zip(settings.train.models, futures, strict=True):
-            try:
-                out = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one broken candidate must not sink the others
-                logger.error("candidate %s failed and is skipped: %s", name, exc)
-                failed[name] = repr(exc)
+        for name in settings.train.models:
+            out = outcomes[name]
+            if isinstance(out, str):
+                logger.error("candidate %s failed and is skipped: %s", name, out)
+                failed[name] = out
                 continue
             res = CandidateResult(
                 model_name=out["model_name"],

@@ -8,9 +8,11 @@ from typing import Any
 from models.base import EvalData, FitReport, ModelConfig, Recommender, TrainData, read_model_meta
 from models.bert4rec import BERT4Rec
 from models.ease import EASE
+from models.hybrid import Hybrid
 from models.itemknn import ItemKNN
 from models.popularity import Popularity
 from models.sasrec import SASRec
+from models.textsasrec import TextSASRec
 
 REGISTRY: dict[str, type[Recommender]] = {
     Popularity.name: Popularity,
@@ -18,6 +20,8 @@ REGISTRY: dict[str, type[Recommender]] = {
     EASE.name: EASE,
     SASRec.name: SASRec,
     BERT4Rec.name: BERT4Rec,
+    TextSASRec.name: TextSASRec,
+    Hybrid.name: Hybrid,
 }
 
 

@@ -14,12 +14,11 @@ item metadata travel next to it in the model bundle (components/bundle.py).
 from __future__ import annotations
 
 import json
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,11 +39,14 @@ class TrainData:
     """What ``fit`` sees: training sequences as dense item ids, oldest first.
 
     ``sequences[i]`` is one user's (or session's) training history; ``n_items`` is the catalogue size
-    of the vocabulary fitted on the training split.
+    of the item vocabulary (items a training sequence never shows may be part of it: cold items).
+    ``item_text`` is the optional ``(n_items, E)`` float32 matrix of item text embeddings, in vocabulary
+    order, for text-aware models; other models ignore it.
     """
 
     sequences: list[np.ndarray]
     n_items: int
+    item_text: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -62,22 +64,15 @@ class FitReport:
     epochs: int = 0
     device: str = "cpu"
     curves: dict[str, list[float]] = field(default_factory=dict)
+    best_epoch: int | None = None  # epoch whose weights were kept (validation early stopping)
+    info: dict[str, Any] = field(default_factory=dict)  # e.g. the loss actually used, fusion weights
 
+
+# A history: dense item ids, oldest first (a list or a 1-d int array).
+History = Sequence[int] | np.ndarray
 
 # Called after each epoch with (epoch, {"loss": ..., "valid_ndcg@10": ...}); used for tracking/progress.
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-def set_seed(seed: int) -> None:
-    """Seed python, numpy and (if imported) torch."""
-    random.seed(seed)
-    np.random.seed(seed)
-    try:
-        import torch
-
-        torch.manual_seed(seed)
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        pass
 
 
 class Recommender(ABC):
@@ -104,6 +99,29 @@ class Recommender(ABC):
     @abstractmethod
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         """Scores ``(len(histories), n_items)`` float32; higher is better. Empty histories are allowed."""
+
+    def rank_targets(
+        self,
+        histories: Sequence[History],
+        targets: np.ndarray | None,
+        k: int,
+        exclude_seen: bool,
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """0-based target ranks ``(B,)`` (pessimistic ties; ``None`` without targets) and top-``k`` ids
+        ``(B, k)`` best first. With ``exclude_seen`` every item of a history leaves its ranking (a repeated
+        target too: it then ranks last). Torch models override this to rank on their device."""
+        from components.metrics import target_ranks
+
+        scores = np.array(self.score(cast(Sequence[Sequence[int]], histories)), np.float32)  # (B, n_items)
+        if exclude_seen:
+            for row, history in enumerate(histories):
+                if len(history):
+                    scores[row, np.asarray(history, dtype=np.int64)] = -np.inf
+        ranks = target_ranks(scores, np.asarray(targets, np.int64)) if targets is not None else None
+        kk = min(k, self.n_items)
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+        return ranks, np.take_along_axis(part, order, axis=1)
 
     @abstractmethod
     def _save_state(self, directory: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recommender, TrainData, set_seed
+from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recommender, TrainData
 from models.inputs import as_histories, check_train_data
 from models.interactions import interaction_matrix, item_item_cooccurrence
 from models.popularity import item_counts, popularity_prior
@@ -57,11 +57,10 @@ class EASE(Recommender):
         on_epoch: EpochCallback | None = None,
     ) -> FitReport:
         sequences = check_train_data(self, train)
-        set_seed(self.config.seed)
         self.prior = popularity_prior(item_counts(sequences, self.n_items))
         gram = item_item_cooccurrence(interaction_matrix(sequences, self.n_items))  # (n_items, n_items)
         self.weights = ease_weights(gram, self.config.l2).to(torch.float32).numpy()
-        return closed_form_report(self.score, valid, on_epoch)
+        return closed_form_report(self, valid, on_epoch)
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         hist = as_histories(histories, self.n_items)

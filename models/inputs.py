@@ -21,7 +21,7 @@ def check_item_ids(ids: np.ndarray, n_items: int, where: str) -> None:
         )
 
 
-def as_histories(histories: Sequence[Sequence[int]], n_items: int) -> list[np.ndarray]:
+def as_histories(histories: Sequence[Sequence[int] | np.ndarray], n_items: int) -> list[np.ndarray]:
     """Histories as 1-d int64 arrays (oldest first), checked against the catalogue size."""
     out = [np.asarray(h, dtype=np.int64).ravel() for h in histories]
     for h in out:

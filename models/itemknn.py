@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recommender, TrainData, set_seed
+from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recommender, TrainData
 from models.inputs import as_histories, check_train_data
 from models.interactions import cooccurrence_block, interaction_matrix
 from models.popularity import item_counts, popularity_prior
@@ -57,7 +57,6 @@ class ItemKNN(Recommender):
         on_epoch: EpochCallback | None = None,
     ) -> FitReport:
         sequences = check_train_data(self, train)
-        set_seed(self.config.seed)
         counts = item_counts(sequences, self.n_items)
         self.prior = popularity_prior(counts)
         x = interaction_matrix(sequences, self.n_items)  # (S, n_items) sparse binary
@@ -74,7 +73,7 @@ class ItemKNN(Recommender):
             top = torch.topk(sim, k, dim=1)
             self.neighbour_ids[start:stop] = top.indices.numpy()
             self.neighbour_sims[start:stop] = top.values.numpy()
-        return closed_form_report(self.score, valid, on_epoch)
+        return closed_form_report(self, valid, on_epoch)
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         hist = as_histories(histories, self.n_items)

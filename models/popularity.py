@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recommender, TrainData, set_seed
+from models.base import EpochCallback, EvalData, FitReport, ModelConfig, Recommender, TrainData
 from models.inputs import as_histories, check_train_data
 from models.validation import closed_form_report
 
@@ -51,9 +51,8 @@ class Popularity(Recommender):
         on_epoch: EpochCallback | None = None,
     ) -> FitReport:
         sequences = check_train_data(self, train)
-        set_seed(self.config.seed)
         self.counts = item_counts(sequences, self.n_items)
-        return closed_form_report(self.score, valid, on_epoch)
+        return closed_form_report(self, valid, on_epoch)
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         as_histories(histories, self.n_items)

@@ -212,6 +212,32 @@ def pipeline(
 
 
 @app.command()
+def search(
+    dataset: DatasetOpt = None,
+    dataset_spec: SpecOpt = None,
+    model: Annotated[str | None, typer.Option(help="Model to search (default: search.model).")] = None,
+    trials: Annotated[int | None, typer.Option(min=1, help="Trials (default: search.n_trials).")] = None,
+    runner: Annotated[
+        str | None, typer.Option(help="serial | threads | dask (default: search.runner).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Threads / Dask workers.")] = None,
+    params: ParamsOpt = Path("params.yaml"),
+    root: RootOpt = Path("."),
+) -> None:
+    """Hyperparameter search (Optuna TPE on the validation metric): trials on the configured task runner
+    (a local Dask cluster by default), each an MLflow run under one search run."""
+    _env_defaults(root)
+    from flows.search import run_search
+
+    overrides = _overrides(dataset, dataset_spec)
+    for key, value in (("model", model), ("n_trials", trials), ("runner", runner), ("workers", workers)):
+        if value is not None:
+            overrides[f"search.{key}"] = value
+    result = run_search(params_file=str(params), root=str(root.resolve()), overrides=overrides)
+    typer.echo(json.dumps(result, indent=2, default=str))
+
+
+@app.command()
 def train(
     dataset: DatasetOpt = None,
     dataset_spec: SpecOpt = None,
@@ -252,16 +278,20 @@ def benchmark(
     dataset_spec: SpecOpt = None,
     models: Annotated[str, typer.Option(help="Comma-separated models.")] = "popularity,itemknn,ease,sasrec",
     output: Annotated[Path, typer.Option(help="Results JSON.")] = Path("results/benchmark.json"),
+    repeat: Annotated[
+        int, typer.Option(min=1, help="Train each model this many times; reports whether metrics repeat.")
+    ] = 1,
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = Path("."),
 ) -> None:
-    """Train and evaluate models under the configured protocol; write per-model metrics and timings."""
+    """Train and evaluate models under the configured protocol; write per-model metrics, timings and peak
+    memory (RSS; max allocated on GPU)."""
     from sessionflow.benchmark import benchmark as run_benchmark
 
     _env_defaults(root)
     settings = _settings(params, root, _overrides(dataset, dataset_spec, models))
     try:
-        result = run_benchmark(settings, root.resolve())
+        result = run_benchmark(settings, root.resolve(), repeat=repeat)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
     output.parent.mkdir(parents=True, exist_ok=True)

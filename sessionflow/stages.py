@@ -203,7 +203,7 @@ def run_featurize(settings: Settings, root: Path) -> dict:
     paths = paths_for(settings, root)
     interactions = pd.read_parquet(paths.clean / "interactions.parquet")
     items = pd.read_parquet(paths.clean / "items.parquet")
-    fs = build_features(interactions, _pinned_features(settings, paths))
+    fs = build_features(interactions, _pinned_features(settings, paths), items)
     save_features(fs, paths.features)
     info = dict(fs.stats)
     from components.prior import trending_popularity

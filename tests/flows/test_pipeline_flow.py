@@ -85,3 +85,33 @@ def test_flow_trains_tracks_and_promotes(tmp_path, monkeypatch, prefect_harness)
     assert second["promotion"]["promoted"] is False
     assert client.get_model_version_by_alias("tiny-shop-recommender", "champion").version == champion.version
     mlflow.set_tracking_uri(None)
+
+
+def test_candidates_on_the_thread_runner_and_a_hybrid_that_reuses_them(
+    tmp_path, monkeypatch, prefect_harness
+):
+    import mlflow
+
+    from flows.pipeline import training_pipeline
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    _write_dataset(tmp_path)
+    overrides = {
+        "train.models": ["popularity", "itemknn", "hybrid"],
+        "train.model_params": {"hybrid": {"members": ["popularity", "itemknn"]}},
+        "train.runner": "threads",
+        "train.workers": 2,
+    }
+    summary = training_pipeline(
+        params_file="params.yaml", root=str(tmp_path), package=False, overrides=overrides
+    )
+    assert set(summary["candidates"]) == {"popularity", "itemknn", "hybrid"}
+    assert not summary["failed_candidates"]
+    bundles = {p.name for p in (tmp_path / "artifacts" / "candidates").iterdir() for p in p.iterdir()}
+    assert bundles == {"popularity", "itemknn", "hybrid"}
+    hybrid = summary["candidates"]["hybrid"]["ndcg@10"]
+    assert hybrid >= summary["candidates"]["popularity"]["ndcg@10"]
+    meta = json.loads(next((tmp_path / "artifacts" / "candidates").glob("*/hybrid/meta.json")).read_text())
+    assert meta["fit_info"]["weights_fitted_on_validation"] is True
+    assert set(meta["fit_info"]["weights"]) == {"popularity", "itemknn"}
+    mlflow.set_tracking_uri(None)

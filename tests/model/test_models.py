@@ -15,7 +15,8 @@ from models.torch_training import TorchRecommender
 from models.validation import VALID_METRIC, exclude_seen, valid_ndcg
 
 N_ITEMS = 12
-TORCH_MODELS = ("sasrec", "bert4rec")
+TEXT_DIM = 8
+TORCH_MODELS = ("sasrec", "bert4rec", "textsasrec")
 TINY: dict[str, dict[str, Any]] = {
     "popularity": {},
     "itemknn": {"neighbours": 5},
@@ -43,6 +44,14 @@ TINY: dict[str, dict[str, Any]] = {
         "device": "cpu",
     },
 }
+TINY["textsasrec"] = TINY["sasrec"] | {"text_dim": TEXT_DIM}
+TINY["hybrid"] = {"members": ["sasrec", "itemknn"], "member_params": {"sasrec": TINY["sasrec"]}}
+
+
+def item_text(n_items: int = N_ITEMS, seed: int = 3) -> np.ndarray:
+    """Unit-norm random 'text embeddings', one row per item."""
+    text = np.random.default_rng(seed).normal(size=(n_items, TEXT_DIM)).astype(np.float32)
+    return text / np.linalg.norm(text, axis=1, keepdims=True)
 
 
 def successor_sequences(n_items: int, n_sequences: int, length: int, seed: int = 0) -> list[np.ndarray]:
@@ -57,7 +66,7 @@ def data() -> tuple[TrainData, EvalData]:
     sequences = successor_sequences(N_ITEMS, 80, 7)
     rng = np.random.default_rng(1)
     skewed = [rng.choice(4, 6, p=[0.4, 0.3, 0.2, 0.1]) for _ in range(40)]  # a popularity signal to learn
-    train = TrainData([s[:-1] for s in sequences] + skewed, N_ITEMS)
+    train = TrainData([s[:-1] for s in sequences] + skewed, N_ITEMS, item_text())
     valid = EvalData([s[:-1] for s in sequences[:20]], np.array([s[-1] for s in sequences[:20]]))
     return train, valid
 
@@ -74,8 +83,8 @@ def fitted(data: tuple[TrainData, EvalData]) -> dict[str, tuple[Recommender, Fit
     return out
 
 
-def test_registry_lists_the_five_models() -> None:
-    assert set(REGISTRY) == {"popularity", "itemknn", "ease", "sasrec", "bert4rec"}
+def test_registry_lists_the_models() -> None:
+    assert set(REGISTRY) == {"popularity", "itemknn", "ease", "sasrec", "bert4rec", "textsasrec", "hybrid"}
     assert set(TINY) == set(REGISTRY)
     for name, cls in REGISTRY.items():
         assert cls.name == name
@@ -109,7 +118,7 @@ def test_unfitted_model_scores_without_crashing(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_empty_history_gets_popularity_order(name: str) -> None:
-    skewed = TrainData([np.array([3, 3, 3, 5, 5, 7])] * 3 + [np.array([1, 2])], N_ITEMS)
+    skewed = TrainData([np.array([3, 3, 3, 5, 5, 7])] * 3 + [np.array([1, 2])], N_ITEMS, item_text())
     model = build_model(name, N_ITEMS, TINY[name] | ({"epochs": 1} if name in TORCH_MODELS else {}))
     model.fit(skewed)
     top3 = np.argsort(-model.score([[]])[0], kind="stable")[:3]
@@ -182,7 +191,7 @@ def test_early_stopping_keeps_the_best_weights(name: str, data: tuple[TrainData,
     model = build_model(name, N_ITEMS, TINY[name] | {"epochs": 6, "lr": 0.05, "patience": 2})
     report = model.fit(train, valid)
     assert report.epochs <= 6
-    assert valid_ndcg(model.score, valid) == pytest.approx(max(report.curves[VALID_METRIC]), abs=1e-12)
+    assert valid_ndcg(model, valid) == pytest.approx(max(report.curves[VALID_METRIC]), abs=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from models.torch_training import chunks_from_end, pad_left, resolve_device
+from models.torch_training import chunks_from_end, pad_right, resolve_device
 
 
-def test_pad_left_keeps_the_most_recent_items_shifted_by_one() -> None:
-    padded = pad_left([np.array([1, 2, 3]), np.array([], dtype=np.int64), np.array([4])], 2)
-    np.testing.assert_array_equal(padded, [[3, 4], [0, 0], [0, 5]])
+def test_pad_right_keeps_the_most_recent_items_shifted_by_one() -> None:
+    padded = pad_right([np.array([1, 2, 3]), np.array([], dtype=np.int64), np.array([4])], 2)
+    np.testing.assert_array_equal(padded, [[3, 4], [0, 0], [5, 0]])
     assert padded.dtype == np.int64
 
 

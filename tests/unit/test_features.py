@@ -90,3 +90,51 @@ def test_save_load_roundtrip_and_remap(tmp_path):
         fs.item_popularity[fs.vocab.index("i1")],
         fs.item_popularity[fs.vocab.index("i0")],
     ]
+
+
+def test_catalogue_scope_keeps_cold_targets_after_the_training_items():
+    log = _log(
+        [
+            ("u1", "a", 1),
+            ("u1", "b", 2),
+            ("u1", "c", 3),
+            ("u1", "d", 4),
+            ("u2", "b", 1),
+            ("u2", "a", 2),
+            ("u2", "z", 3),
+        ]
+    )
+    items = pd.DataFrame({"item_id": ["a", "b", "c", "d", "z", "never"]})
+    fs = build_features(log, FeaturesConfig(min_sequence_length=3, item_scope="catalogue"), items)
+    assert fs.vocab.item_ids == ["a", "b", "c", "d", "never", "z"]  # training items first, then cold ones
+    assert fs.stats["test_unknown_targets"] == 0 and len(fs.test.targets) == 2
+    assert fs.item_popularity.tolist() == [1, 2, 0, 0, 0, 0]
+    with pytest.raises(ValueError, match="needs the items table"):
+        build_features(log, FeaturesConfig(min_sequence_length=3, item_scope="catalogue"))
+
+
+def test_cold_item_protocol_removes_a_seeded_sample_from_training_only():
+    rows = [(f"u{u}", f"i{(u + t) % 20}", t) for u in range(30) for t in range(8)]
+    items = pd.DataFrame({"item_id": [f"i{i}" for i in range(20)]})
+    cfg = FeaturesConfig(min_sequence_length=3, item_scope="catalogue", cold_item_fraction=0.2)
+    fs = build_features(_log(rows), cfg, items)
+    again = build_features(_log(rows), cfg, items)
+    assert fs.vocab.item_ids == again.vocab.item_ids  # seeded
+    assert fs.stats["cold_items_held_out"] == 4
+    cold = set(np.flatnonzero(fs.item_popularity == 0).tolist())
+    assert len(cold) == 4 and not cold & {int(i) for s in fs.train.sequences for i in s}
+    assert cold & set(fs.test.targets.tolist())  # cold targets are evaluated
+    assert any(cold & set(h.tolist()) for h in fs.test.histories)  # and stay in histories
+    with pytest.raises(ValueError, match="needs features.item_scope: catalogue"):
+        FeaturesConfig(cold_item_fraction=0.1)
+
+
+def test_item_text_embeddings_round_trip_with_the_features(tmp_path):
+    log = _log([("u1", "a", 1), ("u1", "b", 2), ("u1", "c", 3), ("u1", "a", 4)])
+    fs = build_features(log, FeaturesConfig(min_sequence_length=3))
+    save_features(fs, tmp_path)
+    assert load_features(tmp_path).item_text is None
+    np.save(tmp_path / "item_text.npy", np.ones((len(fs.vocab), 4), np.float32))
+    loaded = load_features(tmp_path)
+    assert loaded.item_text.shape == (len(fs.vocab), 4)
+    assert loaded.train.item_text is loaded.item_text

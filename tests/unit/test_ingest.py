@@ -81,3 +81,52 @@ def test_pull_says_what_is_missing(tmp_path):
         pull("amazon-beauty", tmp_path / "raw", mirror=str(tmp_path))
     with pytest.raises(ValueError, match="unknown dataset"):
         pull("nope", tmp_path / "raw", mirror=str(tmp_path))
+
+
+def _atomic(folder: Path) -> None:
+    header = "user_id:token\titem_id_list:token_seq\titem_id:token\n"
+    (folder / "Toy.train.inter").write_text(header + "0\t0\t1\n0\t0 1\t2\n1\t3\t1\n")
+    (folder / "Toy.valid.inter").write_text(header + "0\t0 1 2\t3\n1\t3 1\t0\n")
+    (folder / "Toy.test.inter").write_text(header + "0\t0 1 2 3\t2\n1\t3 1 0\t2\n")
+    (folder / "Toy.item2index").write_text("A1\t0\nB2\t1\nC3\t2\nD4\t3\n")
+    (folder / "Toy.user2index").write_text("alice\t0\nbob\t1\n")
+    (folder / "Toy.text").write_text(
+        "item_id:token\ttext:token_seq\n"
+        "A1\tGorilla Glue, 8 oz. Industrial & Scientific Tapes. Gorilla. \n"
+        "B2\tDAP 10.1oz Caulk. Caulk Latex. DAP. \n"
+        "C3\tNo full stop here\n"
+    )
+
+
+def test_recbole_atomic_reads_full_sequences_and_item_text(tmp_path):
+    _atomic(tmp_path)
+    data = ingest(DatasetSpec(name="toy", format="recbole-atomic", path=str(tmp_path)))
+    inter = data.interactions
+    assert inter[inter.user_id == "alice"]["item_id"].tolist() == ["A1", "B2", "C3", "D4", "C3"]
+    assert inter[inter.user_id == "bob"]["item_id"].tolist() == ["D4", "B2", "A1", "C3"]
+    assert inter.groupby("user_id")["timestamp"].apply(lambda t: t.is_monotonic_increasing).all()
+    items = data.items.set_index("item_id")
+    assert items.loc["A1", "title"] == "Gorilla Glue, 8 oz"
+    assert items.loc["A1", "text"] == "Gorilla Glue, 8 oz. Industrial & Scientific Tapes. Gorilla."
+    assert items.loc["B2", "title"] == "DAP 10.1oz Caulk"
+    assert items.loc["C3", "title"] == "No full stop here"
+    assert items.loc["D4", "text"] == ""  # in the log, not in the text file: kept with an empty text
+
+
+def test_recbole_atomic_errors_are_readable(tmp_path):
+    with pytest.raises(ValueError, match="exactly one <name>.test.inter"):
+        ingest(DatasetSpec(name="toy", format="recbole-atomic", path=str(tmp_path)))
+    _atomic(tmp_path)
+    (tmp_path / "Toy.valid.inter").unlink()
+    with pytest.raises(FileNotFoundError, match="Toy.valid.inter is missing"):
+        ingest(DatasetSpec(name="toy", format="recbole-atomic", path=str(tmp_path)))
+
+
+@pytest.mark.skipif(not (SHARED / "amazon-scientific").is_dir(), reason="shared datasets not present")
+def test_amazon_scientific_pulls_and_ingests(tmp_path):
+    path = pull("amazon-scientific", tmp_path / "raw", mirror=str(SHARED))
+    data = ingest(builtin_spec("amazon-scientific", tmp_path / "raw"))
+    assert path.is_dir()
+    assert data.interactions["user_id"].nunique() == 2928
+    assert len(data.interactions) == 19712
+    assert len(data.items) == 1585 and (data.items["text"].str.len() > 0).all()
