@@ -6,7 +6,7 @@ kind. In process it times ``ConversationEngine.chat`` / ``feedback``; with ``--u
 ``POST {url}/chat`` and ``POST {url}/feedback`` against a running service (client and server on one box).
 
     python benchmarks/chat_latency.py                        # quick EASE on ML-100k from the data mirror
-    python benchmarks/chat_latency.py --bundle artifacts/candidates/<run>/sasrec --items <clean items>
+    python benchmarks/chat_latency.py --bundle artifacts/candidates/<run>/sasrec   # a bundle with its index
     python benchmarks/chat_latency.py --url http://localhost:3000 --conversations 100
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/chat_latency.py   # one BLAS/torch thread
 
@@ -117,7 +117,7 @@ def run_in_process(
 ) -> dict[str, list[float]]:
     def chat(sid: str, message: str) -> list[str]:
         if fresh_queries:  # every turn pays for its sentence encoding (the engine caches query vectors)
-            engine._query_cache.clear()
+            engine._vectors.clear()
         return [i.item_id for i in engine.chat(sid, message, k).items]
 
     def feedback(sid: str, item: str, event: str) -> list[str]:
@@ -201,7 +201,10 @@ def quick_bundle(data_dir: Path, out_dir: Path) -> tuple[Path, Any, float]:
     start = time.perf_counter()
     model.fit(TrainData(seqs, len(vocab)))
     fit_s = time.perf_counter() - start
-    bundle = save_bundle(out_dir / "ease", model, vocab, data.items, {"data_hash": data.data_hash})
+    from components.datasets import BUILTIN
+
+    catalogue = BUILTIN["ml-100k"].spec.catalogue
+    bundle = save_bundle(out_dir / "ease", model, vocab, data.items, {"data_hash": data.data_hash}, catalogue)
     return bundle, data.items, fit_s
 
 
@@ -241,7 +244,6 @@ def print_table(results: dict[str, dict[str, dict[str, float]]]) -> None:
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", type=Path, help="model bundle (default: quick EASE on ML-100k)")
-    ap.add_argument("--items", type=Path, help="items table for --bundle (default: the bundle's own)")
     ap.add_argument(
         "--data", type=Path, default=None, help="ML-100k folder (default: $SESSIONFLOW_DATA_MIRROR)"
     )
@@ -277,19 +279,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     references: Sequence[str] = DEFAULT_REFERENCES
     engine = None
     if not args.http_only:
-        from sessionflow.chat import build_engine, read_items
+        from components.dialogue.config import ConversationConfig
+        from components.dialogue.engine import load_engine
+        from components.dialogue.packaging import write_index
 
         with tempfile.TemporaryDirectory(prefix="sessionflow-chat-bench-") as tmp:
             if args.bundle is not None:
-                bundle, items = args.bundle, read_items(args.items) if args.items else None
+                bundle = args.bundle
             else:
-                bundle, items, fit_s = quick_bundle(args.data or default_data(), Path(tmp))
+                bundle, _, fit_s = quick_bundle(args.data or default_data(), Path(tmp))
                 report["fit_seconds"] = round(fit_s, 2)
+                write_index(bundle, args.embedding_cache)  # as packaging does
             start = time.perf_counter()
-            engine = build_engine(bundle, items, embedding_cache=args.embedding_cache)
+            engine = load_engine(bundle, ConversationConfig(embedding_cache_dir=str(args.embedding_cache)))
             report["engine_load_seconds"] = round(time.perf_counter() - start, 2)
         report["model"] = engine.predictor.meta.get("model")
-        report["n_items"] = len(engine.catalogue)
+        report["n_items"] = len(engine.index)
+        report["index"] = engine.index_source
         references = popular_titles(engine, 12) or DEFAULT_REFERENCES
     scripts = make_scripts(args.conversations, references, args.seed)
     warm = make_scripts(args.warmup, references, args.seed + 1)
@@ -310,11 +316,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def popular_titles(engine: Any, n: int) -> list[str]:
     """The ``n`` most popular titles as a person types them (references for the scripts)."""
-    from components.simulator import typed_title
+    from components.dialogue.linker import display_title
 
-    cat = engine.catalogue
-    top = np.argsort(-np.asarray(cat.popularity))[:n]
-    return [typed_title(cat.titles[int(i)]) for i in top]
+    ix = engine.index
+    top = np.argsort(-np.asarray(ix.prior))[:n]
+    return [display_title(ix.titles[int(i)]).split(" (")[0] for i in top]
 
 
 if __name__ == "__main__":

@@ -173,6 +173,13 @@ class EvaluateConfig(_Section):
     primary_metric: str = Field(
         "ndcg@10", description="Metric that picks the challenger and gates promotion."
     )
+    chat_corpus: str | None = Field(
+        "inspired",
+        description="Dialogue corpus (in the data mirror) the pipeline scores the challenger's conversation "
+        "on (sessionflow evaluate-chat); null: skip.",
+    )
+    chat_split: Literal["dev", "test"] = Field("test", description="Split of the dialogue corpus reported.")
+    chat_ks: list[int] = Field(default_factory=lambda: [1, 10, 50], description="K of the dialogue Recall@K.")
 
 
 class PromoteConfig(_Section):

@@ -111,6 +111,24 @@ MOVIE_CATALOGUE = CatalogueSpec(
     titles_describe_items=False,
 )
 
+# Amazon 'Industrial & Scientific' product texts read
+# "<title>. Industrial & Scientific <category path>. <brand>."
+SCIENTIFIC_CATALOGUE = CatalogueSpec(
+    item_noun=("product", "products"),
+    facets=[
+        FacetSpec(
+            name="category", kind="category", column="text", pattern=r"Industrial & Scientific (.+?)\.\s"
+        ),
+        FacetSpec(
+            name="brand",
+            kind="category",
+            column="text",
+            pattern=r"\.\s+(?!Industrial & Scientific)([^.]+?)\.\s*$",
+            proper_names=True,
+        ),
+    ],
+)
+
 _ML100K_FILES = {
     "u.data": "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490",
     "u.item": "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
@@ -154,7 +172,11 @@ BUILTIN: dict[str, BuiltinDataset] = {
     ),
     "amazon-scientific": BuiltinDataset(
         spec=DatasetSpec(
-            name="amazon-scientific", format="recbole-atomic", path=".", atomic_name="Scientific"
+            name="amazon-scientific",
+            format="recbole-atomic",
+            path=".",
+            atomic_name="Scientific",
+            catalogue=SCIENTIFIC_CATALOGUE,
         ),
         files=[
             RawFile(mirror_path=f"amazon-scientific/Scientific.{ext}", dest=f"Scientific.{ext}", sha256=sha)

@@ -159,10 +159,12 @@ def simulate_champion(
     }
 
 
-def log_simulation(metrics: dict[str, float], run_id: str) -> None:
+def log_simulation(
+    metrics: dict[str, float], run_id: str, tag: str = "sessionflow.simulation", note: str = SIMULATION_NOTE
+) -> None:
     """Log ``metrics`` to an existing MLflow run (step 0; names made MLflow-safe with ``metric_key``).
 
-    Also tags the run ``sessionflow.simulation`` with what the numbers mean.
+    Also tags the run (``tag``) with what the numbers mean (``note``).
     Non-numeric values are errors; NaN (no user succeeded) is logged as NaN.
     """
     from mlflow import MlflowClient
@@ -177,7 +179,7 @@ def log_simulation(metrics: dict[str, float], run_id: str) -> None:
     entries = [Metric(metric_key(name), float(value), now, 0) for name, value in metrics.items()]
     client = MlflowClient()
     client.log_batch(run_id, metrics=entries)
-    client.set_tag(run_id, "sessionflow.simulation", SIMULATION_NOTE)
+    client.set_tag(run_id, tag, note)
 
 
 def simulate_and_log(
@@ -242,10 +244,42 @@ def simulate_challenger(
         from mlflow import MlflowClient
 
         MlflowClient().set_tag(parent_run_id, "sessionflow.simulation.model", result.model_name)
+        metrics |= evaluate_dialogues(result.bundle_dir, settings, [run_id, parent_run_id], log)
     except Exception as exc:  # noqa: BLE001 - an evaluation extra must not sink a finished pipeline
         log.warning("conversation simulation of %s failed and is skipped: %r", result.model_name, exc)
         return None
     log.info("%s: %s", result.model_name, summary(metrics, k))
+    return metrics
+
+
+def evaluate_dialogues(
+    bundle_dir: Path, settings: Settings, run_ids: list[str], log: Any
+) -> dict[str, float]:
+    """Recall@K of the bundle's conversation on the configured real dialogue corpus (INSPIRED test by
+    default), logged to the runs next to the offline metrics; {} when the corpus is not in the mirror."""
+    from sessionflow.chat_eval import evaluate_chat
+
+    ev = settings.evaluate
+    if ev.chat_corpus is None:
+        return {}
+    cfg = settings.conversation.model_copy(
+        update={"planner": "builtin", "llm_reply": False, "redis_url": None}
+    )
+    try:
+        with limited_threads(1):
+            report = evaluate_chat(Path(bundle_dir), corpus=ev.chat_corpus, split=ev.chat_split,
+            ks=ev.chat_ks,
+                                   config=cfg)  # fmt: skip
+    except FileNotFoundError as exc:
+        log.warning("dialogue evaluation skipped: %s", exc)
+        return {}
+    metrics = {k: float(v) for k, v in report["metrics"].items()}
+    note = (f"Recall@K on {ev.chat_corpus} {ev.chat_split} dialogues (components.dialogue.evaluation); "
+            f"mapping rate {report['mapping_rate']:.2f}")  # fmt: skip
+    for run_id in dict.fromkeys(run_ids):
+        log_simulation(metrics, run_id, "sessionflow.dialogues", note)
+    log.info("dialogues %s/%s: recall %s over %d targets (mapping rate %.2f)", ev.chat_corpus, ev.chat_split,
+             report["recall"], report["n_targets"], report["mapping_rate"])  # fmt: skip
     return metrics
 
 

@@ -64,10 +64,12 @@ class EASE(Recommender):
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         hist = as_histories(histories, self.n_items)
-        x = np.zeros((len(hist), self.n_items), dtype=np.float32)  # (B, n_items) binary history vectors
+        out = np.empty((len(hist), self.n_items), dtype=np.float32)  # (B, n_items)
         for row, h in enumerate(hist):
-            x[row, h] = 1.0
-        return (x @ self.weights + self.prior).astype(np.float32)  # (B, n_items)
+            # binary history vector @ weights == the sum of the history's rows: O(|h| N), not O(N^2)
+            items = np.unique(np.asarray(h, dtype=np.int64))
+            out[row] = self.weights[items].sum(axis=0) if items.size else 0.0
+        return out + self.prior  # (B, n_items)
 
     def _save_state(self, directory: Path) -> None:
         np.savez(directory / STATE_FILE, weights=self.weights, prior=self.prior)

@@ -25,6 +25,30 @@
   sessionStorage.setItem("sessionflow-session", sessionId);
   const titles = new Map(); // item_id -> title, for the "what I know" panel
 
+  // Word the page after the catalogue: "films" / "products" / "items", its facets and an example request.
+  async function wordThePage() {
+    try {
+      const resp = await fetch("catalogue");
+      if (!resp.ok) return;
+      const cat = await resp.json();
+      const [noun, nouns] = cat.item_noun;
+      const facets = cat.facets.map((f) => f.name);
+      const category = cat.facets.find((f) => f.kind === "category" && f.values && f.values.length);
+      const year = cat.facets.find((f) => f.kind === "year");
+      document.title = "sessionflow — " + nouns;
+      $("tagline").textContent = "tell me what " + nouns + " you are looking for";
+      $("greeting").textContent =
+        "Hi! Describe the " + noun + " you want" + (facets.length ? " (" + facets.join(", ") + ")" : "") +
+        ", in your own words, or name one you liked, and I will suggest some. " +
+        "Use Like / Dislike on the cards to steer me.";
+      let example = "e.g. a " + (category ? category.values[0].toLowerCase() + " " : "") + noun;
+      if (year && year.bounds) example += " from the " + (Math.floor(year.bounds[1] / 10) * 10 - 10) + "s";
+      input.placeholder = example;
+    } catch (e) {
+      // the generic wording stays
+    }
+  }
+
   async function post(route, body) {
     const resp = await fetch(route, {
       method: "POST",
@@ -92,14 +116,19 @@
     const facts = [];
     const name = (id) => titles.get(id) || "item " + id;
     if (state) {
-      if (state.accepted_categories && state.accepted_categories.length)
-        facts.push(["Genres", state.accepted_categories.join(", ")]);
-      if (state.rejected_categories && state.rejected_categories.length)
-        facts.push(["Not", state.rejected_categories.join(", ")]);
-      if (state.year_min != null || state.year_max != null)
-        facts.push(["Years", (state.year_min ?? "…") + "–" + (state.year_max ?? "…")]);
+      const byFacet = new Map();
+      (state.constraints || []).forEach((c) => {
+        const key = c.facet === "title" ? "Not titled" : c.facet.charAt(0).toUpperCase() + c.facet.slice(1);
+        const text = c.op === "is" || c.op === "prefer" ? c.value
+          : c.op === "is_not" ? "not " + c.value : c.said || c.op;
+        byFacet.set(key, (byFacet.get(key) || []).concat([text]));
+      });
+      byFacet.forEach((values, key) => facts.push([key, values.join(", ")]));
+      if (state.mood) facts.push(["Mood", state.mood]);
+      if (state.soft && state.soft.length) facts.push(["Asked for", state.soft.slice(-2).join("; ")]);
       if (state.liked && state.liked.length) facts.push(["Liked", state.liked.map(name).join(", ")]);
       if (state.disliked && state.disliked.length) facts.push(["Disliked", state.disliked.map(name).join(", ")]);
+      if (state.seen && state.seen.length) facts.push(["Seen", String(state.seen.length)]);
     }
     memoryList.replaceChildren();
     facts.forEach(([key, value]) => {
@@ -177,5 +206,6 @@
     sendMessage(text);
   });
   $("start-over").addEventListener("click", startOver);
+  wordThePage();
   input.focus();
 })();

@@ -42,7 +42,9 @@ class ConversationConfig(BaseModel):
         0.5, ge=0, lt=1, description="Cosine above which an item counts as close to a disliked one."
     )
     w_echo: float = Field(
-        0.5, ge=0, description="Demotion of titles the free words merely echo ('a date night' -> Date Night) "
+        0.5,
+        ge=0,
+        description="Demotion of titles the free words merely echo ('a date night' -> Date Night) "
         "when titles are names (the title linker did not find them meant).",
     )
     w_avoid: float = Field(

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 INDEX_DIR = "conversation"
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 @dataclass
@@ -92,7 +92,9 @@ class CatalogueIndex:
 
     def __post_init__(self) -> None:
         self._pos = {item: n for n, item in enumerate(self.item_ids)}
-        self.linker = TitleLinker.build(self.titles, self.years, self.prior)
+        self.linker = TitleLinker.build(
+            self.titles, self.years, self.prior, aliases=not self.spec.titles_describe_items
+        )
         self._title_words = [frozenset(title_keys(t)[0][-1].split()) if title_keys(t)[0] else frozenset()
                              for t in self.titles]  # fmt: skip
         self._by_title_word: dict[str, list[int]] = {}
@@ -233,8 +235,8 @@ def build_index(
     numbers: dict[str, NumberFacet] = {}
     for facet in spec.facets:
         if facet.kind == "category":
-            rows = zip(cats, attrs, titles, texts, strict=True)
-            per_item = [_category_values(facet, c, a, t, x) for c, a, t, x in rows]
+            columns = zip(cats, attrs, titles, texts, strict=True)
+            per_item = [_category_values(facet, c, a, t, x) for c, a, t, x in columns]
             categories[facet.name] = _category_facet(facet, per_item)
         elif facet.kind in ("year", "number"):
             vals = year_arr if facet.column == "year" else _numbers(facet, attrs)
@@ -253,7 +255,7 @@ def build_index(
     else:
         prior = minmax(np.log1p(np.maximum(np.asarray(prior, dtype=np.float64), 0.0)))
     extra = [_extra_text(t, ti, c) for t, ti, c in zip(texts, titles, cats, strict=True)]
-    phrases = facet_phrases(categories, vocab, extra)
+    phrases = facet_phrases(categories, vocab, extra, texts)
     moods = {
         mood: {(f, v): w for f, facet in categories.items() for v, w in table_.items() if v in facet.values}
         for mood, table_ in vocab.moods.items()
@@ -268,9 +270,25 @@ def build_index(
     )  # fmt: skip
 
 
+def undistinctive_names(facet: CategoryFacet, texts: Sequence[str], min_precision: float = 0.5) -> set[str]:
+    """Name values (brands) whose words appear mostly in texts of items that do not have the value: saying
+    them does not mean the name ("3D", "Universal")."""
+    folded = [f" {fold(t)} " for t in texts]
+    out = set()
+    for j, value in enumerate(facet.values):
+        key = f" {fold(value)} "
+        if key.strip() == "":
+            continue
+        mentions = [i for i, t in enumerate(folded) if key in t]
+        if mentions and facet.matrix[mentions, j].mean() < min_precision:
+            out.add(value)
+    return out
+
+
 def facet_phrases(
-    categories: dict[str, CategoryFacet], vocab: Vocabulary, extra_texts: Sequence[str]
-) -> dict[str, list[tuple[str, str, float]]]:
+    categories: dict[str, CategoryFacet], vocab: Vocabulary, extra_texts: Sequence[str],
+    texts: Sequence[str] = (),
+) -> dict[str, list[tuple[str, str, float]]]:  # fmt: skip
     """Folded phrase -> [(facet, value, weight)]: weight 1 for a value's name, plural and vocabulary
     phrases (hard evidence); below 1 for synonyms learnt from the item texts (soft evidence only)."""
     out: dict[str, dict[tuple[str, str], float]] = {}
@@ -282,7 +300,10 @@ def facet_phrases(
             slot[(facet, value)] = max(slot.get((facet, value), 0.0), weight)
 
     for name, facet in categories.items():
+        vague = undistinctive_names(facet, texts) if facet.spec.proper_names else set()
         for value in facet.values:
+            if value in vague:
+                continue  # "3D" as a brand: most products saying "3d" are not by it
             add(value, name, value, 1.0)
             add(plural(fold(value)), name, value, 1.0)
             for p in vocab.values.get(value, []):

@@ -155,16 +155,22 @@ class TitleLinker:
         self._max_len = min(MAX_SPAN, max((k.count(" ") + 1 for k in self.keys), default=1))
 
     @classmethod
-    def build(cls, titles: Sequence[str], years: np.ndarray, popularity: np.ndarray) -> TitleLinker:
+    def build(
+        cls, titles: Sequence[str], years: np.ndarray, popularity: np.ndarray, aliases: bool = True
+    ) -> TitleLinker:
+        """``aliases``: parenthesised parts are other names of the title ("Seven (Se7en)"), as in film
+        catalogues; product titles use parentheses for specifications ("(PLA+)"), so they are not keys."""
         keys: dict[str, list[int]] = {}
         for idx, title in enumerate(titles):
-            for key in title_keys(title)[0]:
+            found = title_keys(title)[0]
+            for key in found if aliases else found[:2]:
                 keys.setdefault(key, []).append(idx)
         words = sorted({w for k in keys for w in k.split() if len(w) >= 4})
         return cls(keys, np.asarray(years, dtype=np.float64), np.asarray(popularity, dtype=np.float64), words)
 
     def prefix_count(self, key: str, limit: int = 2) -> int:
-        """How many titles begin with the words ``key`` ("star wars" -> the Star Wars films), up to ``limit``."""
+        """How many titles begin with the words ``key`` ("star wars" -> the Star Wars films), up to
+        ``limit``."""
         import bisect
 
         sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))

