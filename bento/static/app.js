@@ -41,7 +41,8 @@
         "Hi! Describe the " + noun + " you want" + (facets.length ? " (" + facets.join(", ") + ")" : "") +
         ", in your own words, or name one you liked, and I will suggest some. " +
         "Use Like / Dislike on the cards to steer me.";
-      let example = "e.g. a " + (category ? category.values[0].toLowerCase() + " " : "") + noun;
+      const first = category ? category.values[0].toLowerCase() + " " + noun : noun;
+      let example = "e.g. " + (/^[aeiou]/.test(first) ? "an " : "a ") + first;
       if (year && year.bounds) example += " from the " + (Math.floor(year.bounds[1] / 10) * 10 - 10) + "s";
       input.placeholder = example;
     } catch (e) {
@@ -119,8 +120,13 @@
       const byFacet = new Map();
       (state.constraints || []).forEach((c) => {
         const key = c.facet === "title" ? "Not titled" : c.facet.charAt(0).toUpperCase() + c.facet.slice(1);
+        const num = (x) => String(Math.round(x * 100) / 100);
+        const range = c.ranges && c.ranges.length ? c.ranges.map((r) => num(r[0]) + "–" + num(r[1])).join(" or ")
+          : c.low != null && c.high != null ? num(c.low) + "–" + num(c.high)
+          : c.low != null ? num(c.low) + " or more" : c.high != null ? "up to " + num(c.high) : c.said;
         const text = c.op === "is" || c.op === "prefer" ? c.value
-          : c.op === "is_not" ? "not " + c.value : c.said || c.op;
+          : c.op === "is_not" ? "not " + c.value
+          : c.op === "not_between" ? "not " + range : range;
         byFacet.set(key, (byFacet.get(key) || []).concat([text]));
       });
       byFacet.forEach((values, key) => facts.push([key, values.join(", ")]));
@@ -154,6 +160,7 @@
     setStatus("Thinking…");
     try {
       const data = await post("chat", { session_id: sessionId, message: text, k: K });
+      ((data.understood && data.understood.refs) || []).forEach((r) => titles.set(r.item_id, r.title));
       addBubble("assistant", data.reply);
       renderItems(data.items);
       renderMemory(data.state);

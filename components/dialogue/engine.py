@@ -252,8 +252,9 @@ class ConversationEngine:
     def _unsupported(self, query: Query) -> list[str]:
         """Facets the message asked about that this catalogue does not have ('price' on films)."""
         out = []
-        said = fold(" ".join([query.soft, query.avoid]))
-        if not self.builtin._number_facets and any(w in said.split() for w in ("price", "cheap", "dollars")):
+        said = fold(" ".join([query.soft, query.avoid])).split()
+        money = ("price", "cheap", "dollar", "expensive", "pricier", "budget", "afford")
+        if not self.builtin._number_facets and any(w.startswith(money) for w in said):
             out.append("prices")
         return out
 

@@ -425,7 +425,7 @@ def _category_values(
     if facet.pattern is not None:
         found = [re.search(facet.pattern, v) for v in values]
         values = [m.group(1) for m in found if m is not None]
-    return [v.strip() for v in values if v and v.strip()]
+    return [v.strip() for v in values if len(v.strip()) >= 2 and any(c.isalpha() for c in v)]  # no "/>"
 
 
 def _numbers(facet: FacetSpec, attrs: list[dict[str, Any]]) -> np.ndarray:

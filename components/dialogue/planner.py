@@ -234,6 +234,8 @@ class BuiltinPlanner:
                 if length == 1 and informativeness(toks[i].text) < 0.6:
                     continue  # "out" begins many titles and means nothing alone
                 key = " ".join(toks[p].text for p in span)
+                if any(w >= 1.0 for _, _, w in self.index.phrases.get(fold(key), [])):
+                    continue  # a facet value ("not Gorilla" is the brand): the facet extractor takes it
                 if self.index.linker.prefix_count(key) >= 2:
                     found = (span, key)
                     break
@@ -272,7 +274,7 @@ class BuiltinPlanner:
             first, last = sub[j][1], sub[j + length - 1][1]
             op = "is_not" if negated[first] else "is"
             words = [w for w, _ in sub[j : j + length]]
-            written = all(toks[p].capitalised for p in range(first, last + 1) if toks[p].text[0].isalpha())
+            written = all(toks[p].has_upper for p in range(first, last + 1))
             applied = False
             for facet, value, weight in rows:
                 if facet in self._names and not written and all(zipf(w) >= 3.5 for w in words):

@@ -44,6 +44,7 @@ class Token:
     start: int  # character span in the message
     end: int
     capitalised: bool  # as typed: "Mirrors", "IT"
+    has_upper: bool = False  # any capital letter as typed: "3M", "eSUN"
 
 
 def tokenize(message: str) -> list[Token]:
@@ -52,7 +53,15 @@ def tokenize(message: str) -> list[Token]:
     out = []
     for m in _TOKEN.finditer(s):
         raw = message[m.start() : m.end()]
-        out.append(Token(m.group().replace("’", "'"), m.start(), m.end(), raw[:1].isupper()))
+        out.append(
+            Token(
+                m.group().replace("’", "'"),
+                m.start(),
+                m.end(),
+                raw[:1].isupper(),
+                any(c.isupper() for c in raw),
+            )
+        )
     return out
 
 
