@@ -1,7 +1,8 @@
 """Screenshot the chat page of a real ``bentoml serve`` of a bundle, after a short conversation, in headless
 Chromium (Debian's ``chromium``; playwright drives it, never downloads one).
 
-    python benchmarks/chat_screenshot.py --bundle artifacts/dev/mls-ease --out docs/chat-ml-latest-small.png \
+    python benchmarks/chat_screenshot.py --bundle artifacts/dev/mls-ease \
+        --out docs/chat-ml-latest-small.png \
         --say "a funny sci-fi film from the 90s, nothing like Alien" --like 1 --say "more recent"
 
 The bundle is packaged as ``flows.package`` does (its conversation index inside) into a throw-away BentoML home;

@@ -93,5 +93,6 @@ STOPWORDS = words(
     recommendations tell what's whats gotta try trying idea ideas mood feel feeling evening night weekend
     already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
     much many
-    think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because instead"""
+    think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
+    instead"""
 )
