@@ -5,8 +5,8 @@ Chromium (Debian's ``chromium``; playwright drives it, never downloads one).
         --out docs/chat-ml-latest-small.png \
         --say "a funny sci-fi film from the 90s, nothing like Alien" --like 1 --say "more recent"
 
-The bundle is packaged as ``flows.package`` does (its conversation index inside) into a throw-away BentoML home;
-the server listens on 127.0.0.1 and is stopped at the end.
+The bundle is packaged as ``flows.package`` does (its conversation index inside) into a throw-away BentoML
+home; the server listens on 127.0.0.1 and is stopped at the end.
 """
 
 from __future__ import annotations
