@@ -4,17 +4,23 @@ chat page at /.
 Thin on purpose: ranking lives in ``components.bundle.Predictor``, the conversation (parsing, dialogue state,
 fusion, reasons) in ``components.dialogue.ConversationEngine``, durable feedback in
 ``components.feedback_log.FeedbackLog``; request models in ``bento/schemas.py``; packaging in
-``flows/package.py``.
+``flows/package.py``. Production plumbing: ``bento/security.py`` (the ASGI guard in front of every route:
+API key, body size, content type, CORS, concurrency, one-line 4xx logs), ``bento/batching.py`` (the
+micro-batcher behind /recommend), ``bento/runtime.py`` (model checksums, 503s, idempotent feedback).
 
 Which model: one exact BentoML model tag (``name:version``, never ``latest``), taken from the bento
 argument ``model_tag`` (``bentoml build --arg model_tag=...``; flows.package stores it in the bento),
 else from the environment variable ``SESSIONFLOW_MODEL_TAG`` (development: ``bentoml serve
 bento.service:SessionRecommender``). Neither -> the import fails with a message saying what to do.
 
-``/recommend`` without ``session_id`` hands the session to the batchable ``/recommend_batch`` through the
-service's own client, so concurrent requests are scored together by BentoML's adaptive batching; with a
-``session_id`` it goes through the conversation engine, so that session's likes, dislikes and stated
-constraints count immediately.
+``/recommend`` without ``session_id`` goes to an in-process micro-batcher (bento/batching.py): concurrent
+requests are scored together in one call, with no HTTP hop, and overload is refused at once with 503 +
+Retry-After instead of queueing into timeouts. With a ``session_id`` it goes through the conversation
+engine, so that session's likes, dislikes and stated constraints count immediately.
+
+The model folder is checked against the sha256 checksums written at packaging before anything is loaded.
+/feedback answers 503 (and /readyz turns not-ready) while the feedback store is deleted, replaced,
+read-only or failing; an ``Idempotency-Key`` header makes a client's retry store the event once.
 
 Feedback goes to ``$SESSIONFLOW_FEEDBACK_URL`` / ``$SESSIONFLOW_FEEDBACK_DB`` or a default next to the
 project or the BentoML home (``bento.schemas.feedback_log_url``); /metadata reports the location in use.
@@ -27,17 +33,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import anyio
 import bentoml
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import JSONResponse
 
+from bento import runtime
+from bento.batching import MicroBatcher, Overloaded
 from bento.schemas import (
     MODEL_TAG_ENV,
     BentoArgs,
@@ -46,6 +53,7 @@ from bento.schemas import (
     FeedbackRequest,
     FeedbackResponse,
     ItemId,
+    RecommendBatchRequest,
     RecommendedItem,
     RecommendRequest,
     RecommendResponse,
@@ -57,7 +65,9 @@ from bento.schemas import (
     invalid,
     resolve_model_tag,
 )
+from bento.security import ServingGuard, quiet_client_error_tracebacks
 from components.dialogue.config import ConversationConfig
+from components.serving_settings import API_KEY_ENV, GuardSettings
 
 if TYPE_CHECKING:  # heavy (torch, via the models): imported in the worker, not by `bentoml serve`
     from components.bundle import Predictor, RecommendResult
@@ -104,11 +114,31 @@ class SessionRecommender:
 
         self.model_tag = str(self.model_ref.tag)
         model_dir = Path(self.model_ref.path)
+        # --- production plumbing (bento/runtime.py, bento/security.py, bento/batching.py) ---
+        quiet_client_error_tracebacks()
+        n_checked = runtime.verify_model_folder(model_dir)  # BundleIntegrityError names the file
+        guard = GuardSettings.from_env()
+        logger.info(
+            "model %s: %d files match their checksums; %s", self.model_tag, n_checked, guard.describe()
+        )
+        if guard.api_key is None:
+            logger.warning(
+                "%s is not set: /feedback and /reset are open to anyone who can reach this port", API_KEY_ENV
+            )
+        self.batcher: MicroBatcher[RecommendRequest, RecommendResponse] = MicroBatcher(
+            self._score,
+            max_batch_size=ARGS.max_batch_size,
+            max_queue_delay_ms=ARGS.max_latency_ms,
+            name="recommend",
+        )
+        self.replays = runtime.ReplayCache()
+        self.readiness = runtime.ReadinessLog()
+        # --- end of production plumbing ---
         self.predictor = Predictor.load(model_dir)
         self.engine, self.embeddings_source = build_engine(model_dir, self.predictor, ARGS.conversation)
         self.feedback_url = feedback_log_url()
         self.feedback_log = FeedbackLog(self.feedback_url)
-        where = re.sub(r"//[^@/]*@", "//", self.feedback_url)  # no credentials in logs or /metadata
+        where = runtime.feedback_location(self.feedback_url)  # no absolute path or credentials
         logger.info("feedback log: %s; item embeddings: %s", where, self.embeddings_source)
         labels = dict(self.model_ref.info.labels)
         meta = self.predictor.meta
@@ -128,15 +158,14 @@ class SessionRecommender:
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
 
-    @bentoml.api(
-        route="/recommend_batch",
-        batchable=True,
-        max_batch_size=ARGS.max_batch_size,
-        max_latency_ms=ARGS.max_latency_ms,
-    )
-    def recommend_batch(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
-        """Recommend for many sessions at once; concurrent /recommend calls are batched into here."""
-        return self._score(sessions)
+    def __is_ready__(self) -> bool:
+        """/readyz: not ready while the feedback store cannot take writes (it reopens when it is back)."""
+        return self.readiness.update(*self.feedback_log.health())
+
+    @bentoml.api(route="/recommend_batch", input_spec=RecommendBatchRequest)
+    async def recommend_batch(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
+        """Recommend for many sessions at once (at most ``MAX_BATCH_SESSIONS``), in one scoring call."""
+        return await anyio.to_thread.run_sync(self._score, sessions)
 
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     async def recommend(
@@ -155,15 +184,9 @@ class SessionRecommender:
         if session_id is not None:
             return await anyio.to_thread.run_sync(self._score_session, request)
         try:
-            [response] = await self.to_async.recommend_batch(sessions=[request])
-        except (aiohttp.ClientError, RuntimeError) as exc:
-            # bentoml 1.4.3x recycles its self-client's aiohttp session every 100 calls and can cut calls
-            # in flight (bentoml/BentoML#5540, #5544): score this one directly instead of failing it.
-            if isinstance(exc, RuntimeError) and "closed" not in str(exc):
-                raise
-            logger.warning("batched call failed (%s: %s); scoring directly", type(exc).__name__, exc)
-            [response] = await anyio.to_thread.run_sync(self._score, [request])
-        return response
+            return await self.batcher.submit(request)
+        except Overloaded as exc:  # shed at once: 503 + Retry-After, never a timeout
+            return runtime.unavailable(f"overloaded, retry shortly ({exc.reason})", exc.retry_after_s)
 
     @bentoml.api(route="/chat", input_spec=ChatRequest)
     def chat(
@@ -175,6 +198,8 @@ class SessionRecommender:
     ) -> ChatResponse:
         """One conversational turn: ``session_id`` + ``message`` (kept server-side) or ``messages``."""
         check_chat_form(session_id, message, messages)
+        if messages is None and session_id is None:
+            session_id = runtime.new_session_id()  # a new conversation: the server issues its id
         try:
             if messages is not None:
                 result = self.engine.chat_stateless([m.model_dump() for m in messages], k)
@@ -190,10 +215,12 @@ class SessionRecommender:
         session_id: str,
         item_id: ItemId,
         event: str,
+        ctx: bentoml.Context,
         value: float | None = None,
         user_id: ItemId | None = None,
     ) -> FeedbackResponse:
-        """Log the event durably (on disk before the answer), then re-rank the session's list with it."""
+        """Log the event durably (on disk before the answer), then re-rank the session's list with it.
+        With an ``Idempotency-Key`` header a retry stores nothing new and gets the first answer."""
         check_feedback_value(event, value)
         item = str(item_id)
         if self.engine.catalogue.index(item) is None:
@@ -207,11 +234,23 @@ class SessionRecommender:
         record = {"session_id": session_id, "item_id": item, "event": event, "value": value}
         if user_id is not None:
             record["user_id"] = str(user_id)
-        log_id = self.feedback_log.append(record)  # committed (fsynced) before anything else happens
+        key = ctx.request.headers.get(runtime.IDEMPOTENCY_HEADER)
+        stored = self._store_feedback(record, key)  # committed (fsynced) before anything else happens
+        if isinstance(stored, JSONResponse):
+            return stored  # type: ignore[return-value]  # 503 / 409: nothing was stored now
+        if stored.replayed and key is not None and (cached := self.replays.get(key)) is not None:
+            return FeedbackResponse(**cached)
         answer = self.engine.feedback(session_id, item, event, value)
-        return FeedbackResponse(
-            id=log_id, polarity=answer["polarity"], items=answer.get("items", []), state=answer["state"]
+        response = FeedbackResponse(
+            id=stored.id,
+            polarity=answer["polarity"],
+            items=answer.get("items", []),
+            state=answer["state"],
+            replayed=stored.replayed,
         )
+        if key is not None:
+            self.replays.put(key, {**response.model_dump(), "replayed": True})
+        return response
 
     @bentoml.api(route="/reset", input_spec=ResetRequest)
     def reset(self, session_id: str) -> ResetResponse:
@@ -223,6 +262,23 @@ class SessionRecommender:
     def metadata(self) -> dict[str, Any]:
         """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics."""
         return {**self.lineage, "bento_tag": _bento_tag()}
+
+    def _store_feedback(self, record: dict[str, Any], key: str | None) -> Any:
+        """``Appended`` once on disk; a 503 while the store is unavailable, a 409 for a reused key."""
+        from components.feedback_log import Appended, IdempotencyConflict
+        from components.feedback_store import FeedbackStoreUnavailable
+
+        try:
+            if key is None:
+                return Appended(self.feedback_log.append(record))
+            return self.feedback_log.append_once(record, key)
+        except FeedbackStoreUnavailable as exc:
+            self.readiness.update(False, str(exc))
+            return runtime.unavailable("the feedback store is unavailable; nothing was stored, retry later")
+        except IdempotencyConflict as exc:
+            return runtime.conflict(str(exc))
+        except ValueError as exc:  # a malformed Idempotency-Key
+            raise invalid("FeedbackRequest", "Idempotency-Key", str(exc)) from None
 
     def _score(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
         out: dict[int, RecommendResponse] = {
@@ -286,6 +342,9 @@ def build_engine(
             return engine, "bundled"
         logger.warning("packaged item embeddings do not match the catalogue's texts: encoding them again")
     return ConversationEngine(predictor, items, config, None), "encoded at startup"
+
+
+SessionRecommender.add_asgi_middleware(ServingGuard)  # bento/security.py: in front of every route
 
 
 def _bento_tag() -> str | None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 import pytest
 
 from tests.service import DATA_HASH, METRICS, N_ITEMS, title
@@ -132,19 +130,6 @@ def test_concurrent_recommends_are_batched(client, monkeypatch):
     assert [r.status_code for r in responses] == [200] * 64
     assert sum(sizes) == 64
     assert max(sizes) > 1, f"no request was batched: batch sizes {sizes}"
-
-
-def test_recommend_scores_directly_when_the_self_client_drops_the_call(service):
-    """bentoml 1.4.3x's self-client may cut calls in flight when it recycles its session."""
-
-    class DroppingClient:
-        async def recommend_batch(self, sessions):
-            raise aiohttp.ServerDisconnectedError()
-
-    svc = service.SessionRecommender()
-    svc.to_async = DroppingClient()
-    response = asyncio.run(svc.recommend(items=["1", "2"], k=2))
-    assert len(response.items) == 2 and response.items[0].item_id == "3"
 
 
 def test_resolve_model_tag(service):

@@ -1,0 +1,110 @@
+"""Production plumbing of the service that is not request parsing or ranking: the model folder's integrity
+check, 503 answers with Retry-After, replay of idempotent /feedback answers, server-issued session ids,
+and what /metadata may say about where feedback is stored.
+
+bento/service.py stays thin and calls these; bento/security.py is the ASGI guard in front of it and
+bento/batching.py the micro-batcher behind /recommend.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+from bento.security import RETRY_AFTER_S
+from components.feedback_log import redact_url, sqlite_path
+
+logger = logging.getLogger("sessionflow.service")
+
+SESSION_ID_PREFIX = "s_"
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+def verify_model_folder(model_dir: Path) -> int:
+    """sha256 of every packaged file against ``checksums.json`` (components.integrity); raises
+    ``BundleIntegrityError`` naming the file and the problem. Returns the number of files checked."""
+    from components.integrity import STORE_FILES, verify
+
+    return verify(model_dir, ignore=STORE_FILES)
+
+
+def unavailable(reason: str, retry_after_s: int = RETRY_AFTER_S) -> JSONResponse:
+    """503 with Retry-After: the request was not done, and retrying later is safe."""
+    return JSONResponse({"error": reason}, status_code=503, headers={"Retry-After": str(retry_after_s)})
+
+
+def conflict(reason: str) -> JSONResponse:
+    return JSONResponse({"error": reason}, status_code=409)
+
+
+def new_session_id() -> str:
+    """An unguessable session id (144 random bits, URL-safe)."""
+    return SESSION_ID_PREFIX + secrets.token_urlsafe(18)
+
+
+def feedback_location(url: str) -> str:
+    """Where feedback goes, for /metadata and logs: the backend and file name or host, never an absolute
+    path or credentials."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return redact_url(url)
+    return f"sqlite:{sqlite_path(url).name}"
+
+
+class ReplayCache:
+    """The answers to the last ``size`` idempotent /feedback requests, by key: a client retry gets the very
+    answer it missed. (The log itself never stores an event twice; after a restart a retry re-applies the
+    event to the session, whose in-memory state was lost with the restart anyway.)"""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self.size = size
+        self._answers: collections.OrderedDict[str, dict[str, Any]] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            answer = self._answers.get(key)
+            if answer is not None:
+                self._answers.move_to_end(key)
+            return answer
+
+    def put(self, key: str, answer: dict[str, Any]) -> None:
+        with self._lock:
+            self._answers[key] = answer
+            self._answers.move_to_end(key)
+            while len(self._answers) > self.size:
+                self._answers.popitem(last=False)
+
+
+class ReadinessLog:
+    """Logs readiness changes once (not on every probe)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[bool, str] | None = None
+
+    def update(self, ready: bool, reason: str) -> bool:
+        if self._last is None or self._last[0] != ready:
+            if ready:
+                if self._last is not None:
+                    logger.warning("ready again: the feedback store is back")
+            else:
+                logger.error("not ready: %s", reason)
+        self._last = (ready, reason)
+        return ready
+
+
+__all__ = [
+    "IDEMPOTENCY_HEADER",
+    "ReadinessLog",
+    "ReplayCache",
+    "conflict",
+    "feedback_location",
+    "new_session_id",
+    "unavailable",
+    "verify_model_folder",
+]
