@@ -9,8 +9,11 @@ bento/batching.py the micro-batcher behind /recommend.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
+import os
 import secrets
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,10 @@ from components.feedback_log import redact_url, sqlite_path
 logger = logging.getLogger("sessionflow.service")
 
 SESSION_ID_PREFIX = "s_"
+ACCESS_LOG_ENV = "SESSIONFLOW_ACCESS_LOG"
+# How often (s) a thread holding the GIL is asked to hand it over; Python's default is 5 ms, which makes the
+# event loop wait behind any busy thread (dialogue engine, feedback writes) for whole milliseconds.
+GIL_SWITCH_INTERVAL_S = 0.001
 IDEMPOTENCY_HEADER = "idempotency-key"
 
 
@@ -32,6 +39,25 @@ def verify_model_folder(model_dir: Path) -> int:
     from components.integrity import STORE_FILES, verify
 
     return verify(model_dir, ignore=STORE_FILES)
+
+
+def access_log_enabled(env: Any = os.environ) -> bool:
+    """BentoML's one-line-per-request access log: off unless ``SESSIONFLOW_ACCESS_LOG=1``."""
+    return str(env.get(ACCESS_LOG_ENV, "")).strip().lower() in ("1", "true", "yes", "on")
+
+
+def tune_interpreter() -> None:
+    """A shorter GIL switch interval for the HTTP worker (see ``GIL_SWITCH_INTERVAL_S``)."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
+def cache_api_signatures(service_cls: Any) -> None:
+    """BentoML 1.4 calls ``inspect.signature`` on an API function for every request; give each function its
+    signature once (``inspect.signature`` returns ``__signature__`` when set)."""
+    for api in getattr(service_cls, "apis", {}).values():
+        func = getattr(api, "func", None)
+        if func is not None and getattr(func, "__signature__", None) is None:
+            func.__signature__ = inspect.signature(func)
 
 
 def unavailable(reason: str, retry_after_s: int = RETRY_AFTER_S) -> JSONResponse:
@@ -99,7 +125,11 @@ class ReadinessLog:
 
 
 __all__ = [
+    "ACCESS_LOG_ENV",
     "IDEMPOTENCY_HEADER",
+    "access_log_enabled",
+    "cache_api_signatures",
+    "tune_interpreter",
     "ReadinessLog",
     "ReplayCache",
     "conflict",

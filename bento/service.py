@@ -31,6 +31,7 @@ points at Redis.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from pathlib import Path
@@ -41,7 +42,7 @@ import bentoml
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from bento import runtime
 from bento.batching import MicroBatcher, Overloaded
@@ -65,12 +66,13 @@ from bento.schemas import (
     invalid,
     resolve_model_tag,
 )
+from bento.scoring import ScoringProcess, ScoringUnavailable, Session
 from bento.security import ServingGuard, quiet_client_error_tracebacks
 from components.dialogue.config import ConversationConfig
 from components.serving_settings import API_KEY_ENV, GuardSettings
 
 if TYPE_CHECKING:  # heavy (torch, via the models): imported in the worker, not by `bentoml serve`
-    from components.bundle import Predictor, RecommendResult
+    from components.bundle import Predictor
     from components.dialogue.engine import ConversationEngine
 
 logger = logging.getLogger("sessionflow.service")
@@ -84,15 +86,6 @@ ARGS = bentoml.use_arguments(BentoArgs)
 MODEL_TAG = resolve_model_tag(ARGS.model_tag)
 
 
-def _response(result: RecommendResult, k: int, model_version: str) -> RecommendResponse:
-    return RecommendResponse(
-        items=[RecommendedItem(item_id=r.item_id, title=r.title, score=r.score) for r in result.items[:k]],
-        model_version=model_version,
-        unknown_items=result.unknown_items,
-        k=k,
-    )
-
-
 metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 metadata_app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -103,7 +96,13 @@ def chat_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-@bentoml.service(name="sessionflow", traffic={"timeout": 30})
+@bentoml.service(
+    name="sessionflow",
+    traffic={"timeout": 30},
+    # One line per request through Python logging costs more than the rest of a /recommend answer; 4xx and
+    # 5xx answers are logged one line each by bento/security.py. SESSIONFLOW_ACCESS_LOG=1 turns it on.
+    logging={"access": {"enabled": runtime.access_log_enabled()}},
+)
 @bentoml.asgi_app(metadata_app, path="/")
 class SessionRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
@@ -114,8 +113,9 @@ class SessionRecommender:
 
         self.model_tag = str(self.model_ref.tag)
         model_dir = Path(self.model_ref.path)
-        # --- production plumbing (bento/runtime.py, bento/security.py, bento/batching.py) ---
+        # --- production plumbing (bento/runtime.py, security.py, batching.py, scoring.py) ---
         quiet_client_error_tracebacks()
+        runtime.tune_interpreter()
         n_checked = runtime.verify_model_folder(model_dir)  # BundleIntegrityError names the file
         guard = GuardSettings.from_env()
         logger.info(
@@ -125,8 +125,11 @@ class SessionRecommender:
             logger.warning(
                 "%s is not set: /feedback and /reset are open to anyone who can reach this port", API_KEY_ENV
             )
-        self.batcher: MicroBatcher[RecommendRequest, RecommendResponse] = MicroBatcher(
-            self._score,
+        labels = dict(self.model_ref.info.labels)
+        self.model_version = labels.get("mlflow_model_version") or self.model_tag
+        self.scorer = ScoringProcess(model_dir, self.model_version)  # the model, in a process of its own
+        self.batcher: MicroBatcher[Session, bytes] = MicroBatcher(
+            self.scorer.score,
             max_batch_size=ARGS.max_batch_size,
             max_queue_delay_ms=ARGS.max_latency_ms,
             name="recommend",
@@ -140,9 +143,7 @@ class SessionRecommender:
         self.feedback_log = FeedbackLog(self.feedback_url)
         where = runtime.feedback_location(self.feedback_url)  # no absolute path or credentials
         logger.info("feedback log: %s; item embeddings: %s", where, self.embeddings_source)
-        labels = dict(self.model_ref.info.labels)
         meta = self.predictor.meta
-        self.model_version = labels.get("mlflow_model_version") or self.model_tag
         self.lineage: dict[str, Any] = {
             "bentoml_model_tag": self.model_tag,
             "registered_model": labels.get("registered_model"),
@@ -158,14 +159,24 @@ class SessionRecommender:
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
 
-    def __is_ready__(self) -> bool:
-        """/readyz: not ready while the feedback store cannot take writes (it reopens when it is back)."""
+    async def __is_ready__(self) -> bool:
+        """/readyz: not ready while the feedback store cannot take writes (it reopens when it is back).
+        Async: a few stat() calls, cheaper inline than a thread hop per probe."""
         return self.readiness.update(*self.feedback_log.health())
 
     @bentoml.api(route="/recommend_batch", input_spec=RecommendBatchRequest)
     async def recommend_batch(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
-        """Recommend for many sessions at once (at most ``MAX_BATCH_SESSIONS``), in one scoring call."""
-        return await anyio.to_thread.run_sync(self._score, sessions)
+        """Recommend for many sessions at once (at most ``MAX_BATCH_SESSIONS``); each as in /recommend."""
+        parts: list[bytes] = []
+        try:
+            for session in sessions:  # queued together: the batcher scores them in as few calls as it can
+                parts.append(await self._answer(session) if session.session_id else b"")
+            plain = [s for s in sessions if s.session_id is None]
+            scored = iter(await asyncio.gather(*(self.batcher.submit(self._session(s)) for s in plain)))
+        except (Overloaded, ScoringUnavailable) as exc:
+            return self._refused(exc)  # type: ignore[return-value]
+        body = b",".join(part or next(scored) for part in parts)
+        return Response(b"[" + body + b"]", media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     async def recommend(
@@ -184,9 +195,27 @@ class SessionRecommender:
         if session_id is not None:
             return await anyio.to_thread.run_sync(self._score_session, request)
         try:
-            return await self.batcher.submit(request)
-        except Overloaded as exc:  # shed at once: 503 + Retry-After, never a timeout
-            return runtime.unavailable(f"overloaded, retry shortly ({exc.reason})", exc.retry_after_s)
+            body = await self.batcher.submit(self._session(request))
+        except (Overloaded, ScoringUnavailable) as exc:
+            return self._refused(exc)  # type: ignore[return-value]
+        return Response(body, media_type="application/json")  # type: ignore[return-value]  # as scored
+
+    def _session(self, request: RecommendRequest) -> Session:
+        return (
+            [str(i) for i in request.items],
+            request.k or ARGS.default_k,
+            [str(i) for i in request.exclude],
+        )
+
+    async def _answer(self, request: RecommendRequest) -> bytes:
+        answer = await anyio.to_thread.run_sync(self._score_session, request)
+        return answer.model_dump_json().encode("utf-8")
+
+    @staticmethod
+    def _refused(exc: Exception) -> JSONResponse:
+        """Overload or a restarting scorer: 503 + Retry-After at once, never a timeout."""
+        retry = getattr(exc, "retry_after_s", 1)
+        return runtime.unavailable(f"overloaded, retry shortly ({getattr(exc, 'reason', exc)})", retry)
 
     @bentoml.api(route="/chat", input_spec=ChatRequest)
     def chat(
@@ -236,8 +265,9 @@ class SessionRecommender:
             record["user_id"] = str(user_id)
         key = ctx.request.headers.get(runtime.IDEMPOTENCY_HEADER)
         stored = self._store_feedback(record, key)  # committed (fsynced) before anything else happens
-        if isinstance(stored, JSONResponse):
-            return stored  # type: ignore[return-value]  # 503 / 409: nothing was stored now
+        if isinstance(stored, JSONResponse):  # 503 / 409: nothing was stored now
+            ctx.response.status_code = stored.status_code  # BentoML applies the context's status code
+            return stored  # type: ignore[return-value]
         if stored.replayed and key is not None and (cached := self.replays.get(key)) is not None:
             return FeedbackResponse(**cached)
         answer = self.engine.feedback(session_id, item, event, value)
@@ -260,8 +290,17 @@ class SessionRecommender:
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
-        """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics."""
-        return {**self.lineage, "bento_tag": _bento_tag()}
+        """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics; and
+        how /recommend is being batched (requests, batches, largest batch, refused)."""
+        stats = self.batcher.stats
+        batching = {
+            "requests": stats.requests,
+            "batches": stats.batches,
+            "largest_batch": stats.largest_batch,
+            "shed": stats.shed,
+            "scorer_restarts": self.scorer.restarts,
+        }
+        return {**self.lineage, "bento_tag": _bento_tag(), "batching": batching}
 
     def _store_feedback(self, record: dict[str, Any], key: str | None) -> Any:
         """``Appended`` once on disk; a 503 while the store is unavailable, a 409 for a reused key."""
@@ -279,22 +318,6 @@ class SessionRecommender:
             return runtime.conflict(str(exc))
         except ValueError as exc:  # a malformed Idempotency-Key
             raise invalid("FeedbackRequest", "Idempotency-Key", str(exc)) from None
-
-    def _score(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
-        out: dict[int, RecommendResponse] = {
-            n: self._score_session(s) for n, s in enumerate(sessions) if s.session_id is not None
-        }
-        plain = [(n, s) for n, s in enumerate(sessions) if s.session_id is None]
-        if plain:
-            ks = [s.k or ARGS.default_k for _, s in plain]
-            results = self.predictor.recommend_batch(
-                [[str(i) for i in s.items] for _, s in plain],
-                k=max(ks),
-                exclude=[[str(i) for i in s.exclude] for _, s in plain],
-            )
-            for (n, _), r, k in zip(plain, results, ks, strict=True):
-                out[n] = _response(r, k, self.model_version)
-        return [out[n] for n in range(len(sessions))]
 
     def _score_session(self, request: RecommendRequest) -> RecommendResponse:
         """A session-aware ranking: the request's items plus the session's live feedback and constraints."""
@@ -345,6 +368,7 @@ def build_engine(
 
 
 SessionRecommender.add_asgi_middleware(ServingGuard)  # bento/security.py: in front of every route
+runtime.cache_api_signatures(SessionRecommender)
 
 
 def _bento_tag() -> str | None:
