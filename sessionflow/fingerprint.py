@@ -39,11 +39,11 @@ STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
 RUNNER = "sessionflow.stages"
 
 
-def module_file(name: str, root: Path = PROJECT_ROOT) -> Path | None:
+def module_file(name: str, root: Path | None = None) -> Path | None:
     """The source file of a project module (``components.ingest`` -> components/ingest.py), else None."""
     if name.split(".", 1)[0] not in PROJECT_PACKAGES:
         return None
-    base = root.joinpath(*name.split("."))
+    base = (root or PROJECT_ROOT).joinpath(*name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
         if candidate.is_file():
             return candidate
@@ -85,9 +85,10 @@ def _module_level_imports(path: Path) -> set[str]:
     return _import_names(ast.parse(path.read_bytes(), filename=str(path)).body)
 
 
-def code_files(stage: str, root: Path = PROJECT_ROOT) -> list[Path]:
+def code_files(stage: str, root: Path | None = None) -> list[Path]:
     """Source files a stage runs: the runner (its module-level imports only: its other functions belong to
     other stages) plus the transitive project imports of the stage's modules."""
+    root = root or PROJECT_ROOT
     if stage not in STAGE_MODULES:
         raise ValueError(f"unknown data stage {stage!r}; known: {sorted(STAGE_MODULES)}")
     runner = module_file(RUNNER, root)
@@ -137,7 +138,7 @@ def stage_fingerprint(stage: str, settings: Settings, inputs: list[Path], root: 
     h.update(f"stage={stage}\n".encode())
     h.update(json.dumps(sections, sort_keys=True).encode())
     h.update(f"\ninputs={files_digest(inputs, root)}\n".encode())
-    h.update(f"code={files_digest(code_files(stage), PROJECT_ROOT)}\n".encode())
+    h.update(f"code={files_digest(code_files(stage), PROJECT_ROOT)}\n".encode())  # PROJECT_ROOT: now
     return h.hexdigest()
 
 
