@@ -273,6 +273,29 @@ def default_payload(base: str, route: str, headers: dict[str, str]) -> dict[str,
     raise SystemExit(f"give --payload for route {route}")
 
 
+def markdown_table(report: dict[str, Any]) -> str:
+    """The steps as a Markdown table (for docs/results.md)."""
+    rows = [
+        "| offered req/s | achieved req/s (2xx) | p50 ms | p95 ms | p99 ms | max ms | non-2xx "
+        "| transport errors | refused: max ms, with Retry-After |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in report["steps"]:
+        probe = s["probe"]
+        refused = (
+            f"{probe['refused_max_ms']}, {probe['refused_with_retry_after']}/{probe['n_refused']}"
+            if probe["n_refused"]
+            else "none refused"
+        )
+        codes = ", ".join(f"{k}: {v}" for k, v in sorted(s["status_codes"].items()) if not k.startswith("2"))
+        rows.append(
+            f"| {s['offered_rps']} | {s['achieved_rps']} ({s['achieved_2xx_rps']}) | {s['p50_ms']} | "
+            f"{s['p95_ms']} | {s['p99_ms']} | {s['slowest_ms']} | {codes or 0} | {s['transport_errors']} | "
+            f"{refused} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = ap.add_mutually_exclusive_group(required=True)
@@ -376,6 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
+    print(markdown_table(report))
     print(
         f"idle p50 before {report['idle_before']['p50_ms']} ms, 5 s after the last step "
         f"{report['idle_after_plus_5s']['p50_ms']} ms; recovery {recovery} s; "

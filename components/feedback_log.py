@@ -349,7 +349,7 @@ def _fetchone(conn: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] |
 
 
 def _rollback_quietly(conn: Any, errors: tuple[type[BaseException], ...]) -> None:
-    with contextlib.suppress(errors):
+    with contextlib.suppress(*errors):
         conn.rollback()
 
 

@@ -212,7 +212,7 @@ class PostgresStore:
         self.last_problem = reason
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(self.errors):
+            with contextlib.suppress(*self.errors):
                 conn.close()
 
     def close(self) -> None:

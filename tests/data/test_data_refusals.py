@@ -142,3 +142,18 @@ def test_sha256_refusal_through_validate_is_one_line(tmp_path):
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "u.data has sha256" in lines[0] and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("stage", ["ingest", "validate", "featurize"])
+def test_dvc_stages_depend_on_all_the_code_they_run(stage):
+    """DVC and the Prefect flow cache the same thing: every module the stage imports is a DVC dependency."""
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["deps"]
+    missing = [
+        p.relative_to(REPO).as_posix()
+        for p in fingerprint.code_files(stage)
+        if not any(
+            p.relative_to(REPO).as_posix() == d or p.relative_to(REPO).as_posix().startswith(d + "/")
+            for d in deps
+        )
+    ]
+    assert not missing, f"dvc.yaml stage {stage!r} lacks code deps {missing}"
