@@ -79,7 +79,7 @@ def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[s
     else:
         env["SESSIONFLOW_MODEL_TAG"] = args.model_tag
         target = "bento.service:SessionRecommender"
-    cmd = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(args.port)]
+    cmd = [args.python, "-m", "bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(args.port)]
     log = log_path.open("wb")
     proc = subprocess.Popen(
         cmd, cwd=args.source, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -303,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--model-tag", help="serve bento.service from --source with this BentoML model tag")
     where.add_argument("--bento", help="serve this built bento tag")
     ap.add_argument("--source", default=str(REPO), help="project folder to serve from (default: this one)")
+    ap.add_argument("--python", default=sys.executable, help="interpreter of the server (default: this one)")
     ap.add_argument("--port", type=int, default=3700)
     ap.add_argument("--route", default="/recommend")
     ap.add_argument(
