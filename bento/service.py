@@ -6,7 +6,8 @@ fusion, reasons) in ``components.dialogue.ConversationEngine``, durable feedback
 ``components.feedback_log.FeedbackLog``; request models in ``bento/schemas.py``; packaging in
 ``flows/package.py``. Production plumbing: ``bento/security.py`` (the ASGI guard in front of every route:
 API key, body size, content type, CORS, concurrency, one-line 4xx logs), ``bento/batching.py`` (the
-micro-batcher behind /recommend), ``bento/runtime.py`` (model checksums, 503s, idempotent feedback).
+micro-batcher behind /recommend), ``bento/scoring.py`` (its model, in a process of its own),
+``bento/runtime.py`` (model checksums, 503s, idempotent feedback).
 
 Which model: one exact BentoML model tag (``name:version``, never ``latest``), taken from the bento
 argument ``model_tag`` (``bentoml build --arg model_tag=...``; flows.package stores it in the bento),
@@ -14,9 +15,10 @@ else from the environment variable ``SESSIONFLOW_MODEL_TAG`` (development: ``ben
 bento.service:SessionRecommender``). Neither -> the import fails with a message saying what to do.
 
 ``/recommend`` without ``session_id`` goes to an in-process micro-batcher (bento/batching.py): concurrent
-requests are scored together in one call, with no HTTP hop, and overload is refused at once with 503 +
-Retry-After instead of queueing into timeouts. With a ``session_id`` it goes through the conversation
-engine, so that session's likes, dislikes and stated constraints count immediately.
+requests are scored together in one call to the scoring process (no HTTP hop, no GIL shared with the event
+loop), and overload is refused at once with 503 + Retry-After instead of queueing into timeouts. With a
+``session_id`` it goes through the conversation engine, so that session's likes, dislikes and stated
+constraints count immediately.
 
 The model folder is checked against the sha256 checksums written at packaging before anything is loaded.
 /feedback answers 503 (and /readyz turns not-ready) while the feedback store is deleted, replaced,
@@ -304,9 +306,14 @@ class SessionRecommender:
 
     def _store_feedback(self, record: dict[str, Any], key: str | None) -> Any:
         """``Appended`` once on disk; a 503 while the store is unavailable, a 409 for a reused key."""
-        from components.feedback_log import Appended, IdempotencyConflict
+        from components.feedback_log import Appended, IdempotencyConflict, check_idempotency_key
         from components.feedback_store import FeedbackStoreUnavailable
 
+        if key is not None:
+            try:
+                check_idempotency_key(key)
+            except ValueError as exc:
+                raise invalid("FeedbackRequest", "Idempotency-Key", str(exc)) from None
         try:
             if key is None:
                 return Appended(self.feedback_log.append(record))
@@ -316,8 +323,6 @@ class SessionRecommender:
             return runtime.unavailable("the feedback store is unavailable; nothing was stored, retry later")
         except IdempotencyConflict as exc:
             return runtime.conflict(str(exc))
-        except ValueError as exc:  # a malformed Idempotency-Key
-            raise invalid("FeedbackRequest", "Idempotency-Key", str(exc)) from None
 
     def _score_session(self, request: RecommendRequest) -> RecommendResponse:
         """A session-aware ranking: the request's items plus the session's live feedback and constraints."""
