@@ -1,11 +1,13 @@
 """Load test of the HTTP service: offered rate vs achieved rate, latency percentiles, errors, memory, and the
 recovery after an overload. Loopback only, bounded in time.
 
-The load generator is ``hey`` (Debian package ``hey``: ``apt-get install hey``), a Go HTTP load generator run
-as a separate process: ``-c`` workers each paced at ``-q`` requests per second, so ``c x q`` is the offered
-rate. Each worker waits for its answer before the next send, so it is open-loop only while answers are faster
-than ``c / rate`` seconds (1 / q = 200 ms here); when the server is slower than that the achieved rate drops,
-which is what a collapsing server looks like.
+The load generator is ``wrk`` (Debian package ``wrk``: ``apt-get install wrk``; C, epoll) driven by
+``benchmarks/open_loop.lua``: requests leave at the times of a Poisson process of the offered rate on a
+monotonic clock, on whichever connection is free -- open loop, not "next request when the last answer
+came". A request that finds no free connection goes out late and is counted (``late``, ``max_lag_ms``), so
+an offered rate that was not really offered shows. (``hey -q`` paces every worker with its own ticker,
+all started together: it sends synchronized bursts of ``-c`` requests, which is not the load a service
+sees.)
 
 Per offered rate (default 100, 200, 500, 1000 req/s, ``--duration`` seconds each) it records: achieved
 requests/s (all answers, and 2xx only), p50/p95/p99/max latency over all answers, status codes, transport
@@ -24,6 +26,7 @@ back (``recovery_s``: time until 10 consecutive sequential requests are within 1
         --payload '{"messages": [{"role": "user", "content": "a funny sci-fi film from the 90s"}], "k": 10}'
 
 Wrap timing runs in ``flock -x /tmp/sf-cpu.lock`` on a shared machine. Writes ``results/serve_load.json``.
+Loopback only; every step is bounded (``--duration`` <= 120 s, wrk's request timeout 10 s).
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ import contextlib
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -50,7 +52,6 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RATES = (100, 200, 500, 1000)
-PER_WORKER_QPS = 5.0  # hey -q: each worker sends at most this many requests per second
 DEFAULT_CHAT_PAYLOAD = {
     "messages": [{"role": "user", "content": "a funny sci-fi film from the 90s"}],
     "k": 10,
@@ -73,6 +74,13 @@ def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[s
         "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1"),
     }
     env.setdefault("BENTOML_HOME", str(REPO / ".bentoml"))
+    if (
+        args.as_served
+    ):  # the environment `sessionflow serve` gives the server (components/serving_settings.py)
+        sys.path.insert(0, str(REPO))
+        from components.serving_settings import bentoml_environment
+
+        env.update(bentoml_environment(env))
     env.setdefault("SESSIONFLOW_FEEDBACK_DB", str(Path(args.workdir) / "feedback.db"))
     if args.bento:
         target = args.bento
@@ -191,60 +199,56 @@ class SideProbe(threading.Thread):
         }
 
 
-def run_hey(
+LUA = Path(__file__).resolve().parent / "open_loop.lua"
+WRK_THREADS = 2
+
+
+def run_wrk(
     url: str, payload_file: Path, headers: dict[str, str], rate: int, duration: int
 ) -> dict[str, Any]:
-    workers = max(1, round(rate / PER_WORKER_QPS))
-    cmd = ["hey", "-z", f"{duration}s", "-c", str(workers), "-q", str(rate / workers), "-t", "10"]
-    cmd += ["-m", "POST", "-D", str(payload_file), "-T", "application/json"]
-    for key, value in headers.items():
-        if key.lower() != "content-type":
-            cmd += ["-H", f"{key}: {value}"]
-    cmd.append(url)
+    """One step of open-loop load at ``rate`` req/s for ``duration`` s (wrk + open_loop.lua)."""
+    connections = max(50, rate // 4)  # answers slower than 250 ms at full rate make requests late
+    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s"]
+    cmd += ["-s", str(LUA), url, "--", str(rate), str(payload_file)]
+    cmd += [f"{k}:{v}" for k, v in headers.items() if k.lower() != "content-type"]
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60, check=False)
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+        check=False,
+        env={**os.environ, "WRK_THREADS": str(WRK_THREADS)},
+    )
     elapsed = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"hey failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    parsed = parse_hey(proc.stdout)
-    n_2xx = sum(v for k, v in parsed["status_codes"].items() if k.startswith("2"))
-    n_answers = sum(parsed["status_codes"].values())
-    n_errors = sum(parsed["errors"].values())
+    line = next((x for x in proc.stdout.splitlines()[::-1] if x.startswith("{")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr[-2000:]} {proc.stdout[-2000:]}")
+    raw = json.loads(line)
+    seconds = raw["duration_us"] / 1e6
+    statuses = {str(k): int(v) for k, v in raw["statuses"].items()}
+    n_2xx = sum(v for k, v in statuses.items() if k.startswith("2"))
+    n_answers = sum(statuses.values())
+    transport = sum(v for k, v in raw["errors"].items() if k != "status")
     return {
         "offered_rps": rate,
-        "hey_workers": workers,
-        "duration_s": duration,
-        "hey_wall_s": round(elapsed, 1),
-        "achieved_rps": round(n_answers / duration, 1),
-        "achieved_2xx_rps": round(n_2xx / duration, 1),
+        "connections": connections,
+        "duration_s": round(seconds, 2),
+        "wall_s": round(elapsed, 1),
+        "achieved_rps": round(n_answers / seconds, 1),
+        "achieved_2xx_rps": round(n_2xx / seconds, 1),
         "answers": n_answers,
         "non_2xx": n_answers - n_2xx,
-        "transport_errors": n_errors,
-        **parsed,
-    }
-
-
-def parse_hey(text: str) -> dict[str, Any]:
-    """hey's summary: latency percentiles (ms), fastest/slowest, status code and error distributions."""
-
-    def seconds(pattern: str) -> float | None:
-        m = re.search(pattern, text)
-        return round(float(m.group(1)) * 1000, 2) if m and m.group(1) != "NaN" else None
-
-    pct = {
-        f"p{int(p)}_ms": round(float(s) * 1000, 2) for p, s in re.findall(r"(\d+)% in ([\d.]+) secs", text)
-    }
-    statuses = {code: int(n) for code, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", text)}
-    errors_block = text.split("Error distribution:", 1)[1] if "Error distribution:" in text else ""
-    errors = {msg.strip()[:200]: int(n) for n, msg in re.findall(r"\[(\d+)\]\s+(.+)", errors_block)}
-    return {
-        "p50_ms": pct.get("p50_ms"),
-        "p95_ms": pct.get("p95_ms"),
-        "p99_ms": pct.get("p99_ms"),
-        "fastest_ms": seconds(r"Fastest:\s+([\d.NaN]+) secs"),
-        "slowest_ms": seconds(r"Slowest:\s+([\d.NaN]+) secs"),
+        "transport_errors": transport,
+        "errors": raw["errors"],
         "status_codes": statuses,
-        "errors": errors,
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p90_ms": round(raw["p90_us"] / 1000, 2),
+        "p95_ms": round(raw["p95_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "slowest_ms": round(raw["max_us"] / 1000, 2),
+        "late_sends": raw["late"],
+        "max_lag_ms": round(raw["max_lag_us"] / 1000, 1),
     }
 
 
@@ -304,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--bento", help="serve this built bento tag")
     ap.add_argument("--source", default=str(REPO), help="project folder to serve from (default: this one)")
     ap.add_argument("--python", default=sys.executable, help="interpreter of the server (default: this one)")
+    ap.add_argument(
+        "--as-served",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the server with the environment `sessionflow serve` sets (default; --no-as-served: bare)",
+    )
     ap.add_argument("--port", type=int, default=3700)
     ap.add_argument("--route", default="/recommend")
     ap.add_argument(
@@ -320,8 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", default=str(REPO / "results" / "serve_load"))
     ap.add_argument("--output", default=str(REPO / "results" / "serve_load.json"))
     args = ap.parse_args(argv)
-    if shutil.which("hey") is None:
-        raise SystemExit("hey is not installed: apt-get install hey")
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk")
     if args.duration < 1 or args.duration > 120:
         raise SystemExit("--duration must be 1..120 seconds (bounded runs only)")
     rates = [int(r) for r in args.rates.split(",") if r.strip()]
@@ -369,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         for rate in rates:
             probe = SideProbe(url, body, headers)
             probe.start()
-            step = run_hey(url, payload_file, headers, rate, args.duration)
+            step = run_wrk(url, payload_file, headers, rate, args.duration)
             probe.stop.set()
             probe.join()
             step["probe"] = probe.summary()
@@ -379,7 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"offered {rate:>5}/s: achieved {step['achieved_rps']:>7}/s "
                 f"(2xx {step['achieved_2xx_rps']}/s) "
                 f"p50 {step['p50_ms']} p95 {step['p95_ms']} p99 {step['p99_ms']} ms; "
-                f"statuses {step['status_codes']} errors {step['transport_errors']}; probe {step['probe']}",
+                f"statuses {step['status_codes']} errors {step['transport_errors']}; "
+                f"late sends {step['late_sends']} (max lag {step['max_lag_ms']} ms); probe {step['probe']}",
                 flush=True,
             )
             if rate != rates[-1]:

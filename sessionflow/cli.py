@@ -297,7 +297,7 @@ def serve(
     deployment settings in the environment (SESSIONFLOW_API_KEY, ...); either problem is one line and exit
     code 1. Then this process becomes the server (exec), so a SIGTERM to it stops everything."""
     from components.integrity import BundleIntegrityError
-    from components.serving_settings import API_KEY_ENV, GuardSettings
+    from components.serving_settings import API_KEY_ENV, GuardSettings, bentoml_environment
     from flows.package import recorded_bento, serve_command, verify_packaged_model
 
     _env_defaults(root)
@@ -321,6 +321,7 @@ def serve(
     # one BLAS/torch thread per worker: a chat turn is 10-40x slower with contended threads (docs/results)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    os.environ.update(bentoml_environment())  # no per-request tracing spans unless tracing is configured
     cmd = serve_command(tag, port or settings.serve.port)
     typer.echo(f"serving {tag}: {' '.join(cmd)}")
     typer.echo(f"settings: {guard.describe()}")

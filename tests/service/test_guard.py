@@ -237,3 +237,15 @@ def test_overload_beyond_the_in_flight_limit_is_503_with_retry_after(client):
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert results["first"].status_code == 200
     assert limited.get("/readyz").status_code == 200  # probes are never limited
+
+
+def test_tracing_is_left_out_only_when_the_deployment_configures_nothing():
+    from components.serving_settings import bentoml_environment
+
+    added = bentoml_environment({})
+    assert (
+        "tracing.excluded_urls" in added["BENTOML_CONFIG_OPTIONS"]
+        and "recommend" in added["BENTOML_CONFIG_OPTIONS"]
+    )
+    assert bentoml_environment({"BENTOML_CONFIG": "/etc/bentoml.yaml"}) == {}
+    assert bentoml_environment({"BENTOML_CONFIG_OPTIONS": "tracing.exporter_type=otlp"}) == {}
