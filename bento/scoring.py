@@ -14,6 +14,7 @@ dies is started again on the next call; the calls in flight fail with ``ScoringU
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing
@@ -120,6 +121,8 @@ def serve_child(model_dir: str, model_version: str, conn: Any) -> None:
     except Exception as exc:  # noqa: BLE001 - reported to the parent in one line
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
+    gc.collect()
+    gc.freeze()  # the loaded model is never garbage: keep the collector off it
     conn.send(("ready", None))
     version = json.dumps(model_version)
     while True:

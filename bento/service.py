@@ -160,6 +160,7 @@ class SessionRecommender:
             "item_embeddings": self.embeddings_source,
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
+        runtime.freeze_startup_heap()  # last: nothing loaded above is scanned by the GC again
 
     async def __is_ready__(self) -> bool:
         """/readyz: not ready while the feedback store cannot take writes (it reopens when it is back).
