@@ -36,6 +36,7 @@ MAX_CHAT_K = 200
 MAX_SESSION_ITEMS = 5000
 MAX_MESSAGE_CHARS = 4000
 MAX_MESSAGES = 200
+MAX_BATCH_SESSIONS = 256
 MODEL_TAG_ENV = "SESSIONFLOW_MODEL_TAG"
 _SERVE_DEFAULTS = ServeConfig()
 
@@ -117,6 +118,16 @@ class RecommendRequest(BaseModel):
     )
 
 
+class RecommendBatchRequest(BaseModel):
+    """Many sessions scored in one call (``/recommend_batch``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sessions: list[RecommendRequest] = Field(
+        min_length=1, max_length=MAX_BATCH_SESSIONS, description="The sessions, each as in /recommend."
+    )
+
+
 class RecommendedItem(BaseModel):
     item_id: str
     title: str
@@ -139,12 +150,16 @@ class ChatMessage(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    """Either ``session_id`` + ``message`` (the server keeps the dialogue) or ``messages`` (the whole
-    conversation so far, replayed; nothing is kept)."""
+    """Either ``message`` with its ``session_id`` (the server keeps the dialogue; leave ``session_id`` out on
+    the first turn and the server issues an unguessable one, returned in the answer) or ``messages`` (the
+    whole conversation so far, replayed; nothing is kept)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    session_id: SessionId | None = Field(None, description="Stateful form: the conversation's id.")
+    session_id: SessionId | None = Field(
+        None,
+        description="Stateful form: the conversation's id (omit on the first turn: the server issues one).",
+    )
     message: StrictStr | None = Field(
         None, max_length=MAX_MESSAGE_CHARS, description="Stateful form: the user's new message."
     )
@@ -169,12 +184,12 @@ def check_chat_form(session_id: str | None, message: str | None, messages: list 
             "messages",
             "give either 'session_id' + 'message' (stateful) or 'messages' (stateless), not both",
         )
-    if messages is None and (session_id is None or message is None):
-        missing = "session_id" if session_id is None else "message"
+    if messages is None and message is None:
         raise invalid(
             "ChatRequest",
-            missing,
-            f"'{missing}' is required: send {{'session_id': ..., 'message': ...}} (stateful) or "
+            "message",
+            "'message' is required: send {'message': ...} (a new conversation; the answer carries its "
+            "session_id), {'session_id': ..., 'message': ...} (the next turn) or "
             "{'messages': [{'role': 'user', 'content': ...}]} (stateless)",
         )
 
@@ -196,7 +211,10 @@ class ChatResponse(BaseModel):
         "critique, unresolved titles, planner).",
     )
     reply_source: str = Field("template", description="'template', or 'llm' when the LLM wrote the reply.")
-    session_id: str | None = Field(None, description="The session (stateful form only).")
+    session_id: str | None = Field(
+        None,
+        description="The session (stateful form only): send it with the next turn, /feedback and /reset.",
+    )
 
 
 class FeedbackRequest(BaseModel):
@@ -226,6 +244,9 @@ class FeedbackResponse(BaseModel):
     polarity: str = Field(description="How the event counts: positive, negative or neutral.")
     items: list[ChatItemOut] = Field(description="The session's list, re-ranked with this feedback.")
     state: dict[str, Any]
+    replayed: bool = Field(
+        False, description="True when an earlier request with the same Idempotency-Key had stored the event."
+    )
 
 
 class ResetRequest(BaseModel):

@@ -4,17 +4,25 @@ chat page at /.
 Thin on purpose: ranking lives in ``components.bundle.Predictor``, the conversation (parsing, dialogue state,
 fusion, reasons) in ``components.dialogue.ConversationEngine``, durable feedback in
 ``components.feedback_log.FeedbackLog``; request models in ``bento/schemas.py``; packaging in
-``flows/package.py``.
+``flows/package.py``. Production plumbing: ``bento/security.py`` (the ASGI guard in front of every route:
+API key, body size, content type, CORS, concurrency, one-line 4xx logs), ``bento/batching.py`` (the
+micro-batcher behind /recommend), ``bento/scoring.py`` (its model, in a process of its own),
+``bento/runtime.py`` (model checksums, 503s, idempotent feedback).
 
 Which model: one exact BentoML model tag (``name:version``, never ``latest``), taken from the bento
 argument ``model_tag`` (``bentoml build --arg model_tag=...``; flows.package stores it in the bento),
 else from the environment variable ``SESSIONFLOW_MODEL_TAG`` (development: ``bentoml serve
 bento.service:SessionRecommender``). Neither -> the import fails with a message saying what to do.
 
-``/recommend`` without ``session_id`` hands the session to the batchable ``/recommend_batch`` through the
-service's own client, so concurrent requests are scored together by BentoML's adaptive batching; with a
+``/recommend`` without ``session_id`` goes to an in-process micro-batcher (bento/batching.py): concurrent
+requests are scored together in one call to the scoring process (no HTTP hop, no GIL shared with the event
+loop), and overload is refused at once with 503 + Retry-After instead of queueing into timeouts. With a
 ``session_id`` it goes through the conversation engine, so that session's likes, dislikes and stated
 constraints count immediately.
+
+The model folder is checked against the sha256 checksums written at packaging before anything is loaded.
+/feedback answers 503 (and /readyz turns not-ready) while the feedback store is deleted, replaced,
+read-only or failing; an ``Idempotency-Key`` header makes a client's retry store the event once.
 
 Feedback goes to ``$SESSIONFLOW_FEEDBACK_URL`` / ``$SESSIONFLOW_FEEDBACK_DB`` or a default next to the
 project or the BentoML home (``bento.schemas.feedback_log_url``); /metadata reports the location in use.
@@ -25,18 +33,20 @@ points at Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import aiohttp
 import anyio
 import bentoml
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import JSONResponse, Response
 
+from bento import runtime
+from bento.batching import MicroBatcher, Overloaded
 from bento.schemas import (
     MODEL_TAG_ENV,
     BentoArgs,
@@ -45,6 +55,7 @@ from bento.schemas import (
     FeedbackRequest,
     FeedbackResponse,
     ItemId,
+    RecommendBatchRequest,
     RecommendedItem,
     RecommendRequest,
     RecommendResponse,
@@ -56,9 +67,9 @@ from bento.schemas import (
     invalid,
     resolve_model_tag,
 )
-
-if TYPE_CHECKING:  # heavy (torch, via the models): imported in the worker, not by `bentoml serve`
-    from components.bundle import RecommendResult
+from bento.scoring import ScoringProcess, ScoringUnavailable, Session
+from bento.security import ServingGuard, quiet_client_error_tracebacks
+from components.serving_settings import API_KEY_ENV, GuardSettings
 
 logger = logging.getLogger("sessionflow.service")
 
@@ -67,15 +78,6 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 ARGS = bentoml.use_arguments(BentoArgs)
 MODEL_TAG = resolve_model_tag(ARGS.model_tag)
-
-
-def _response(result: RecommendResult, k: int, model_version: str) -> RecommendResponse:
-    return RecommendResponse(
-        items=[RecommendedItem(item_id=r.item_id, title=r.title, score=r.score) for r in result.items[:k]],
-        model_version=model_version,
-        unknown_items=result.unknown_items,
-        k=k,
-    )
 
 
 metadata_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -88,7 +90,13 @@ def chat_page() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
-@bentoml.service(name="sessionflow", traffic={"timeout": 30})
+@bentoml.service(
+    name="sessionflow",
+    traffic={"timeout": 30},
+    # One line per request through Python logging costs more than the rest of a /recommend answer; 4xx and
+    # 5xx answers are logged one line each by bento/security.py. SESSIONFLOW_ACCESS_LOG=1 turns it on.
+    logging={"access": {"enabled": runtime.access_log_enabled()}},
+)
 @bentoml.asgi_app(metadata_app, path="/")
 class SessionRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
@@ -99,17 +107,43 @@ class SessionRecommender:
 
         self.model_tag = str(self.model_ref.tag)
         model_dir = Path(self.model_ref.path)
-        self.engine = load_engine(model_dir, ARGS.conversation)
+        # --- production plumbing (bento/runtime.py, security.py, batching.py, scoring.py) ---
+        quiet_client_error_tracebacks()
+        runtime.tune_interpreter()
+        n_checked = runtime.verify_model_folder(model_dir)  # BundleIntegrityError names the file
+        guard = GuardSettings.from_env()
+        logger.info(
+            "model %s: %d files match their checksums; %s", self.model_tag, n_checked, guard.describe()
+        )
+        if guard.api_key is None:
+            logger.warning(
+                "%s is not set: /feedback and /reset are open to anyone who can reach this port", API_KEY_ENV
+            )
+        labels = dict(self.model_ref.info.labels)
+        self.model_version = labels.get("mlflow_model_version") or self.model_tag
+        self.scorer = ScoringProcess(model_dir, self.model_version)  # the model, in a process of its own
+        self.batcher: MicroBatcher[Session, bytes] = MicroBatcher(
+            self.scorer.score,
+            max_batch_size=ARGS.max_batch_size,
+            max_queue_delay_ms=ARGS.max_latency_ms,
+            name="recommend",
+        )
+        self.replays = runtime.ReplayCache()
+        self.readiness = runtime.ReadinessLog()
+        # --- end of production plumbing ---
+        self.engine = load_engine(model_dir, ARGS.conversation)  # the one engine builder
         self.predictor = self.engine.predictor
         self.feedback_url = feedback_log_url()
         self.feedback_log = FeedbackLog(self.feedback_url)
-        where = re.sub(r"//[^@/]*@", "//", self.feedback_url)  # no credentials in logs or /metadata
+        where = runtime.feedback_location(self.feedback_url)  # no absolute path or credentials
         logger.info(
-            "feedback log: %s; catalogue: %d %s", where, len(self.engine.index), self.engine.index.nouns
+            "feedback log: %s; catalogue: %d %s (index %s)",
+            where,
+            len(self.engine.index),
+            self.engine.index.nouns,
+            self.engine.index_source,
         )
-        labels = dict(self.model_ref.info.labels)
         meta = self.predictor.meta
-        self.model_version = labels.get("mlflow_model_version") or self.model_tag
         self.lineage: dict[str, Any] = {
             "bentoml_model_tag": self.model_tag,
             "registered_model": labels.get("registered_model"),
@@ -128,16 +162,26 @@ class SessionRecommender:
             },
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
+        runtime.freeze_startup_heap()  # last: nothing loaded above is scanned by the GC again
 
-    @bentoml.api(
-        route="/recommend_batch",
-        batchable=True,
-        max_batch_size=ARGS.max_batch_size,
-        max_latency_ms=ARGS.max_latency_ms,
-    )
-    def recommend_batch(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
-        """Recommend for many sessions at once; concurrent /recommend calls are batched into here."""
-        return self._score(sessions)
+    async def __is_ready__(self) -> bool:
+        """/readyz: not ready while the feedback store cannot take writes (it reopens when it is back).
+        Async: a few stat() calls, cheaper inline than a thread hop per probe."""
+        return self.readiness.update(*self.feedback_log.health())
+
+    @bentoml.api(route="/recommend_batch", input_spec=RecommendBatchRequest)
+    async def recommend_batch(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
+        """Recommend for many sessions at once (at most ``MAX_BATCH_SESSIONS``); each as in /recommend."""
+        parts: list[bytes] = []
+        try:
+            for session in sessions:  # queued together: the batcher scores them in as few calls as it can
+                parts.append(await self._answer(session) if session.session_id else b"")
+            plain = [s for s in sessions if s.session_id is None]
+            scored = iter(await asyncio.gather(*(self.batcher.submit(self._session(s)) for s in plain)))
+        except (Overloaded, ScoringUnavailable) as exc:
+            return self._refused(exc)  # type: ignore[return-value]
+        body = b",".join(part or next(scored) for part in parts)
+        return Response(b"[" + body + b"]", media_type="application/json")  # type: ignore[return-value]
 
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
     async def recommend(
@@ -156,15 +200,27 @@ class SessionRecommender:
         if session_id is not None:
             return await anyio.to_thread.run_sync(self._score_session, request)
         try:
-            [response] = await self.to_async.recommend_batch(sessions=[request])
-        except (aiohttp.ClientError, RuntimeError) as exc:
-            # bentoml 1.4.3x recycles its self-client's aiohttp session every 100 calls and can cut calls
-            # in flight (bentoml/BentoML#5540, #5544): score this one directly instead of failing it.
-            if isinstance(exc, RuntimeError) and "closed" not in str(exc):
-                raise
-            logger.warning("batched call failed (%s: %s); scoring directly", type(exc).__name__, exc)
-            [response] = await anyio.to_thread.run_sync(self._score, [request])
-        return response
+            body = await self.batcher.submit(self._session(request))
+        except (Overloaded, ScoringUnavailable) as exc:
+            return self._refused(exc)  # type: ignore[return-value]
+        return Response(body, media_type="application/json")  # type: ignore[return-value]  # as scored
+
+    def _session(self, request: RecommendRequest) -> Session:
+        return (
+            [str(i) for i in request.items],
+            request.k or ARGS.default_k,
+            [str(i) for i in request.exclude],
+        )
+
+    async def _answer(self, request: RecommendRequest) -> bytes:
+        answer = await anyio.to_thread.run_sync(self._score_session, request)
+        return answer.model_dump_json().encode("utf-8")
+
+    @staticmethod
+    def _refused(exc: Exception) -> JSONResponse:
+        """Overload or a restarting scorer: 503 + Retry-After at once, never a timeout."""
+        retry = getattr(exc, "retry_after_s", 1)
+        return runtime.unavailable(f"overloaded, retry shortly ({getattr(exc, 'reason', exc)})", retry)
 
     @bentoml.api(route="/chat", input_spec=ChatRequest)
     def chat(
@@ -176,6 +232,8 @@ class SessionRecommender:
     ) -> ChatResponse:
         """One conversational turn: ``session_id`` + ``message`` (kept server-side) or ``messages``."""
         check_chat_form(session_id, message, messages)
+        if messages is None and session_id is None:
+            session_id = runtime.new_session_id()  # a new conversation: the server issues its id
         try:
             if messages is not None:
                 result = self.engine.chat_stateless([m.model_dump() for m in messages], k)
@@ -191,10 +249,12 @@ class SessionRecommender:
         session_id: str,
         item_id: ItemId,
         event: str,
+        ctx: bentoml.Context,
         value: float | None = None,
         user_id: ItemId | None = None,
     ) -> FeedbackResponse:
-        """Log the event durably (on disk before the answer), then re-rank the session's list with it."""
+        """Log the event durably (on disk before the answer), then re-rank the session's list with it.
+        With an ``Idempotency-Key`` header a retry stores nothing new and gets the first answer."""
         check_feedback_value(event, value)
         item = str(item_id)
         if self.engine.index.index(item) is None:
@@ -208,11 +268,24 @@ class SessionRecommender:
         record = {"session_id": session_id, "item_id": item, "event": event, "value": value}
         if user_id is not None:
             record["user_id"] = str(user_id)
-        log_id = self.feedback_log.append(record)  # committed (fsynced) before anything else happens
+        key = ctx.request.headers.get(runtime.IDEMPOTENCY_HEADER)
+        stored = self._store_feedback(record, key)  # committed (fsynced) before anything else happens
+        if isinstance(stored, JSONResponse):  # 503 / 409: nothing was stored now
+            ctx.response.status_code = stored.status_code  # BentoML applies the context's status code
+            return stored  # type: ignore[return-value]
+        if stored.replayed and key is not None and (cached := self.replays.get(key)) is not None:
+            return FeedbackResponse(**cached)
         answer = self.engine.feedback(session_id, item, event, value)
-        return FeedbackResponse(
-            id=log_id, polarity=answer["polarity"], items=answer.get("items", []), state=answer["state"]
+        response = FeedbackResponse(
+            id=stored.id,
+            polarity=answer["polarity"],
+            items=answer.get("items", []),
+            state=answer["state"],
+            replayed=stored.replayed,
         )
+        if key is not None:
+            self.replays.put(key, {**response.model_dump(), "replayed": True})
+        return response
 
     @bentoml.api(route="/reset", input_spec=ResetRequest)
     def reset(self, session_id: str) -> ResetResponse:
@@ -247,24 +320,37 @@ class SessionRecommender:
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
-        """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics."""
-        return {**self.lineage, "bento_tag": _bento_tag()}
-
-    def _score(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
-        out: dict[int, RecommendResponse] = {
-            n: self._score_session(s) for n, s in enumerate(sessions) if s.session_id is not None
+        """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics; and
+        how /recommend is being batched (requests, batches, largest batch, refused)."""
+        stats = self.batcher.stats
+        batching = {
+            "requests": stats.requests,
+            "batches": stats.batches,
+            "largest_batch": stats.largest_batch,
+            "shed": stats.shed,
+            "scorer_restarts": self.scorer.restarts,
         }
-        plain = [(n, s) for n, s in enumerate(sessions) if s.session_id is None]
-        if plain:
-            ks = [s.k or ARGS.default_k for _, s in plain]
-            results = self.predictor.recommend_batch(
-                [[str(i) for i in s.items] for _, s in plain],
-                k=max(ks),
-                exclude=[[str(i) for i in s.exclude] for _, s in plain],
-            )
-            for (n, _), r, k in zip(plain, results, ks, strict=True):
-                out[n] = _response(r, k, self.model_version)
-        return [out[n] for n in range(len(sessions))]
+        return {**self.lineage, "bento_tag": _bento_tag(), "batching": batching}
+
+    def _store_feedback(self, record: dict[str, Any], key: str | None) -> Any:
+        """``Appended`` once on disk; a 503 while the store is unavailable, a 409 for a reused key."""
+        from components.feedback_log import Appended, IdempotencyConflict, check_idempotency_key
+        from components.feedback_store import FeedbackStoreUnavailable
+
+        if key is not None:
+            try:
+                check_idempotency_key(key)
+            except ValueError as exc:
+                raise invalid("FeedbackRequest", "Idempotency-Key", str(exc)) from None
+        try:
+            if key is None:
+                return Appended(self.feedback_log.append(record))
+            return self.feedback_log.append_once(record, key)
+        except FeedbackStoreUnavailable as exc:
+            self.readiness.update(False, str(exc))
+            return runtime.unavailable("the feedback store is unavailable; nothing was stored, retry later")
+        except IdempotencyConflict as exc:
+            return runtime.conflict(str(exc))
 
     def _score_session(self, request: RecommendRequest) -> RecommendResponse:
         """A session-aware ranking: the request's items plus the session's live feedback and constraints."""
@@ -277,6 +363,10 @@ class SessionRecommender:
             unknown_items=unknown,
             k=k,
         )
+
+
+SessionRecommender.add_asgi_middleware(ServingGuard)  # bento/security.py: in front of every route
+runtime.cache_api_signatures(SessionRecommender)
 
 
 def _bento_tag() -> str | None:

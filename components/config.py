@@ -196,11 +196,12 @@ class PromoteConfig(_Section):
 class ServeConfig(_Section):
     port: int = Field(3000, ge=1, le=65535)
     default_k: int = Field(10, ge=1, le=1000)
-    max_batch_size: int = Field(64, ge=1)
+    max_batch_size: int = Field(64, ge=1, description="Most /recommend sessions scored in one model call.")
     max_latency_ms: int = Field(
-        1000,
+        100,
         ge=1,
-        description="BentoML batching deadline: requests expected to miss it get 503 (not a wait window).",
+        description="/recommend load shedding: while the oldest queued request has waited longer than this, "
+        "new ones get 503 + Retry-After at once (bento/batching.py); not a wait window.",
     )
 
 

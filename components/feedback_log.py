@@ -14,6 +14,12 @@ set, a random key is generated once and kept next to the database as ``<db file>
 that file with the database (losing it makes new pseudonyms differ from old ones) and never commit it.
 PostgreSQL needs the key from the argument or the environment.
 
+Faults never turn into a false acknowledgement: the SQLite file is watched for deletion, replacement and
+loss of write permission around every transaction (components/feedback_store.py), and a write that fails or
+whose file changed raises ``FeedbackStoreUnavailable`` (the service answers 503 and turns not-ready) until
+the store is back. ``append_once`` with an idempotency key stores an event at most once: a retry with the
+same key and the same event returns the first row id (``replayed``), with another event it is refused.
+
 ``read_all`` returns the canonical interactions table (components.schema) for the retraining flow;
 ``read_feedback`` reads it without touching the key (the export stage of the retraining loop), and
 ``default_feedback_url`` is the one place that says where the log lives (the service and the export stage
@@ -22,20 +28,23 @@ both use it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
+import json
 import math
 import os
 import secrets
-import sqlite3
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from components.feedback_store import FeedbackStoreUnavailable, PostgresStore, SqliteStore
 from components.schema import (
     EVENTS,
     NEGATIVE_EVENTS,
@@ -49,32 +58,19 @@ FEEDBACK_URL_ENV = "SESSIONFLOW_FEEDBACK_URL"
 FEEDBACK_DB_ENV = "SESSIONFLOW_FEEDBACK_DB"
 FIELDS = ("user_id", "session_id", "item_id", "event", "value", "timestamp")
 _COLUMNS = "user_id, session_id, item_id, event, value, timestamp"
-_INSERT_SQLITE = f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-_INSERT_PG = (
-    f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id"
-)
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    user_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    value REAL,
-    timestamp TEXT NOT NULL,
-    received_at TEXT NOT NULL
-)"""
-_PG_SCHEMA = """
-CREATE TABLE IF NOT EXISTS feedback (
-    id BIGSERIAL PRIMARY KEY,
-    user_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    item_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    value DOUBLE PRECISION,
-    timestamp TEXT NOT NULL,
-    received_at TEXT NOT NULL
-)"""
+MAX_IDEMPOTENCY_KEY_CHARS = 200
+
+
+class IdempotencyConflict(ValueError):
+    """An idempotency key was sent again with a different event."""
+
+
+@dataclass(frozen=True)
+class Appended:
+    """A stored event: its row id, and whether an earlier request with the same key had stored it."""
+
+    id: int
+    replayed: bool = False
 
 
 class FeedbackLog:
@@ -86,12 +82,13 @@ class FeedbackLog:
         self.read_only = read_only
         self._lock = threading.Lock()
         given = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
+        self._store: SqliteStore | PostgresStore
         if url.startswith(("postgresql://", "postgres://")):
             self.backend = "postgresql"
             if given is None and not read_only:
                 raise ValueError(f"a PostgreSQL feedback log needs a pseudonymisation key: set {KEY_ENV}")
             self._key: bytes = given or b""
-            self._conn: Any = _connect_postgres(url)
+            self._store = PostgresStore(url)
         else:
             self.backend = "sqlite"
             self.path = sqlite_path(url)
@@ -100,7 +97,13 @@ class FeedbackLog:
                 self._key = given or b""
             else:
                 self._key = _persisted_key(self.path)
-            self._conn = _connect_sqlite(self.path)
+            self._store = SqliteStore(self.path)
+        self._p = self._store.placeholder
+
+    @property
+    def _conn(self) -> Any:
+        """The open database connection (None while the store is unavailable)."""
+        return self._store.current
 
     # -- writing -------------------------------------------------------------------------------------------
     def append(self, event: dict[str, Any]) -> int:
@@ -108,26 +111,76 @@ class FeedbackLog:
         return self.append_many([event])[0]
 
     def append_many(self, events: list[dict[str, Any]]) -> list[int]:
-        """Events in one committed transaction (all or none); returns their row ids once on disk."""
-        if self.read_only:
-            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened read-only; cannot append")
+        """Events in one committed transaction (all or none); returns their row ids once on disk.
+        Raises ``FeedbackStoreUnavailable`` when the store is gone, replaced, read-only or failing."""
         rows = [self._row(e) for e in events]  # validate everything before writing anything
-        ids: list[int] = []
+        return self._transaction(lambda conn: [self._insert(conn, row) for row in rows])
+
+    def append_once(self, event: dict[str, Any], idempotency_key: str) -> Appended:
+        """Store ``event`` unless ``idempotency_key`` already stored one: then return that row id
+        (``replayed``). The same key with a different event raises ``IdempotencyConflict``."""
+        key = check_idempotency_key(idempotency_key)
+        row = self._row(event)
+        fingerprint = _event_fingerprint(event)
+
+        def write(conn: Any) -> Appended:
+            p = self._p
+            found = _fetchone(
+                conn, f"SELECT feedback_id, request_sha256 FROM idempotency_keys WHERE key = {p}", (key,)
+            )
+            if found is not None:
+                if found[1] != fingerprint:
+                    raise IdempotencyConflict(
+                        "this Idempotency-Key was already used for a different event; use a new key per event"
+                    )
+                return Appended(int(found[0]), replayed=True)
+            new_id = self._insert(conn, row)
+            conn.execute(
+                "INSERT INTO idempotency_keys (key, feedback_id, request_sha256, created_at) "
+                f"VALUES ({p}, {p}, {p}, {p})",
+                (key, new_id, fingerprint, datetime.now(UTC).isoformat(timespec="microseconds")),
+            )
+            return Appended(new_id)
+
+        return self._transaction(write)
+
+    def health(self) -> tuple[bool, str]:
+        """(ready, reason): whether the next append can be stored (reopens a store that came back)."""
         with self._lock:
             try:
-                if self.backend == "sqlite":
-                    for row in rows:
-                        ids.append(int(self._conn.execute(_INSERT_SQLITE, row).lastrowid))
-                else:
-                    with self._conn.cursor() as cur:
-                        for row in rows:
-                            cur.execute(_INSERT_PG, row)
-                            ids.append(int(cur.fetchone()[0]))
-                self._conn.commit()  # WAL + synchronous=FULL: fsynced before this returns
-            except BaseException:
-                self._conn.rollback()
+                self._store.connection()
+            except FeedbackStoreUnavailable as exc:
+                return False, str(exc)
+        return True, "ok"
+
+    def _transaction(self, write: Any) -> Any:
+        if self.read_only:
+            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened read-only; cannot append")
+        with self._lock:
+            conn = self._store.connection()  # raises FeedbackStoreUnavailable
+            try:
+                result = write(conn)
+                conn.commit()  # WAL + synchronous=FULL: fsynced before this returns
+            except IdempotencyConflict:
+                conn.rollback()
                 raise
-        return ids
+            except self._store.errors as exc:
+                _rollback_quietly(conn, self._store.errors)
+                reason = f"writing to the feedback database failed ({type(exc).__name__}: {exc})"
+                self._store.fail(reason)
+                raise FeedbackStoreUnavailable(reason) from None
+            except BaseException:
+                _rollback_quietly(conn, self._store.errors)
+                raise
+            self._store.check_after_write()
+        return result
+
+    def _insert(self, conn: Any, row: tuple[Any, ...]) -> int:
+        p = self._p
+        sql = f"INSERT INTO feedback ({_COLUMNS}, received_at) VALUES ({', '.join([p] * 7)}) RETURNING id"
+        found = _fetchone(conn, sql, row)
+        assert found is not None
+        return int(found[0])
 
     def pseudonymise(self, user_id: str) -> str:
         """Stable keyed pseudonym of a raw user id (the raw id is never stored)."""
@@ -172,15 +225,7 @@ class FeedbackLog:
     # -- reading -------------------------------------------------------------------------------------------
     def read_all(self) -> pd.DataFrame:
         """Every event in the canonical interactions shape (user_id pseudonymised, timestamps UTC)."""
-        query = f"SELECT {_COLUMNS} FROM feedback ORDER BY id"
-        with self._lock:
-            if self.backend == "sqlite":
-                rows = self._conn.execute(query).fetchall()
-            else:
-                with self._conn.cursor() as cur:
-                    cur.execute(query)
-                    rows = cur.fetchall()
-                self._conn.commit()
+        rows = self._query(f"SELECT {_COLUMNS} FROM feedback ORDER BY id")
         if not rows:
             return empty_interactions()
         df = pd.DataFrame(rows, columns=list(_COLUMNS.split(", ")))
@@ -188,25 +233,25 @@ class FeedbackLog:
         return coerce_interactions(df)[["user_id", "session_id", "item_id", "timestamp", "event", "value"]]
 
     def __len__(self) -> int:
-        with self._lock:
-            if self.backend == "sqlite":
-                return int(self._conn.execute("SELECT COUNT(*) FROM feedback").fetchone()[0])
-            with self._conn.cursor() as cur:
-                cur.execute("SELECT COUNT(*) FROM feedback")
-                n = int(cur.fetchone()[0])
-            self._conn.commit()
-            return n
+        return int(self._query("SELECT COUNT(*) FROM feedback")[0][0])
 
     def journal_mode(self) -> str:
         """SQLite journal mode ('wal' when durable writes are set up)."""
         if self.backend != "sqlite":
             return "postgresql"
+        return str(self._query("PRAGMA journal_mode")[0][0]).lower()
+
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
         with self._lock:
-            return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            conn = self._store.connection()
+            rows = list(conn.execute(sql).fetchall())
+            if self.backend != "sqlite":
+                conn.commit()  # end psycopg's implicit transaction
+            return rows
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._store.close()
 
     def __enter__(self) -> FeedbackLog:
         return self
@@ -287,30 +332,29 @@ def sqlite_path(url: str) -> Path:
     return Path(url)
 
 
-def _connect_sqlite(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), timeout=30.0, check_same_thread=False)
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r}); is it on a network filesystem?")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
-    conn.execute(_SQLITE_SCHEMA)
-    conn.commit()
-    return conn
+def check_idempotency_key(key: str) -> str:
+    """A usable Idempotency-Key: 1..200 visible ASCII characters (e.g. a UUID); else ValueError."""
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        raise ValueError(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+    if not all(33 <= ord(c) <= 126 for c in key):
+        raise ValueError("Idempotency-Key must be visible ASCII characters without spaces (e.g. a UUID)")
+    return key
 
 
-def _connect_postgres(url: str) -> Any:
-    try:
-        import psycopg  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise RuntimeError(
-            f"feedback log URL {url.split('@')[-1]!r} needs PostgreSQL support: pip install 'psycopg[binary]'"
-        ) from exc
-    conn = psycopg.connect(url)
-    with conn.cursor() as cur:
-        cur.execute(_PG_SCHEMA)
-    conn.commit()
-    return conn
+def _event_fingerprint(event: dict[str, Any]) -> str:
+    """sha256 of the event as sent (a retry must send the same event)."""
+    text = json.dumps({k: event.get(k) for k in FIELDS}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _fetchone(conn: Any, sql: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    rows = conn.execute(sql, params).fetchall()  # sqlite3 and psycopg 3 connections both have execute()
+    return tuple(rows[0]) if rows else None
+
+
+def _rollback_quietly(conn: Any, errors: tuple[type[BaseException], ...]) -> None:
+    with contextlib.suppress(*errors):
+        conn.rollback()
 
 
 def _key_bytes(key: str | bytes | None) -> bytes | None:

@@ -1,7 +1,9 @@
 """Adapters: raw files of each format -> canonical interactions and items tables (components/schema.py).
 
 Adapters keep every row (bad values become NaN/NaT/<NA>); validation decides what to reject and
-quarantines it with the reason. Sessions come from ``assign_sessions`` (inactivity gap) unless the
+quarantines it with the reason. A file that cannot be read as its format says (empty, truncated, mixed
+encodings, malformed lines) stops ingest with a one-line ``DataFormatError`` naming the file and the line
+(components/rawfiles.py). Sessions come from ``assign_sessions`` (inactivity gap) unless the
 source has its own session ids (DIGINETICA, or a mapped ``session_id`` column).
 
 ``merge_feedback`` appends the service's feedback (a snapshot of components.feedback_log) to the ingested
@@ -13,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ import pandas as pd
 
 from components.datasets import DatasetSpec, data_hash, spec_files
 from components.feedback_log import negative_feedback
+from components.rawfiles import read_lines, read_parquet, read_table, zip_member
 from components.schema import INTERACTION_COLUMNS, coerce_interactions, coerce_items
 
 FEEDBACK_SESSION_PREFIX = "feedback:"
@@ -114,9 +116,7 @@ def epoch_to_utc(values: pd.Series, unit: str) -> pd.Series:
 
 def _movielens_100k(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     root = spec.resolve(spec.path)
-    ratings = pd.read_csv(
-        root / "u.data", sep="\t", header=None, names=["user_id", "item_id", "value", "ts"], dtype=str
-    )
+    ratings = read_table(root / "u.data", sep="\t", names=["user_id", "item_id", "value", "ts"])
     inter = pd.DataFrame(
         {
             "user_id": ratings["user_id"],
@@ -126,10 +126,11 @@ def _movielens_100k(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
             "value": pd.to_numeric(ratings["value"], errors="coerce"),
         }
     )
-    genres = pd.read_csv(root / "u.genre", sep="|", header=None, names=["name", "idx"], encoding="latin-1")
+    genres = read_table(root / "u.genre", sep="|", names=["name", "idx"], encoding="latin-1")
+    genres["idx"] = pd.to_numeric(genres["idx"], errors="coerce")
     genre_names = [g for g in genres.sort_values("idx")["name"].tolist() if isinstance(g, str)]
     cols = ["item_id", "title", "release", "video", "url", *genre_names]
-    raw = pd.read_csv(root / "u.item", sep="|", header=None, names=cols, encoding="latin-1", dtype=str)
+    raw = read_table(root / "u.item", sep="|", names=cols, encoding="latin-1")
     flags = raw[genre_names].fillna("0").to_numpy() == "1"
     cats = [[g for g, f in zip(genre_names, row, strict=True) if f and g != "unknown"] for row in flags]
     # the "(YYYY)" in the title is the film's year; release dates are sometimes re-releases
@@ -154,10 +155,9 @@ def _movielens_latest(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
 
     def read(name: str) -> pd.DataFrame:
         if path.suffix == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                member = next(n for n in zf.namelist() if n.endswith("/" + name) or n == name)
-                return pd.read_csv(zf.open(member), dtype=str)
-        return pd.read_csv(path / name, dtype=str)
+            data, where = zip_member(path, name)
+            return read_table(where, sep=",", data=data, where=where)
+        return read_table(path / name, sep=",")
 
     ratings, movies, tags = read("ratings.csv"), read("movies.csv"), read("tags.csv")
     inter = pd.DataFrame(
@@ -194,14 +194,13 @@ def _sequence_lines(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
     users: list[str] = []
     item_ids: list[str] = []
     pos: list[int] = []
-    with spec.resolve(spec.path).open() as f:
-        for line in f:
-            parts = line.split()
-            if not parts:
-                continue
-            users.extend([parts[0]] * (len(parts) - 1))
-            item_ids.extend(parts[1:])
-            pos.extend(range(len(parts) - 1))
+    for line in read_lines(spec.resolve(spec.path)):
+        parts = line.split()
+        if not parts:
+            continue
+        users.extend([parts[0]] * (len(parts) - 1))
+        item_ids.extend(parts[1:])
+        pos.extend(range(len(parts) - 1))
     step = pd.to_timedelta(np.asarray(pos, dtype=np.float64) * spec.synthetic_time_step_seconds, unit="s")
     inter = pd.DataFrame(
         {
@@ -217,7 +216,7 @@ def _sequence_lines(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
 
 
 def _diginetica(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
-    raw = pd.read_csv(spec.resolve(spec.path), sep=";", dtype=str)
+    raw = read_table(spec.resolve(spec.path), sep=";")
     day = pd.to_datetime(raw["eventdate"], format="%Y-%m-%d", errors="coerce", utc=True)
     ts = day + pd.to_timedelta(pd.to_numeric(raw["timeframe"], errors="coerce"), unit="ms")
     anonymous = raw["user_id"].isna() | (raw["user_id"] == "NA")
@@ -236,10 +235,7 @@ def _diginetica(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
 
 def _interactions_csv(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
     path = spec.resolve(spec.path)
-    if path.suffix in (".parquet", ".pq"):
-        raw = pd.read_parquet(path)
-    else:
-        raw = pd.read_csv(path, sep=spec.separator, dtype=str, keep_default_na=True)
+    raw = read_parquet(path) if path.suffix in (".parquet", ".pq") else read_table(path, sep=spec.separator)
     mapping = {"user_id": "user_id", "item_id": "item_id", "timestamp": "timestamp", **spec.columns}
     missing = [f"{canon} (column {col!r})" for canon, col in mapping.items() if col not in raw.columns]
     required_missing = [m for m in missing if m.split()[0] in ("user_id", "item_id", "timestamp")]
@@ -277,11 +273,7 @@ def _items_or_ids(spec: DatasetSpec, inter: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({"item_id": ids, "title": [f"item {i}" for i in ids], "text": ""})
     it = spec.items
     path = spec.resolve(it.path)
-    raw = (
-        pd.read_parquet(path)
-        if path.suffix in (".parquet", ".pq")
-        else pd.read_csv(path, sep=it.separator, dtype=str)
-    )
+    raw = read_parquet(path) if path.suffix in (".parquet", ".pq") else read_table(path, sep=it.separator)
     mapping = {"item_id": "item_id", "title": "title", **it.columns}
     if mapping["item_id"] not in raw.columns:
         raise ValueError(

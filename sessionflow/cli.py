@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -73,11 +72,11 @@ def _fail(exc: Exception) -> None:
 @data_app.command("pull")
 def data_pull(name: str, root: RootOpt = Path(".")) -> None:
     """Copy a built-in dataset into data/raw/NAME (from $SESSIONFLOW_DATA_MIRROR, else the official URL)."""
-    from components.datasets import DataUnavailableError, pull
+    from components.datasets import pull
 
     try:
         path = pull(name, root / "data" / "raw")
-    except (DataUnavailableError, ValueError, FileExistsError) as exc:
+    except _refusals() as exc:
         _fail(exc)
     typer.echo(f"{name}: verified files in {path}")
 
@@ -140,12 +139,25 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
     }[stage]
     try:
         return runner(settings, root.resolve()) or {}
-    except Exception as exc:  # noqa: BLE001 - report any stage failure readably
-        from components.validate import DataValidationError
-
-        if isinstance(exc, DataValidationError | ValueError | FileNotFoundError | OSError):
+    except Exception as exc:  # noqa: BLE001 - report any refusal in one line, never a traceback
+        if isinstance(exc, _refusals()):
             _fail(exc)
         raise
+
+
+def _refusals() -> tuple[type[Exception], ...]:
+    """Errors that mean "this input is refused" (bad data, wrong checksum, missing file): one line each."""
+    from components.datasets import DataUnavailableError
+    from components.validate import DataValidationError
+
+    return (
+        DataValidationError,
+        DataUnavailableError,
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        OSError,
+    )
 
 
 @app.command()
@@ -170,9 +182,13 @@ def validate(
     """Validate with Great Expectations; rejected rows go to data/quarantine; stops when over threshold."""
     from sessionflow import stages
 
-    paths = stages.paths_for(_settings(params, root, _overrides(dataset, dataset_spec)), root.resolve())
-    if not (paths.interim / "interactions.parquet").is_file():
-        _stage("pull", dataset, dataset_spec, params, root)
+    settings = _settings(params, root, _overrides(dataset, dataset_spec))
+    _stage("pull", dataset, dataset_spec, params, root)
+    try:
+        current = stages.ingest_is_current(settings, root.resolve())
+    except _refusals() as exc:
+        _fail(exc)
+    if not current:  # the source files, the settings or the ingest code changed since the last ingest
         _stage("ingest", dataset, dataset_spec, params, root)
     info = _stage("validate", dataset, dataset_spec, params, root)
     typer.echo(info.get("summary", ""))
@@ -305,15 +321,29 @@ def serve(
     params: ParamsOpt = Path("params.yaml"),
     root: RootOpt = Path("."),
 ) -> None:
-    """Serve the built champion bento (exact tag recorded by the last pipeline run)."""
-    from flows.package import recorded_bento, serve_command
+    """Serve the built champion bento (exact tag recorded by the last pipeline run).
+
+    Checks first, in seconds: the model's files against the checksums written at packaging, and the
+    deployment settings in the environment (SESSIONFLOW_API_KEY, ...); either problem is one line and exit
+    code 1. Then this process becomes the server (exec), so a SIGTERM to it stops everything."""
+    from components.integrity import BundleIntegrityError
+    from components.serving_settings import API_KEY_ENV, GuardSettings, bentoml_environment
+    from flows.package import recorded_bento, serve_command, verify_packaged_model
 
     _env_defaults(root)
     settings = _settings(params, root, {})
     try:
-        tag = recorded_bento(root.resolve())["bento_tag"]
+        record = recorded_bento(root.resolve())
+        tag, model_tag = record["bento_tag"], record["model_tag"]
     except (FileNotFoundError, KeyError) as exc:
         _fail(RuntimeError(f"no built bento recorded ({exc}); run `sessionflow pipeline` first"))
+    try:
+        verify_packaged_model(model_tag)
+        guard = GuardSettings.from_env()
+    except (BundleIntegrityError, LookupError) as exc:
+        _fail(RuntimeError(f"model {model_tag} refused: {exc}"))
+    except ValueError as exc:
+        _fail(exc)
     # feedback from the served bento lands where the retraining flow reads it
     os.environ.setdefault(
         "SESSIONFLOW_FEEDBACK_DB", str(root.resolve() / "data" / "feedback" / "feedback.db")
@@ -321,9 +351,20 @@ def serve(
     # one BLAS/torch thread per worker: a chat turn is 10-40x slower with contended threads (docs/results)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    os.environ.update(bentoml_environment())  # no per-request tracing spans unless tracing is configured
     cmd = serve_command(tag, port or settings.serve.port)
     typer.echo(f"serving {tag}: {' '.join(cmd)}")
-    raise typer.Exit(subprocess.call(cmd, env=os.environ.copy()))
+    typer.echo(f"settings: {guard.describe()}")
+    if guard.api_key is None:
+        typer.secho(
+            f"warning: {API_KEY_ENV} is not set: /feedback and /reset are open to anyone who can reach "
+            "this port",
+            fg=typer.colors.YELLOW,
+            err=True,
+        )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(cmd[0], cmd, os.environ.copy())  # this process becomes `bentoml serve`: signals reach it
 
 
 def main() -> None:  # pragma: no cover
@@ -346,14 +387,18 @@ def schedule(
 def package(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
     """Import the MLflow champion into the BentoML store (exact tag) and build the bento."""
     _env_defaults(root)
+    from components.integrity import BundleIntegrityError
     from flows.package import build_bento, import_champion
     from flows.tracking import configure_tracking
 
     settings = _settings(params, root, {})
     configure_tracking(root.resolve())
-    packaged = import_champion(
-        settings.promote.registered_model, embedding_cache_dir=root.resolve() / ".cache" / "embeddings"
-    )
+    try:
+        packaged = import_champion(
+            settings.promote.registered_model, embedding_cache_dir=root.resolve() / ".cache" / "embeddings"
+        )
+    except (BundleIntegrityError, LookupError) as exc:
+        _fail(exc)
     tag = build_bento(packaged.tag, root.resolve(), settings.serve, settings.conversation)
     typer.echo(f"bento: {tag} (model {packaged.tag})")
 

@@ -94,6 +94,34 @@ def paths_for(settings: Settings, root: Path) -> Paths:
     return Paths(root, dataset_spec(settings, root).name)
 
 
+def ingest_inputs(settings: Settings, root: Path) -> list[Path]:
+    """What ingest reads: the dataset's files and the feedback snapshot (when feedback is merged)."""
+    from components.datasets import spec_files
+
+    paths = paths_for(settings, root)
+    files = spec_files(dataset_spec(settings, root))
+    return [*files, paths.feedback_snapshot] if settings.data.include_feedback else files
+
+
+def ingest_fingerprint(settings: Settings, root: Path) -> str:
+    """sha256 of ingest's settings, the content of its inputs and its code (sessionflow/fingerprint.py)."""
+    from sessionflow.fingerprint import stage_fingerprint
+
+    return stage_fingerprint("ingest", settings, ingest_inputs(settings, root), root)
+
+
+def ingest_is_current(settings: Settings, root: Path) -> bool:
+    """Whether data/interim holds the ingest of exactly the current inputs, settings and code."""
+    info_path = paths_for(settings, root).interim / "ingest.json"
+    if not info_path.is_file() or not (info_path.parent / "interactions.parquet").is_file():
+        return False
+    try:
+        recorded = json.loads(info_path.read_text()).get("fingerprint")
+        return recorded == ingest_fingerprint(settings, root)
+    except (ValueError, OSError):
+        return False
+
+
 def run_pull(settings: Settings, root: Path) -> Path | None:
     """Pull a built-in dataset (no-op for user specs: their files are where the spec says)."""
     if settings.data.dataset_spec:
@@ -137,6 +165,7 @@ def run_ingest(settings: Settings, root: Path) -> dict:
 
     spec = dataset_spec(settings, root)
     paths = Paths(root, spec.name)
+    fingerprint = ingest_fingerprint(settings, root)  # of the inputs as read now
     data = ingest(spec, settings.data.session_gap_minutes)
     n_raw = len(data.interactions)
     n_feedback, auto_key = 0, None
@@ -164,6 +193,7 @@ def run_ingest(settings: Settings, root: Path) -> dict:
         "n_feedback_interactions": len(data.interactions) - n_raw,
         "n_feedback_negative_dropped": n_feedback - (len(data.interactions) - n_raw),
         "sequence_key_auto": auto_key,
+        "fingerprint": fingerprint,
     }
     (paths.interim / "ingest.json").write_text(json.dumps(info, indent=2))
     return info

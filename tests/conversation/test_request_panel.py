@@ -1,6 +1,7 @@
-"""The request panel (benchmarks/request_panel.yaml) on the real ml-latest-small and amazon-scientific catalogues,
-each answer checked against the catalogue's own facts. Marked slow: it ingests, trains item-kNN and indexes
-both catalogues first (item text embeddings cached in the temp folder). Skips, saying why, without the data."""
+"""The request panel (benchmarks/request_panel.yaml) on the real ml-latest-small and amazon-scientific
+catalogues, each answer checked against the catalogue's own facts. Marked slow: it ingests, trains item-kNN
+and indexes both catalogues first (item text embeddings cached in the temp folder). Skips, saying why,
+without the data."""
 
 from __future__ import annotations
 
@@ -57,7 +58,10 @@ def engine_for(name: str):
 
 @pytest.mark.parametrize(("catalogue", "case"), CASES, ids=[f"{n}/{c['id']}" for n, c in CASES])
 def test_request(catalogue, case) -> None:
-    needed = {"ml-latest-small": SHARED / "ml-latest-small.zip", "amazon-scientific": SHARED / "amazon-scientific"}
+    needed = {
+        "ml-latest-small": SHARED / "ml-latest-small.zip",
+        "amazon-scientific": SHARED / "amazon-scientific",
+    }
     if not needed[catalogue].exists():
         pytest.skip(f"{needed[catalogue]} not found (the shared datasets folder)")
     engine = engine_for(catalogue)

@@ -58,9 +58,13 @@ def make_bundle(directory: Path) -> Path:
 
 
 def save_bentoml_model(bundle: Path, labels: dict[str, str]) -> str:
-    """Copy ``bundle`` into the BentoML model store; returns the exact tag."""
+    """Seal ``bundle`` (checksums, as packaging does) and copy it into the BentoML model store; returns the
+    exact tag."""
     import bentoml
 
+    from flows.package import seal_bundle
+
+    seal_bundle(bundle)
     with bentoml.models.create("sessionflow-recommender", labels=labels) as model:
         shutil.copytree(bundle, model.path, dirs_exist_ok=True)
     return str(model.tag)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 import pytest
 
 from tests.service import DATA_HASH, METRICS, N_ITEMS, title
@@ -114,37 +112,34 @@ def test_health_endpoints(client, path):
     assert client.get(path).status_code == 200
 
 
-def test_concurrent_recommends_are_batched(client, monkeypatch):
-    from components.bundle import Predictor
-
-    sizes: list[int] = []
-    original = Predictor.recommend_batch
-
-    def spy(self, sessions, *args, **kwargs):
-        sizes.append(len(sessions))
-        return original(self, sessions, *args, **kwargs)
-
-    monkeypatch.setattr(Predictor, "recommend_batch", spy)
+def test_concurrent_recommends_are_batched(client):
+    before = client.get("/metadata").json()["batching"]
     with ThreadPoolExecutor(16) as pool:
         responses = list(
             pool.map(lambda i: client.post("/recommend", json={"items": [str(1 + i % 9)], "k": 2}), range(64))
         )
     assert [r.status_code for r in responses] == [200] * 64
-    assert sum(sizes) == 64
-    assert max(sizes) > 1, f"no request was batched: batch sizes {sizes}"
+    for i, r in enumerate(responses):  # each caller gets its own answer
+        body = r.json()
+        assert body["k"] == 2 and str(1 + i % 9) not in {x["item_id"] for x in body["items"]}
+    after = client.get("/metadata").json()["batching"]
+    assert after["requests"] - before["requests"] == 64
+    assert after["batches"] - before["batches"] < 64, f"no request was batched: {before} -> {after}"
+    assert after["largest_batch"] > 1
 
 
-def test_recommend_scores_directly_when_the_self_client_drops_the_call(service):
-    """bentoml 1.4.3x's self-client may cut calls in flight when it recycles its session."""
+def test_recommend_answer_matches_the_model_in_process(client, service):
+    """The scoring process answers exactly what the bundle's Predictor computes here."""
+    import bentoml
 
-    class DroppingClient:
-        async def recommend_batch(self, sessions):
-            raise aiohttp.ServerDisconnectedError()
+    from components.bundle import Predictor
 
-    svc = service.SessionRecommender()
-    svc.to_async = DroppingClient()
-    response = asyncio.run(svc.recommend(items=["1", "2"], k=2))
-    assert len(response.items) == 2 and response.items[0].item_id == "3"
+    predictor = Predictor.load(bentoml.models.get(service.MODEL_TAG).path)
+    expected = predictor.recommend(["1", "2"], k=4, exclude=["5"])
+    body = client.post("/recommend", json={"items": ["1", "2"], "k": 4, "exclude": ["5"]}).json()
+    assert [i["item_id"] for i in body["items"]] == [r.item_id for r in expected.items]
+    assert [i["score"] for i in body["items"]] == pytest.approx([r.score for r in expected.items])
+    assert body["items"][0]["reason"] is None and body["model_version"] == "7"
 
 
 def test_resolve_model_tag(service):

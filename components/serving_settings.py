@@ -1,0 +1,110 @@
+"""Deployment settings of the HTTP service, read from the environment (where secrets and per-deployment
+values belong): the API key, the request-size limit, CORS origins, the concurrency limits.
+
+Read by the service's ASGI guard (bento/security.py) and checked by ``sessionflow serve`` before it starts
+the server, so a bad value is one line at start, not a worker that fails over and over.
+
+==================================  =========================================================================
+``SESSIONFLOW_API_KEY``             Bearer key for mutating/admin routes (``PROTECTED_ROUTES``, ``/admin/*``);
+                                    at least 16 characters. Unset: those routes are open (a warning at start).
+``SESSIONFLOW_MAX_REQUEST_BYTES``   largest request body (default 1 MiB); larger ones get 413.
+``SESSIONFLOW_CORS_ORIGINS``        comma-separated origins allowed cross-site (default none: CORS off).
+``SESSIONFLOW_MAX_IN_FLIGHT``       requests in flight before new ones get 503 (default 512).
+==================================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+API_KEY_ENV = "SESSIONFLOW_API_KEY"
+MAX_REQUEST_BYTES_ENV = "SESSIONFLOW_MAX_REQUEST_BYTES"
+CORS_ORIGINS_ENV = "SESSIONFLOW_CORS_ORIGINS"
+MAX_IN_FLIGHT_ENV = "SESSIONFLOW_MAX_IN_FLIGHT"
+DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # 1 MiB
+DEFAULT_MAX_IN_FLIGHT = 512
+MIN_API_KEY_CHARS = 16
+# Mutating or admin routes: need the API key when one is configured (and so does anything under /admin/).
+PROTECTED_ROUTES = frozenset({"/feedback", "/reset", "/reload", "/promote", "/rollback"})
+# Routes served one at a time in the worker's thread: a short queue, then 503 (the batched /recommend
+# sheds by its own queue delay, bento/batching.py).
+ROUTE_LIMITS: Mapping[str, int] = {"/chat": 32, "/feedback": 64, "/reset": 64}
+
+
+# Routes whose requests BentoML would wrap in OpenTelemetry spans (see ``bentoml_environment``).
+UNTRACED_ROUTES = ("recommend", "recommend_batch", "chat", "feedback", "reset", "metadata", "readyz", "livez")
+
+
+def bentoml_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """Environment additions for ``bentoml serve``: when the deployment configures no BentoML settings of its
+    own (``BENTOML_CONFIG`` / ``BENTOML_CONFIG_OPTIONS``), the service's routes are left out of tracing.
+    Without an exporter BentoML still builds an OpenTelemetry span per request and sends it nowhere; on the
+    2-core box that was about a quarter of /recommend's throughput (docs/results.md). Configure tracing
+    (``BENTOML_CONFIG`` with ``tracing: exporter_type: ...``) and it is left alone."""
+    if env.get("BENTOML_CONFIG") or env.get("BENTOML_CONFIG_OPTIONS"):
+        return {}
+    return {"BENTOML_CONFIG_OPTIONS": f'tracing.excluded_urls="{",".join(UNTRACED_ROUTES)}"'}
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """What the guard enforces; ``from_env`` reads the environment (the deployment's settings)."""
+
+    api_key: str | None = None
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    cors_origins: tuple[str, ...] = ()
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    route_limits: Mapping[str, int] = field(default_factory=lambda: dict(ROUTE_LIMITS))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> GuardSettings:
+        """The settings from ``env``; ValueError (one line) for a malformed value."""
+        key = env.get(API_KEY_ENV, "").strip() or None
+        if key is not None and len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(
+                f"{API_KEY_ENV} is too short ({len(key)} characters): "
+                f"use at least {MIN_API_KEY_CHARS} random ones"
+            )
+        origins = tuple(o.strip().rstrip("/") for o in env.get(CORS_ORIGINS_ENV, "").split(",") if o.strip())
+        if "*" in origins and key is not None:
+            raise ValueError(f"{CORS_ORIGINS_ENV}='*' together with an API key: list the allowed origins")
+        return cls(
+            api_key=key,
+            max_request_bytes=_positive_int(env, MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES),
+            cors_origins=origins,
+            max_in_flight=_positive_int(env, MAX_IN_FLIGHT_ENV, DEFAULT_MAX_IN_FLIGHT),
+        )
+
+    def describe(self) -> str:
+        """One line for the start-up log (never the key itself)."""
+        auth = "API key required on " + ", ".join(sorted(PROTECTED_ROUTES)) if self.api_key else "no API key"
+        cors = f"CORS for {list(self.cors_origins)}" if self.cors_origins else "CORS off"
+        limit, flight = self.max_request_bytes, self.max_in_flight
+        return f"{auth}; body limit {limit} bytes; {cors}; at most {flight} requests in flight"
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+__all__ = [
+    "API_KEY_ENV",
+    "CORS_ORIGINS_ENV",
+    "MAX_IN_FLIGHT_ENV",
+    "MAX_REQUEST_BYTES_ENV",
+    "PROTECTED_ROUTES",
+    "ROUTE_LIMITS",
+    "GuardSettings",
+    "bentoml_environment",
+]

@@ -1,0 +1,251 @@
+"""The ASGI guard in front of the service: API key, content types, body size, CORS, bounded lists, one-line
+logs for 4xx answers, server-issued session ids, idempotent feedback, /metadata without paths."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+
+import pytest
+from starlette.testclient import TestClient
+
+from bento.security import ServingGuard
+from components.serving_settings import GuardSettings
+
+KEY = "k" * 20 + "-test-api-key"
+
+
+def client_with(client: TestClient, **settings) -> TestClient:
+    """The running service (its own guard has the default settings, as the environment of the test run
+    gives it) behind a guard with ``settings``: what the service does when the environment says so. No
+    lifespan: the service instance is the one already started."""
+    return TestClient(ServingGuard(client.app, GuardSettings(**settings)))
+
+
+@pytest.fixture(scope="module")
+def keyed(client):
+    return client_with(client, api_key=KEY)
+
+
+FEEDBACK = {"session_id": "guard-1", "item_id": "3", "event": "like"}
+
+
+@pytest.mark.parametrize("route", ["/feedback", "/reset"])
+def test_mutating_routes_need_the_key(keyed, route):
+    body = FEEDBACK if route == "/feedback" else {"session_id": "guard-1"}
+    missing = keyed.post(route, json=body)
+    assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+    wrong = keyed.post(route, json=body, headers={"Authorization": "Bearer " + KEY[:-1] + "x"})
+    assert wrong.status_code == 401
+    basic = keyed.post(route, json=body, headers={"Authorization": "Basic " + KEY})
+    assert basic.status_code == 401
+    ok = keyed.post(route, json=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert ok.status_code == 200, ok.text
+
+
+def test_read_routes_stay_open_with_a_key(keyed):
+    assert keyed.post("/recommend", json={"items": ["1"], "k": 2}).status_code == 200
+    assert keyed.get("/metadata").status_code == 200
+    assert keyed.get("/readyz").status_code == 200
+
+
+def test_admin_routes_are_protected(keyed):
+    assert keyed.post("/admin/reload", json={}).status_code == 401
+    assert keyed.post("/admin/reload", json={}, headers={"Authorization": f"Bearer {KEY}"}).status_code == 404
+
+
+def test_without_a_key_mutating_routes_are_open(client):
+    assert client.post("/reset", json={"session_id": "guard-open"}).status_code == 200
+
+
+@pytest.mark.parametrize("route", ["/recommend", "/recommend_batch", "/chat", "/feedback", "/reset"])
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("text/plain", b'{"items": ["1"]}'),
+        ("application/x-www-form-urlencoded", b"items=1"),
+        (
+            "multipart/form-data; boundary=xyz",
+            b'--xyz\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--xyz--\r\n',
+        ),
+        ("", b'{"items": ["1"]}'),
+    ],
+)
+def test_non_json_bodies_are_415(client, route, content_type, body):
+    headers = {"content-type": content_type} if content_type else {}
+    resp = client.post(route, content=body, headers=headers)
+    assert resp.status_code == 415, resp.text
+    assert "application/json" in resp.json()["error"]
+
+
+def test_json_with_charset_and_json_suffix_types_are_accepted(client):
+    for ct in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        resp = client.post("/recommend", content=b'{"items": ["1"], "k": 2}', headers={"content-type": ct})
+        assert resp.status_code == 200, (ct, resp.text)
+
+
+def test_bodies_over_the_limit_are_413(client):
+    small = client_with(client, max_request_bytes=2048)
+    if True:
+        big = b'{"items": [' + b",".join(b'"1"' for _ in range(1000)) + b"]}"
+        assert len(big) > 2048
+        resp = small.post("/recommend", content=big, headers={"content-type": "application/json"})
+        assert resp.status_code == 413 and "2048" in resp.json()["error"]
+
+        def chunks():  # no Content-Length: counted while reading
+            for _ in range(10):
+                yield b" " * 400
+            yield b'{"items": []}'
+
+        resp = small.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
+        assert resp.status_code == 413
+        ok = small.post("/recommend", json={"items": ["1"], "k": 2})
+        assert ok.status_code == 200
+
+
+def test_default_limit_is_one_mib(client):
+    body = b'{"items": ["1"], "pad": "' + b"x" * (1 << 20) + b'"}'
+    assert (
+        client.post("/recommend", content=body, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+
+
+def test_cors_is_off_unless_origins_are_configured(client):
+    preflight = {"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}
+    resp = client.options("/feedback", headers=preflight)
+    assert "access-control-allow-origin" not in resp.headers
+    resp = client.post("/recommend", json={"items": []}, headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in resp.headers
+    cors = client_with(client, cors_origins=("https://shop.example",))
+    if True:
+        ok = cors.options(
+            "/recommend", headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+        )
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://shop.example"
+        other = cors.post("/recommend", json={"items": []}, headers={"Origin": "https://evil.example"})
+        assert "access-control-allow-origin" not in other.headers
+
+
+def test_batch_size_is_bounded_and_the_field_is_named(client):
+    sessions = [{"items": ["1"], "k": 1}] * 257
+    resp = client.post("/recommend_batch", json={"sessions": sessions})
+    assert resp.status_code == 400 and resp.json()["detail"][0]["loc"][0] == "sessions"
+    assert client.post("/recommend_batch", json={"sessions": sessions[:256]}).status_code == 200
+    assert client.post("/recommend", json={"items": ["1"] * 5001}).json()["detail"][0]["loc"][0] == "items"
+
+
+def test_client_errors_log_one_line_without_ids_or_traceback(client, caplog):
+    secret_item, secret_session = "item-4f9a7c-secret", "session-77d1e0-secret"
+    with caplog.at_level(logging.INFO):
+        resp = client.post(
+            "/feedback", json={"session_id": secret_session, "item_id": secret_item, "event": "like"}
+        )
+        assert resp.status_code == 400
+        client.post("/recommend", content=b"{junk", headers={"content-type": "application/json"})
+        client.post("/recommend", content=b"a=1", headers={"content-type": "text/plain"})
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret_item not in text and secret_session not in text
+    assert not any(r.exc_info for r in caplog.records), "no traceback for a client error"
+    lines = [r.getMessage() for r in caplog.records if re.search(r" -> 4\d\d: ", r.getMessage())]
+    assert len(lines) == 3, lines
+    assert "POST /feedback -> 400: invalid request (item_id: invalid_request)" in lines[0]
+    assert all("\n" not in line for line in lines)
+
+
+def test_chat_issues_unguessable_session_ids(client):
+    first = client.post("/chat", json={"message": "a comedy", "k": 3})
+    second = client.post("/chat", json={"message": "a comedy", "k": 3})
+    assert first.status_code == 200, first.text
+    a, b = first.json()["session_id"], second.json()["session_id"]
+    assert a != b and len(a) >= 24 and re.fullmatch(r"s_[A-Za-z0-9_-]+", a)
+    follow = client.post("/chat", json={"session_id": a, "message": "from the 80s", "k": 3}).json()
+    assert follow["session_id"] == a and follow["state"]["year_min"] == 1980
+
+
+def test_idempotency_key_makes_retries_safe(client, feedback_db):
+    headers = {"Idempotency-Key": "retry-0d5c1f"}
+    body = {"session_id": "idem-1", "item_id": "5", "event": "like"}
+    first = client.post("/feedback", json=body, headers=headers)
+    again = client.post("/feedback", json=body, headers=headers)
+    assert first.status_code == 200 and again.status_code == 200, again.text
+    assert first.json()["id"] == again.json()["id"] and again.json()["replayed"] is True
+    assert first.json()["items"] == again.json()["items"]
+    with sqlite3.connect(feedback_db) as conn:
+        n = conn.execute("SELECT COUNT(*) FROM feedback WHERE session_id = 'idem-1'").fetchone()[0]
+    assert n == 1
+    other = client.post("/feedback", json={**body, "event": "dislike"}, headers=headers)
+    assert other.status_code == 409
+    bad = client.post("/feedback", json=body, headers={"Idempotency-Key": "has space"})
+    assert bad.status_code == 400 and bad.json()["detail"][0]["loc"][0] == "Idempotency-Key"
+
+
+def test_metadata_has_no_absolute_paths(client):
+    text = client.get("/metadata").text
+    assert not re.search(r'"/(tmp|home|root|work|var|usr)/', text) and "sqlite:///" not in text
+
+
+def test_settings_come_from_the_environment():
+    env = {
+        "SESSIONFLOW_API_KEY": KEY,
+        "SESSIONFLOW_MAX_REQUEST_BYTES": "4096",
+        "SESSIONFLOW_CORS_ORIGINS": "https://a.example, https://b.example/",
+        "SESSIONFLOW_MAX_IN_FLIGHT": "64",
+    }
+    got = GuardSettings.from_env(env)
+    assert (got.api_key, got.max_request_bytes, got.max_in_flight) == (KEY, 4096, 64)
+    assert got.cors_origins == ("https://a.example", "https://b.example")
+    assert KEY not in got.describe()
+    defaults = GuardSettings.from_env({})
+    assert defaults.api_key is None and defaults.max_request_bytes == 1 << 20 and defaults.cors_origins == ()
+    for bad in (
+        {"SESSIONFLOW_API_KEY": "short"},
+        {"SESSIONFLOW_MAX_REQUEST_BYTES": "1MB"},
+        {"SESSIONFLOW_MAX_IN_FLIGHT": "0"},
+        {"SESSIONFLOW_API_KEY": KEY, "SESSIONFLOW_CORS_ORIGINS": "*"},
+    ):
+        with pytest.raises(ValueError, match="SESSIONFLOW_"):
+            GuardSettings.from_env(bad)
+
+
+def test_overload_beyond_the_in_flight_limit_is_503_with_retry_after(client):
+    import threading
+
+    limited = client_with(client, max_in_flight=1, route_limits={})
+    gate, started = threading.Event(), threading.Event()
+    inner = limited.app._inner
+
+    async def slow_app(scope, receive, send):  # holds its slot until released
+        started.set()
+        while not gate.is_set():
+            import asyncio
+
+            await asyncio.sleep(0.01)
+        await inner(scope, receive, send)
+
+    limited.app._inner = slow_app
+    results = {}
+    worker = threading.Thread(
+        target=lambda: results.setdefault("first", limited.post("/recommend", json={"items": []}))
+    )
+    worker.start()
+    assert started.wait(5)
+    refused = limited.post("/recommend", json={"items": []})
+    gate.set()
+    worker.join(10)
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert results["first"].status_code == 200
+    assert limited.get("/readyz").status_code == 200  # probes are never limited
+
+
+def test_tracing_is_left_out_only_when_the_deployment_configures_nothing():
+    from components.serving_settings import bentoml_environment
+
+    added = bentoml_environment({})
+    assert (
+        "tracing.excluded_urls" in added["BENTOML_CONFIG_OPTIONS"]
+        and "recommend" in added["BENTOML_CONFIG_OPTIONS"]
+    )
+    assert bentoml_environment({"BENTOML_CONFIG": "/etc/bentoml.yaml"}) == {}
+    assert bentoml_environment({"BENTOML_CONFIG_OPTIONS": "tracing.exporter_type=otlp"}) == {}
