@@ -161,7 +161,8 @@ def test_chat_issues_unguessable_session_ids(client):
     a, b = first.json()["session_id"], second.json()["session_id"]
     assert a != b and len(a) >= 24 and re.fullmatch(r"s_[A-Za-z0-9_-]+", a)
     follow = client.post("/chat", json={"session_id": a, "message": "from the 80s", "k": 3}).json()
-    assert follow["session_id"] == a and follow["state"]["year_min"] == 1980
+    years = [c for c in follow["state"]["constraints"] if c["facet"] == "year"]
+    assert follow["session_id"] == a and years and years[0]["low"] == 1980
 
 
 def test_idempotency_key_makes_retries_safe(client, feedback_db):
