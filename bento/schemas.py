@@ -53,6 +53,8 @@ class BentoArgs(BaseModel):
     max_batch_size: int = Field(_SERVE_DEFAULTS.max_batch_size, ge=2)
     max_latency_ms: int = Field(_SERVE_DEFAULTS.max_latency_ms, ge=1)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+    reload_interval_s: float = Field(_SERVE_DEFAULTS.reload_interval_s, ge=0)  # 0: never hot-reload
+    log_requests: bool = _SERVE_DEFAULTS.log_requests
 
     @field_validator("conversation", mode="before")
     @classmethod

@@ -21,13 +21,19 @@ project or the BentoML home (``bento.schemas.feedback_log_url``); /metadata repo
 
 Sessions live in this worker's memory (keep one worker) unless the ``conversation.redis_url`` argument
 points at Redis.
+
+Hot reload (``bento/model_holder.py``): the served model -- predictor, engine, lineage -- lives in a
+``ModelHolder`` that follows the release record written by packaging/promotion and swaps models without a
+restart; handlers take ``self.holder.current`` once per request. POST /admin/reload checks the record now.
+Served requests go to an append-only request log (``components/request_log.py``), batched off the request
+path, for ``sessionflow monitor``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +44,12 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from bento.model_holder import (  # noqa: F401 - ITEM_EMBEDDINGS*: part of this module's interface
+    ITEM_EMBEDDINGS,
+    ITEM_EMBEDDINGS_META,
+    ModelHolder,
+    build_engine,
+)
 from bento.schemas import (
     MODEL_TAG_ENV,
     BentoArgs,
@@ -57,16 +69,12 @@ from bento.schemas import (
     invalid,
     resolve_model_tag,
 )
-from components.dialogue.config import ConversationConfig
 
 if TYPE_CHECKING:  # heavy (torch, via the models): imported in the worker, not by `bentoml serve`
-    from components.bundle import Predictor, RecommendResult
-    from components.dialogue.engine import ConversationEngine
+    from components.bundle import RecommendResult
 
 logger = logging.getLogger("sessionflow.service")
 
-# Written into the BentoML model folder by flows.package.write_item_embeddings.
-ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
@@ -99,34 +107,28 @@ class SessionRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        from components.bundle import Predictor
         from components.feedback_log import FeedbackLog
 
-        self.model_tag = str(self.model_ref.tag)
-        model_dir = Path(self.model_ref.path)
-        self.predictor = Predictor.load(model_dir)
-        self.engine, self.embeddings_source = build_engine(model_dir, self.predictor, ARGS.conversation)
+        # -- hot reload (bento/model_holder.py): the holder owns predictor + engine and swaps them -------
+        self.holder = ModelHolder(
+            MODEL_TAG, ARGS.conversation, release_file(MODEL_TAG), ARGS.reload_interval_s
+        )
+        self.holder.start()
+        # ----------------------------------------------------------------------------------------------
         self.feedback_url = feedback_log_url()
         self.feedback_log = FeedbackLog(self.feedback_url)
+        self.request_log = open_request_log(self.feedback_url, self.feedback_log, ARGS.log_requests)
         where = re.sub(r"//[^@/]*@", "//", self.feedback_url)  # no credentials in logs or /metadata
-        logger.info("feedback log: %s; item embeddings: %s", where, self.embeddings_source)
-        labels = dict(self.model_ref.info.labels)
-        meta = self.predictor.meta
-        self.model_version = labels.get("mlflow_model_version") or self.model_tag
+        logger.info("feedback log: %s; serving %s", where, self.holder.current.model_tag)
         self.lineage: dict[str, Any] = {
-            "bentoml_model_tag": self.model_tag,
-            "registered_model": labels.get("registered_model"),
-            "mlflow_model_version": labels.get("mlflow_model_version"),
-            "mlflow_run_id": labels.get("mlflow_run_id"),
-            "data_hash": labels.get("data_hash") or meta.get("data_hash"),
-            "model": meta.get("model"),
-            "n_items": len(self.predictor.vocab),
-            "metrics": meta.get("metrics", {}),
-            "created_at": meta.get("created_at"),
             "feedback_log": where,
-            "item_embeddings": self.embeddings_source,
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
+
+    # the model serving now; a handler that needs several of these reads ``self.holder.current`` once
+    predictor = property(lambda self: self.holder.current.predictor)
+    engine = property(lambda self: self.holder.current.engine)
+    model_version = property(lambda self: self.holder.current.model_version)
 
     @bentoml.api(
         route="/recommend_batch",
@@ -175,13 +177,15 @@ class SessionRecommender:
     ) -> ChatResponse:
         """One conversational turn: ``session_id`` + ``message`` (kept server-side) or ``messages``."""
         check_chat_form(session_id, message, messages)
+        served, t0 = self.holder.current, time.perf_counter()
         try:
             if messages is not None:
-                result = self.engine.chat_stateless([m.model_dump() for m in messages], k)
+                result = served.engine.chat_stateless([m.model_dump() for m in messages], k)
             else:
-                result = self.engine.chat(str(session_id), str(message), k)
+                result = served.engine.chat(str(session_id), str(message), k)
         except ValueError as exc:
             raise invalid("ChatRequest", "messages" if messages else "message", str(exc)) from None
+        self._log_request("chat", served, t0, result.items, k, session_id=session_id)
         return ChatResponse(**result.to_dict(), session_id=session_id)
 
     @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
@@ -221,8 +225,24 @@ class SessionRecommender:
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
-        """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics."""
-        return {**self.lineage, "bento_tag": _bento_tag()}
+        """The model serving now and its whole lineage chain (data -> code/DVC -> MLflow run -> registered
+        version -> bento -> this process), hot-reload status, request-log counters."""
+        served = self.holder.current
+        info = served.describe()
+        info["lineage"]["serving"] = {**self.holder.process(), "bento_tag": _bento_tag()}
+        return {
+            **info,
+            **self.lineage,
+            "bento_tag": _bento_tag(),
+            "reload": self.holder.status(),
+            "request_log": self.request_log.stats() if self.request_log else None,
+        }
+
+    @bentoml.api(route="/admin/reload")
+    def admin_reload(self) -> dict[str, Any]:
+        """Admin: check the release record now and switch models if it names another one (same checks as
+        the automatic reload; a failing model is not served). Protect /admin/* with the API key."""
+        return self.holder.check(force=True)
 
     def _score(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
         out: dict[int, RecommendResponse] = {
@@ -230,62 +250,87 @@ class SessionRecommender:
         }
         plain = [(n, s) for n, s in enumerate(sessions) if s.session_id is None]
         if plain:
+            served, t0 = self.holder.current, time.perf_counter()  # one model for the whole batch
             ks = [s.k or ARGS.default_k for _, s in plain]
-            results = self.predictor.recommend_batch(
+            results = served.predictor.recommend_batch(
                 [[str(i) for i in s.items] for _, s in plain],
                 k=max(ks),
                 exclude=[[str(i) for i in s.exclude] for _, s in plain],
             )
-            for (n, _), r, k in zip(plain, results, ks, strict=True):
-                out[n] = _response(r, k, self.model_version)
+            for (n, s), r, k in zip(plain, results, ks, strict=True):
+                out[n] = _response(r, k, served.model_version)
+                self._log_request("recommend", served, t0, out[n].items, k, s, r.unknown_items)
         return [out[n] for n in range(len(sessions))]
 
     def _score_session(self, request: RecommendRequest) -> RecommendResponse:
         """A session-aware ranking: the request's items plus the session's live feedback and constraints."""
-        known, unknown = self.engine.split_known([str(i) for i in request.items])
+        served, t0 = self.holder.current, time.perf_counter()
+        known, unknown = served.engine.split_known([str(i) for i in request.items])
         k = request.k or ARGS.default_k
-        items = self.engine.recommend(request.session_id, known, k, exclude=[str(i) for i in request.exclude])
-        return RecommendResponse(
+        items = served.engine.recommend(
+            request.session_id, known, k, exclude=[str(i) for i in request.exclude]
+        )
+        response = RecommendResponse(
             items=[RecommendedItem(**i._asdict()) for i in items],
-            model_version=self.model_version,
+            model_version=served.model_version,
             unknown_items=unknown,
             k=k,
         )
+        self._log_request("recommend", served, t0, items, k, request, unknown)
+        return response
+
+    def _log_request(
+        self,
+        endpoint: str,
+        served: Any,
+        t0: float,
+        shown: list[Any],
+        k: int | None,
+        request: RecommendRequest | None = None,
+        unknown: list[str] | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        """Queue one served request for the monitoring log (no I/O here; see components/request_log.py)."""
+        if self.request_log is None:
+            return
+        self.request_log.record(
+            endpoint,
+            items=request.items if request is not None else [],
+            unknown=unknown or [],
+            shown=[i.item_id for i in shown],
+            scores=[i.score for i in shown],
+            k=k,
+            model_tag=served.model_tag,
+            model_version=served.model_version,
+            session_id=request.session_id if request is not None else session_id,
+            user_id=request.user_id if request is not None else None,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+        )
 
 
-def build_engine(
-    model_dir: Path, predictor: Predictor, config: ConversationConfig
-) -> tuple[ConversationEngine, str]:
-    """The conversation engine over the bundle's catalogue, with the item embeddings packaged next to it
-    when they match the catalogue's texts (else encoded now); returns it and where the embeddings came from.
-    """
-    import numpy as np
-    import pandas as pd
+def release_file(model_tag: str) -> Path | None:
+    """The release record this service follows (components/release.py); None when reloading is off."""
+    if ARGS.reload_interval_s <= 0:
+        return None
+    from bentoml._internal.configuration.containers import BentoMLContainer
 
-    from components.bundle import ITEMS_FILE
-    from components.dialogue.engine import ConversationEngine
-    from components.text_encoder import get_encoder, texts_hash
+    from components.release import release_path
 
-    items_path = model_dir / ITEMS_FILE
-    items = (
-        pd.read_parquet(items_path)
-        if items_path.is_file()
-        else pd.DataFrame({"item_id": list(predictor.titles), "title": list(predictor.titles.values())})
+    return release_path(BentoMLContainer.bentoml_home.get(), model_tag.partition(":")[0])
+
+
+def open_request_log(feedback_url: str, feedback_log: Any, enabled: bool) -> Any:
+    """The batched request log (next to a SQLite feedback log, or ``$SESSIONFLOW_REQUEST_LOG_DB``)."""
+    if not enabled:
+        return None
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from components.request_log import RequestLog, request_log_path
+
+    path = request_log_path(feedback_url) or (
+        Path(BentoMLContainer.bentoml_home.get()) / "sessionflow" / "requests.db"
     )
-    embeddings, expected = None, None
-    if (model_dir / ITEM_EMBEDDINGS).is_file() and (model_dir / ITEM_EMBEDDINGS_META).is_file():
-        embeddings = np.load(model_dir / ITEM_EMBEDDINGS)
-        expected = json.loads((model_dir / ITEM_EMBEDDINGS_META).read_text()).get("texts_hash")
-        if embeddings.shape[0] != len(predictor.vocab):
-            embeddings = None
-    if embeddings is not None:
-        engine = ConversationEngine(predictor, items, config, None, embeddings=embeddings)
-        if texts_hash(engine.catalogue.texts) == expected:
-            if config.w_text > 0:
-                get_encoder()  # load the query encoder now, not on the first /chat
-            return engine, "bundled"
-        logger.warning("packaged item embeddings do not match the catalogue's texts: encoding them again")
-    return ConversationEngine(predictor, items, config, None), "encoded at startup"
+    return RequestLog(path, pseudonymise=feedback_log.pseudonymise)
 
 
 def _bento_tag() -> str | None:

@@ -6,7 +6,8 @@ Layout::
       model/          Recommender.save output (config.json + weights)
       vocab.json      item vocabulary fitted on the training split
       items.parquet   item_id, title, text, categories, year of the catalogue (answers, conversation)
-      meta.json       model name, data hash, protocol, metrics, max_len, created_at
+      meta.json       model name, data hash, lineage, protocol, metrics, created_at (UTC, when written)
+      reference.json  optional: what the model recommends on held-out histories (monitoring's baseline)
 
 The service, evaluator and conversation layer build a ``Predictor`` from a bundle; they never redo
 preprocessing themselves.
@@ -18,6 +19,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,8 @@ def save_bundle(
     known = items[items["item_id"].isin(set(vocab.item_ids))]
     keep = [c for c in ("item_id", "title", "text", "categories", "year") if c in known.columns]
     known[keep].reset_index(drop=True).to_parquet(directory / ITEMS_FILE, index=False)
-    full_meta = {"model": model.name, "n_items": len(vocab), **meta}
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    full_meta = {"model": model.name, "n_items": len(vocab), "created_at": created_at, **meta}
     (directory / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str))
     return directory
 

@@ -5,6 +5,7 @@ Pure: torch/transformers/numpy/pandas only (no tracking, no orchestration), so i
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from components.bundle import save_bundle
 from components.config import EvaluateConfig, TrainConfig
 from components.evaluate import evaluate, protocol
 from components.features import FeatureSet
+from components.monitoring import REFERENCE_FILE, reference_profile
 from models import FitReport, Recommender, build_model, model_class
 from models.base import EpochCallback
 
@@ -68,9 +70,12 @@ def write_bundle(
     data_hash: str,
     eval_cfg: EvaluateConfig,
     split: str,
+    lineage: dict[str, Any] | None = None,
 ) -> Path:
+    """The candidate's bundle (components/bundle.py) with its lineage and monitoring reference profile."""
     meta = {
         "data_hash": data_hash,
+        "lineage": lineage or {"data": {"data_hash": data_hash}},
         "protocol": protocol(eval_cfg, split),
         "metrics": candidate.metrics,
         "train_seconds": candidate.train_seconds,
@@ -79,4 +84,9 @@ def write_bundle(
         "sequence_key": fs.sequence_key,
         "params": candidate.params,
     }
-    return save_bundle(directory, candidate.model, fs.vocab, items, meta)
+    bundle = save_bundle(directory, candidate.model, fs.vocab, items, meta)
+    primary = eval_cfg.primary_metric
+    k = int(primary.split("@")[1]) if "@" in primary else 10
+    reference = reference_profile(candidate.model, fs.test, fs.item_popularity, k=k)
+    (bundle / REFERENCE_FILE).write_text(json.dumps(reference))
+    return bundle

