@@ -1,4 +1,4 @@
-"""Imports go one way: components/models (pure core) <- sessionflow (stage layer) <- flows (Prefect) <- cli."""
+"""Imports go one way: components + models (pure) <- sessionflow (stages) <- flows (Prefect) <- cli."""
 
 from __future__ import annotations
 
