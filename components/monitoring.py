@@ -226,7 +226,7 @@ def compute_report(
     m["impressions"] = float(len([s for row in requests.get("shown", []) for s in row]))
     m["catalogue_items"] = float(len(ids))
     m["coverage"] = float((exposure > 0).sum() / len(ids)) if ids and shown else None
-    m["gini"] = gini(exposure) if shown else None
+    m["gini"] = _nan_none(gini(exposure)) if shown else None  # NaN: nothing shown is in the catalogue
 
     counts = Counter(feedback["event"].astype(str)) if len(feedback) else Counter()
     impressions = m["impressions"] or 0.0

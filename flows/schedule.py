@@ -13,6 +13,7 @@ entrypoints, parameters and crons both paths read.
 from __future__ import annotations
 
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,17 +64,19 @@ def deploy(root: str | Path, work_pool: str | None = None) -> list[dict[str, Any
         source = Flow.from_source(source=str(PROJECT_ROOT), entrypoint=spec["entrypoint"])
         schedule = spec["schedules"][0]
         parameters = {**spec.get("parameters", {}), "root": str(root)}
-        deployment_id = source.deploy(
-            name=spec["name"],
-            work_pool_name=pool,
-            cron=schedule["cron"],
-            parameters=parameters,
-            description=spec.get("description"),
-            concurrency_limit=spec.get("concurrency_limit"),
-            build=False,
-            push=False,
-            print_next_steps=False,
-        )
+        with contextlib.redirect_stdout(sys.stderr):  # Prefect prints a table; stdout stays machine-readable
+            deployment_id = source.deploy(
+                name=spec["name"],
+                work_pool_name=pool,
+                cron=schedule["cron"],
+                parameters=parameters,
+                description=spec.get("description"),
+                concurrency_limit=spec.get("concurrency_limit"),
+                build=False,
+                push=False,
+                print_next_steps=False,
+                ignore_warnings=True,  # the "process pool: consider .serve" hint on stdout
+            )
         registered.append(
             {
                 "deployment": f"{source.name}/{spec['name']}",
