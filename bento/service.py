@@ -164,7 +164,8 @@ class SessionRecommender:
             if isinstance(exc, RuntimeError) and "closed" not in str(exc):
                 raise
             logger.warning("batched call failed (%s: %s); scoring directly", type(exc).__name__, exc)
-            [response] = await anyio.to_thread.run_sync(self._score, [request])
+            # not logged again: the cut call was scored (and logged) by /recommend_batch all the same
+            [response] = await anyio.to_thread.run_sync(self._score, [request], False)
         return response
 
     @bentoml.api(route="/chat", input_spec=ChatRequest)
@@ -244,7 +245,7 @@ class SessionRecommender:
         the automatic reload; a failing model is not served). Protect /admin/* with the API key."""
         return self.holder.check(force=True)
 
-    def _score(self, sessions: list[RecommendRequest]) -> list[RecommendResponse]:
+    def _score(self, sessions: list[RecommendRequest], log: bool = True) -> list[RecommendResponse]:
         out: dict[int, RecommendResponse] = {
             n: self._score_session(s) for n, s in enumerate(sessions) if s.session_id is not None
         }
@@ -259,7 +260,8 @@ class SessionRecommender:
             )
             for (n, s), r, k in zip(plain, results, ks, strict=True):
                 out[n] = _response(r, k, served.model_version)
-                self._log_request("recommend", served, t0, out[n].items, k, s, r.unknown_items)
+                if log:
+                    self._log_request("recommend", served, t0, out[n].items, k, s, r.unknown_items)
         return [out[n] for n in range(len(sessions))]
 
     def _score_session(self, request: RecommendRequest) -> RecommendResponse:
@@ -276,7 +278,7 @@ class SessionRecommender:
             unknown_items=unknown,
             k=k,
         )
-        self._log_request("recommend", served, t0, items, k, request, unknown)
+        self._log_request("recommend_session", served, t0, items, k, request, unknown)
         return response
 
     def _log_request(

@@ -7,7 +7,9 @@ writer falls behind, the queue is bounded (``max_queue``): new records are dropp
 never wait. ``stats`` reports queued / written / dropped / failed counts (the service shows them in
 /metadata, the monitoring report carries ``dropped``).
 
-Rows (table ``requests``): ts (ISO-8601 UTC), endpoint, model_tag, model_version, user_id (pseudonymised
+Rows (table ``requests``): ts (ISO-8601 UTC), endpoint (``recommend``: plain /recommend, raw model scores;
+``recommend_session``: /recommend with a session, fused conversation scores; ``chat``), model_tag,
+model_version, user_id (pseudonymised
 with the feedback log's keyring, never raw), session_id, items (JSON list of the ids asked), unknown (JSON
 list of the asked ids the model does not know), shown (JSON list of the ids answered, in rank order),
 scores (JSON list), k, latency_ms. Chat messages are not stored.

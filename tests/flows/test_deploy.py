@@ -84,8 +84,9 @@ def test_deploy_registers_both_deployments_with_their_schedules(deployed):
 
 
 def test_deploy_without_a_server_says_what_to_do(tmp_path):
-    from flows.schedule import deploy
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.schedule import deploy
 
     with (
         temporary_settings(updates={PREFECT_API_URL: None}),
@@ -96,12 +97,12 @@ def test_deploy_without_a_server_says_what_to_do(tmp_path):
 
 def test_a_red_report_starts_the_retraining_deployment(deployed, tmp_path, monkeypatch):
     from mlflow import MlflowClient
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from components.feedback_log import FEEDBACK_DB_ENV, FEEDBACK_URL_ENV
     from components.request_log import RequestLog
     from flows.monitoring import EXPERIMENT, monitoring_flow
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from tests.service import isolated_bentoml_home
 
     for _ in use_tracking(tmp_path, monkeypatch):
