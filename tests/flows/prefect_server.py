@@ -73,3 +73,26 @@ def prefect_server(home: Path, timeout_s: float = 180.0) -> Iterator[str]:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=20)
         log.close()
+
+
+def drain_prefect_workers(url: str) -> None:
+    """Send what this process's Prefect log and event workers still hold to the server at ``url`` while it
+    is up (as prefect_test_harness does): otherwise a later drain waits on a server that is gone."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        with contextlib.suppress(RuntimeError):  # never started
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        run_coro_as_sync(drain())

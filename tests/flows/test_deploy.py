@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.flows import use_tracking
-from tests.flows.prefect_server import prefect_server
+from tests.flows.prefect_server import drain_prefect_workers, prefect_server
 
 SCHEDULES = {
     "sessionflow-pipeline/nightly-retrain": "0 2 * * *",
@@ -120,7 +120,10 @@ def test_a_red_report_starts_the_retraining_deployment(deployed, tmp_path, monke
         isolated_bentoml_home(tmp_path / "bentoml"),
         temporary_settings(updates={PREFECT_API_URL: deployed["url"]}),
     ):
-        summary = monitoring_flow(params_file="params.yaml", root=str(tmp_path))
+        try:
+            summary = monitoring_flow(params_file="params.yaml", root=str(tmp_path))
+        finally:
+            drain_prefect_workers(deployed["url"])  # before the module's server goes away
     assert summary.status == "red" and summary.broken == ["unknown_id_share"], summary
     assert summary.metrics["requests"] == 4 and summary.metrics["unknown_id_share"] == 1.0
     assert summary.retrain and summary.retrain.startswith("deployment sessionflow-pipeline/nightly-retrain")
