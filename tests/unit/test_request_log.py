@@ -89,7 +89,8 @@ def test_record_costs_microseconds(tmp_path):
     for i in range(n):
         record(log, i)
     per_call_us = (time.perf_counter() - t0) / n * 1e6
-    assert per_call_us < 50, f"record() took {per_call_us:.1f} us"
+    # no I/O, no serialisation: microseconds even on a busy shared box (a committed SQLite write is ms)
+    assert per_call_us < 500, f"record() took {per_call_us:.1f} us"
     log.close()
 
 
