@@ -9,6 +9,7 @@ Scheduled next to retraining (prefect.yaml ``hourly-monitoring``; ``sessionflow 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,15 @@ def _tag_model_version(client: Any, model_tag: str | None, status: str, run_id: 
     except NotFound:
         return
     name, version = labels.get("registered_model"), labels.get("mlflow_model_version")
-    if name and version:
+    if not (name and version):
+        return
+    from mlflow.exceptions import MlflowException
+
+    try:
         client.set_model_version_tag(name, version, "monitoring.status", status)
         client.set_model_version_tag(name, version, "monitoring.run_id", run_id)
+    except MlflowException as exc:  # registered in another tracking store: the run still has it all
+        logging.getLogger(__name__).warning("could not tag %s version %s: %s", name, version, exc.message)
 
 
 def trigger_retrain(params_file: str, root: str, reason: str) -> str:

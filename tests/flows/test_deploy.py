@@ -15,6 +15,8 @@ import yaml
 from tests.flows import use_tracking
 from tests.flows.prefect_server import drain_prefect_workers, prefect_server
 
+pytestmark = pytest.mark.slow  # a real server start + the console script: about a minute on 2 cores
+
 SCHEDULES = {
     "sessionflow-pipeline/nightly-retrain": "0 2 * * *",
     "sessionflow-monitoring/hourly-monitoring": "15 * * * *",
