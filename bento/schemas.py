@@ -54,11 +54,13 @@ class BentoArgs(BaseModel):
     max_batch_size: int = Field(_SERVE_DEFAULTS.max_batch_size, ge=2)
     max_latency_ms: int = Field(_SERVE_DEFAULTS.max_latency_ms, ge=1)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
+    reload_interval_s: float = Field(_SERVE_DEFAULTS.reload_interval_s, ge=0)  # 0: never hot-reload
+    log_requests: bool = _SERVE_DEFAULTS.log_requests
 
     @field_validator("conversation", mode="before")
     @classmethod
     def _json(cls, value: Any) -> Any:
-        return json.loads(value) if isinstance(value, str) else value  # --arg conversation='{"w_text": 0.5}'
+        return json.loads(value) if isinstance(value, str) else value  # --arg conversation='{"w_dense": 0.5}'
 
 
 def resolve_model_tag(arg_value: str | None, env: Mapping[str, str] = os.environ) -> str:

@@ -29,12 +29,20 @@ project or the BentoML home (``bento.schemas.feedback_log_url``); /metadata repo
 
 Sessions live in this worker's memory (keep one worker) unless the ``conversation.redis_url`` argument
 points at Redis.
+
+Hot reload (``bento/model_holder.py``): the served model -- predictor, conversation engine (built by
+``components.dialogue.engine.load_engine``), /recommend scorer, lineage -- lives in a ``ModelHolder`` that
+follows the release record written by packaging/promotion and swaps models without a restart; handlers take
+``self.holder.current`` once per request. POST /admin/reload checks the record now. Served requests go to
+an append-only request log (``components/request_log.py``), batched off the request path, for
+``sessionflow monitor``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +55,7 @@ from starlette.responses import JSONResponse, Response
 
 from bento import runtime
 from bento.batching import MicroBatcher, Overloaded
+from bento.model_holder import ModelHolder, ServedModel
 from bento.schemas import (
     MODEL_TAG_ENV,
     BentoArgs,
@@ -67,7 +76,7 @@ from bento.schemas import (
     invalid,
     resolve_model_tag,
 )
-from bento.scoring import ScoringProcess, ScoringUnavailable, Session
+from bento.scoring import ScoringUnavailable, Session
 from bento.security import ServingGuard, quiet_client_error_tracebacks
 from components.serving_settings import API_KEY_ENV, GuardSettings
 
@@ -102,28 +111,29 @@ class SessionRecommender:
     model_ref = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
-        from components.dialogue.engine import load_engine
         from components.feedback_log import FeedbackLog
 
-        self.model_tag = str(self.model_ref.tag)
-        model_dir = Path(self.model_ref.path)
         # --- production plumbing (bento/runtime.py, security.py, batching.py, scoring.py) ---
         quiet_client_error_tracebacks()
         runtime.tune_interpreter()
-        n_checked = runtime.verify_model_folder(model_dir)  # BundleIntegrityError names the file
         guard = GuardSettings.from_env()
-        logger.info(
-            "model %s: %d files match their checksums; %s", self.model_tag, n_checked, guard.describe()
-        )
+        logger.info("guard: %s", guard.describe())
         if guard.api_key is None:
             logger.warning(
                 "%s is not set: /feedback and /reset are open to anyone who can reach this port", API_KEY_ENV
             )
-        labels = dict(self.model_ref.info.labels)
-        self.model_version = labels.get("mlflow_model_version") or self.model_tag
-        self.scorer = ScoringProcess(model_dir, self.model_version)  # the model, in a process of its own
+        # --- hot reload (bento/model_holder.py): the holder owns the model, engine and scorer, and swaps
+        # them; every model is checked against its checksums first (BundleIntegrityError names the file)
+        self.holder = ModelHolder(
+            MODEL_TAG,
+            ARGS.conversation,
+            release_file(MODEL_TAG),
+            ARGS.reload_interval_s,
+            scoring_process=True,
+        )
+        self.holder.start()
         self.batcher: MicroBatcher[Session, bytes] = MicroBatcher(
-            self.scorer.score,
+            self._score_plain,
             max_batch_size=ARGS.max_batch_size,
             max_queue_delay_ms=ARGS.max_latency_ms,
             name="recommend",
@@ -131,38 +141,36 @@ class SessionRecommender:
         self.replays = runtime.ReplayCache()
         self.readiness = runtime.ReadinessLog()
         # --- end of production plumbing ---
-        self.engine = load_engine(model_dir, ARGS.conversation)  # the one engine builder
-        self.predictor = self.engine.predictor
         self.feedback_url = feedback_log_url()
         self.feedback_log = FeedbackLog(self.feedback_url)
+        self.request_log = open_request_log(self.feedback_url, self.feedback_log, ARGS.log_requests)
         where = runtime.feedback_location(self.feedback_url)  # no absolute path or credentials
+        served = self.holder.current
         logger.info(
-            "feedback log: %s; catalogue: %d %s (index %s)",
+            "feedback log: %s; serving %s; catalogue: %d %s (index %s)",
             where,
-            len(self.engine.index),
-            self.engine.index.nouns,
-            self.engine.index_source,
+            served.model_tag,
+            len(served.engine.index),
+            served.engine.index.nouns,
+            served.engine.index_source,
         )
-        meta = self.predictor.meta
         self.lineage: dict[str, Any] = {
-            "bentoml_model_tag": self.model_tag,
-            "registered_model": labels.get("registered_model"),
-            "mlflow_model_version": labels.get("mlflow_model_version"),
-            "mlflow_run_id": labels.get("mlflow_run_id"),
-            "data_hash": labels.get("data_hash") or meta.get("data_hash"),
-            "model": meta.get("model"),
-            "n_items": len(self.predictor.vocab),
-            "metrics": meta.get("metrics", {}),
-            "created_at": meta.get("created_at"),
             "feedback_log": where,
-            "catalogue": {
-                "index": self.engine.index_source,
-                "item_noun": list(self.engine.index.spec.item_noun),
-                "facets": {f.name: f.kind for f in self.engine.index.spec.facets},
-            },
             "session_store": "redis" if ARGS.conversation.redis_url else "memory",
         }
         runtime.freeze_startup_heap()  # last: nothing loaded above is scanned by the GC again
+
+    # the model serving now; a handler that needs several of these reads ``self.holder.current`` once
+    predictor = property(lambda self: self.holder.current.predictor)
+    engine = property(lambda self: self.holder.current.engine)
+    model_version = property(lambda self: self.holder.current.model_version)
+
+    def _score_plain(self, sessions: list[Session]) -> list[bytes]:
+        """The micro-batcher's scorer: the serving model's scoring process (one model per batch)."""
+        served = self.holder.current
+        if served.scorer is None:
+            raise ScoringUnavailable("the serving model has no scoring process")
+        return served.scorer.score(sessions)
 
     async def __is_ready__(self) -> bool:
         """/readyz: not ready while the feedback store cannot take writes (it reopens when it is back).
@@ -199,10 +207,13 @@ class SessionRecommender:
         )
         if session_id is not None:
             return await anyio.to_thread.run_sync(self._score_session, request)
+        t0 = time.perf_counter()
         try:
             body = await self.batcher.submit(self._session(request))
         except (Overloaded, ScoringUnavailable) as exc:
             return self._refused(exc)  # type: ignore[return-value]
+        if self.request_log is not None:
+            self._log_plain(request, body, t0)
         return Response(body, media_type="application/json")  # type: ignore[return-value]  # as scored
 
     def _session(self, request: RecommendRequest) -> Session:
@@ -234,13 +245,15 @@ class SessionRecommender:
         check_chat_form(session_id, message, messages)
         if messages is None and session_id is None:
             session_id = runtime.new_session_id()  # a new conversation: the server issues its id
+        served, t0 = self.holder.current, time.perf_counter()
         try:
             if messages is not None:
-                result = self.engine.chat_stateless([m.model_dump() for m in messages], k)
+                result = served.engine.chat_stateless([m.model_dump() for m in messages], k)
             else:
-                result = self.engine.chat(str(session_id), str(message), k)
+                result = served.engine.chat(str(session_id), str(message), k)
         except ValueError as exc:
             raise invalid("ChatRequest", "messages" if messages else "message", str(exc)) from None
+        self._log_request("chat", served, t0, result.items, k, session_id=session_id)
         return ChatResponse(**result.to_dict(), session_id=session_id)
 
     @bentoml.api(route="/feedback", input_spec=FeedbackRequest)
@@ -257,11 +270,12 @@ class SessionRecommender:
         With an ``Idempotency-Key`` header a retry stores nothing new and gets the first answer."""
         check_feedback_value(event, value)
         item = str(item_id)
-        if self.engine.index.index(item) is None:
+        engine = self.engine
+        if engine.index.index(item) is None:
             raise invalid(
                 "FeedbackRequest",
                 "item_id",
-                f"unknown item id {item!r}: the served model's catalogue of {len(self.engine.index)}"
+                f"unknown item id {item!r}: the served model's catalogue of {len(engine.index)}"
                 " items does not have it (use ids from /chat or /recommend answers)",
                 item_id,
             )
@@ -275,7 +289,7 @@ class SessionRecommender:
             return stored  # type: ignore[return-value]
         if stored.replayed and key is not None and (cached := self.replays.get(key)) is not None:
             return FeedbackResponse(**cached)
-        answer = self.engine.feedback(session_id, item, event, value)
+        answer = engine.feedback(session_id, item, event, value)
         response = FeedbackResponse(
             id=stored.id,
             polarity=answer["polarity"],
@@ -320,17 +334,34 @@ class SessionRecommender:
 
     @metadata_app.get("/metadata")
     def metadata(self) -> dict[str, Any]:
-        """Lineage of the served model: data hash, MLflow run/version, bento tag, catalogue, metrics; and
-        how /recommend is being batched (requests, batches, largest batch, refused)."""
+        """The model serving now and its whole lineage chain (data -> code/DVC -> MLflow run -> registered
+        version -> bento -> this process), hot-reload status, request-log counters, and how /recommend is
+        being batched (requests, batches, largest batch, refused)."""
+        served = self.holder.current
+        info = served.describe()
+        info["lineage"]["serving"] = {**self.holder.process(), "bento_tag": _bento_tag()}
         stats = self.batcher.stats
         batching = {
             "requests": stats.requests,
             "batches": stats.batches,
             "largest_batch": stats.largest_batch,
             "shed": stats.shed,
-            "scorer_restarts": self.scorer.restarts,
+            "scorer_restarts": served.scorer.restarts if served.scorer is not None else None,
         }
-        return {**self.lineage, "bento_tag": _bento_tag(), "batching": batching}
+        return {
+            **info,
+            **self.lineage,
+            "bento_tag": _bento_tag(),
+            "batching": batching,
+            "reload": self.holder.status(),
+            "request_log": self.request_log.stats() if self.request_log else None,
+        }
+
+    @bentoml.api(route="/admin/reload")
+    def admin_reload(self) -> dict[str, Any]:
+        """Admin: check the release record now and switch models if it names another one (same checks as
+        the automatic reload; a failing model is not served). Needs the API key when one is set."""
+        return self.holder.check(force=True)
 
     def _store_feedback(self, record: dict[str, Any], key: str | None) -> Any:
         """``Appended`` once on disk; a 503 while the store is unavailable, a 409 for a reused key."""
@@ -354,15 +385,83 @@ class SessionRecommender:
 
     def _score_session(self, request: RecommendRequest) -> RecommendResponse:
         """A session-aware ranking: the request's items plus the session's live feedback and constraints."""
-        known, unknown = self.engine.split_known([str(i) for i in request.items])
+        served, t0 = self.holder.current, time.perf_counter()
+        known, unknown = served.engine.split_known([str(i) for i in request.items])
         k = request.k or ARGS.default_k
-        items = self.engine.recommend(request.session_id, known, k, exclude=[str(i) for i in request.exclude])
-        return RecommendResponse(
+        items = served.engine.recommend(
+            request.session_id, known, k, exclude=[str(i) for i in request.exclude]
+        )
+        response = RecommendResponse(
             items=[RecommendedItem(**i._asdict()) for i in items],
-            model_version=self.model_version,
+            model_version=served.model_version,
             unknown_items=unknown,
             k=k,
         )
+        self._log_request("recommend_session", served, t0, items, k, request, unknown)
+        return response
+
+    def _log_plain(self, request: RecommendRequest, body: bytes, t0: float) -> None:
+        """Log a batched /recommend answer (its JSON as the scoring process wrote it)."""
+        try:
+            answer = RecommendResponse.model_validate_json(body)
+        except ValueError:
+            return
+        self._log_request(
+            "recommend", self.holder.current, t0, answer.items, answer.k, request, answer.unknown_items
+        )
+
+    def _log_request(
+        self,
+        endpoint: str,
+        served: ServedModel,
+        t0: float,
+        shown: list[Any],
+        k: int | None,
+        request: RecommendRequest | None = None,
+        unknown: list[str] | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        """Queue one served request for the monitoring log (no I/O here; see components/request_log.py)."""
+        if self.request_log is None:
+            return
+        self.request_log.record(
+            endpoint,
+            items=request.items if request is not None else [],
+            unknown=unknown or [],
+            shown=[i.item_id for i in shown],
+            scores=[i.score for i in shown],
+            k=k,
+            model_tag=served.model_tag,
+            model_version=served.model_version,
+            session_id=request.session_id if request is not None else session_id,
+            user_id=request.user_id if request is not None else None,
+            latency_ms=(time.perf_counter() - t0) * 1000.0,
+        )
+
+
+def release_file(model_tag: str) -> Path | None:
+    """The release record this service follows (components/release.py); None when reloading is off."""
+    if ARGS.reload_interval_s <= 0:
+        return None
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from components.release import release_path
+
+    return release_path(BentoMLContainer.bentoml_home.get(), model_tag.partition(":")[0])
+
+
+def open_request_log(feedback_url: str, feedback_log: Any, enabled: bool) -> Any:
+    """The batched request log (next to a SQLite feedback log, or ``$SESSIONFLOW_REQUEST_LOG_DB``)."""
+    if not enabled:
+        return None
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    from components.request_log import RequestLog, request_log_path
+
+    path = request_log_path(feedback_url) or (
+        Path(BentoMLContainer.bentoml_home.get()) / "sessionflow" / "requests.db"
+    )
+    return RequestLog(path, pseudonymise=feedback_log.pseudonymise)
 
 
 SessionRecommender.add_asgi_middleware(ServingGuard)  # bento/security.py: in front of every route

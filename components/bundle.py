@@ -8,7 +8,8 @@ Layout::
       items.parquet   item_id, title, text, categories, year, attributes of the catalogue
       catalogue.json  the dataset spec's catalogue section: facets, vocabulary, item noun (conversation)
       prior.npy       time-decayed popularity of the training data (conversation cold start)
-      meta.json       model name, data hash, protocol, metrics, max_len, created_at
+      meta.json       model name, data hash, lineage, protocol, metrics, max_len, created_at (UTC)
+      reference.json  optional: what the model recommends on held-out histories (monitoring's baseline)
       conversation/   the conversation's catalogue index, added at packaging (components.dialogue.packaging)
 
 The service, evaluator and conversation layer build a ``Predictor`` from a bundle; they never redo
@@ -21,6 +22,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,8 @@ def save_bundle(
     known = items[items["item_id"].isin(set(vocab.item_ids))]
     keep = [c for c in ("item_id", "title", "text", "categories", "year", "attributes") if c in known.columns]
     known[keep].reset_index(drop=True).to_parquet(directory / ITEMS_FILE, index=False)
-    full_meta = {"model": model.name, "n_items": len(vocab), **meta}
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    full_meta = {"model": model.name, "n_items": len(vocab), "created_at": created_at, **meta}
     (directory / META_FILE).write_text(json.dumps(full_meta, indent=2, default=str))
     if catalogue is not None:
         (directory / CATALOGUE_FILE).write_text(catalogue.model_dump_json(indent=2))

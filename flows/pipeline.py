@@ -1,20 +1,25 @@
 """The training pipeline as a Prefect 3 flow: pull -> feedback export -> ingest -> validate -> featurize ->
-train/evaluate (one task per candidate) -> MLflow runs -> promotion -> bento.
+train/evaluate (one task per candidate) -> MLflow runs -> promotion -> package + release.
 
 The feedback export snapshots the service's feedback log (data/feedback/<dataset>/events.parquet); ingest
-merges its positive events, so every scheduled run trains on a new data version when feedback arrived.
+merges its positive events, so every scheduled run trains on a new data version when feedback arrived. The
+package step is the one packaging path (flows/package.py: bento with params.yaml's serve and conversation
+sections, then the release record a running service switches to).
 
-Tasks are thin wrappers over sessionflow.stages / components (retries where I/O can fail; caching of data
-stages keyed by the content of their input files, their settings and the code they run:
-sessionflow/fingerprint.py). Runs without a Prefect server (ephemeral API).
+Tasks are thin wrappers over the stage layer (sessionflow/stages.py) and return its typed results; data
+stages are cached by the content of their input files, their settings and the code they run
+(sessionflow/fingerprint.py). Candidates run on the configured task runner (train.runner: serial, threads or
+Dask; flows/runners.py); the hybrid waits for its member candidates and reuses them. Runs without a Prefect
+server (ephemeral API).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import time
-from functools import partial
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,55 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from components.config import Settings, load_settings
+from components.release import Release
+from flows.pipeline_summary import PipelineSummary
+from flows.promotion import PromotionDecision
+from flows.tracking import CandidateResult
 from sessionflow import stages
+from sessionflow.results import (
+    FeatureResult,
+    FeedbackExport,
+    IngestResult,
+    Lineage,
+    ValidationResult,
+)
+
+
+@flow(name="sessionflow-pipeline", log_prints=True)
+def training_pipeline(
+    params_file: str = "params.yaml",
+    root: str = ".",
+    overrides: dict[str, Any] | None = None,
+    package: bool = True,
+) -> PipelineSummary:
+    """The whole chain on one dataset; returns a typed summary (also in artifacts/last_pipeline.json)."""
+    t_start = time.perf_counter()
+    root_path = Path(root).resolve()
+    settings = load_settings(root_path / params_file, overrides)
+    pull_task(settings, root_path)
+    feedback = feedback_export_task(settings, root_path)
+    ingest = ingest_task(settings, root_path)
+    validation = validate_task(settings, root_path)
+    features = featurize_task(settings, root_path)
+    lineage = stages.lineage(settings, root_path, ingest)
+    with pipeline_run(settings, root_path, ingest, lineage) as run:
+        from flows.runners import make_task_runner
+
+        runner = make_task_runner(settings.train.runner, settings.train.workers, settings.train.dask_address)
+        outcomes = train_candidates.with_options(task_runner=runner)(settings, root_path, run.dir, lineage)
+        candidates, failed = track_candidates(outcomes, run)
+        decision = promote_task(candidates, settings, root_path, run.id)
+        simulation = simulate(candidates, decision, settings, root_path, run.id)
+        release = package_task(settings, root_path, decision) if package else None
+    summary = PipelineSummary.of(
+        settings, lineage, feedback, ingest, validation, features, run.id, candidates, failed, decision,
+        simulation, release, time.perf_counter() - t_start,
+    )  # fmt: skip
+    summary.write(root_path)
+    return summary
+
+
+# ------------------------------------------------------------------------------------------------ data tasks
 
 
 def _stage_key(stage: str, settings: Settings, inputs: list[Path], outputs: list[Path], root: Path) -> str:
@@ -32,12 +85,6 @@ def _stage_key(stage: str, settings: Settings, inputs: list[Path], outputs: list
 
     exists = "".join("1" if o.exists() else "0" for o in outputs)
     return hashlib.sha256(f"{stage_fingerprint(stage, settings, inputs, root)}|{exists}".encode()).hexdigest()
-
-
-@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def pull_task(settings: Settings, root: Path) -> str | None:
-    path = stages.run_pull(settings, root)
-    return str(path) if path else None
 
 
 def _cached(stage: str, inputs, outputs):
@@ -57,14 +104,24 @@ def _ingest_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
 
 
 @task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
-def feedback_export_task(settings: Settings, root: Path) -> dict:
-    return stages.run_feedback_export(settings, root)
+def pull_task(settings: Settings, root: Path) -> str | None:
+    path = stages.run_pull(settings, root)
+    return str(path) if path else None
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def feedback_export_task(settings: Settings, root: Path) -> FeedbackExport:
+    info = stages.run_feedback_export(settings, root)
+    get_run_logger().info(
+        "feedback snapshot: %d events (%d negative) from %s", info.n_events, info.n_negative, info.source
+    )
+    return info
 
 
 @task(
     cache_key_fn=_cached("ingest", _ingest_inputs, lambda p: [p.interim / "ingest.json"]), persist_result=True
 )
-def ingest_task(settings: Settings, root: Path) -> dict:
+def ingest_task(settings: Settings, root: Path) -> IngestResult:
     return stages.run_ingest(settings, root)
 
 
@@ -72,7 +129,7 @@ def ingest_task(settings: Settings, root: Path) -> dict:
     cache_key_fn=_cached("validate", lambda s, p: [p.interim], lambda p: [p.clean / "interactions.parquet"]),
     persist_result=True,
 )
-def validate_task(settings: Settings, root: Path) -> dict:
+def validate_task(settings: Settings, root: Path) -> ValidationResult:
     return stages.run_validate(settings, root)
 
 
@@ -80,8 +137,46 @@ def validate_task(settings: Settings, root: Path) -> dict:
     cache_key_fn=_cached("featurize", lambda s, p: [p.clean], lambda p: [p.features / "features.json"]),
     persist_result=True,
 )
-def featurize_task(settings: Settings, root: Path) -> dict:
+def featurize_task(settings: Settings, root: Path) -> FeatureResult:
     return stages.run_featurize(settings, root)
+
+
+# ------------------------------------------------------------------------------------- training + MLflow
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """The MLflow parent run of one pipeline run and where its candidates' bundles go."""
+
+    id: str
+    experiment: str
+    dir: Path
+    models: list[str]
+    primary_metric: str
+
+
+@contextlib.contextmanager
+def pipeline_run(
+    settings: Settings, root: Path, ingest: IngestResult, lineage: Lineage
+) -> Iterator[PipelineRun]:
+    """Open the MLflow parent run (tagged with the lineage); FINISHED on success, FAILED on an exception."""
+    from flows.tracking import configure_tracking, end_pipeline_run, start_pipeline_run
+
+    configure_tracking(root)
+    experiment = f"sessionflow-{ingest.dataset}"
+    settings_dump = settings.model_dump(mode="json", by_alias=True)
+    parent = start_pipeline_run(
+        experiment, ingest.dataset, ingest.data_hash, settings_dump, lineage.model_dump(mode="json")
+    )
+    run_dir = root / "artifacts" / "candidates" / f"{ingest.dataset}-{int(time.time())}"
+    status = "FAILED"
+    try:
+        yield PipelineRun(
+            parent, experiment, run_dir, settings.train.models, settings.evaluate.primary_metric
+        )
+        status = "FINISHED"
+    finally:
+        end_pipeline_run(parent, status)
 
 
 @task(cache_policy=NO_CACHE)
@@ -90,15 +185,18 @@ def train_candidate_task(
     settings: Settings,
     root: Path,
     run_dir: Path,
+    lineage: Lineage,
     torch_threads: int | None = None,
-    members: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Train + evaluate one candidate; write its bundle. Returns what tracking needs.
+    members: list[CandidateResult] | None = None,
+) -> CandidateResult:
+    """Train + evaluate one candidate and write its bundle (with lineage, monitoring reference, the
+    catalogue spec and the popularity prior the conversation starts from).
 
-    ``members`` are the results of already trained candidates the hybrid fuses (their bundles are loaded,
-    only the fusion weights are fitted). ``torch_threads`` caps torch's threads when tasks share cores.
+    ``members`` are already trained candidates the hybrid fuses (their bundles are loaded, only the fusion
+    weights are fitted). ``torch_threads`` caps torch's threads when tasks share cores.
     """
     from components.bundle import Predictor
+    from components.evaluate import protocol
     from components.train import train_and_evaluate, write_bundle
 
     if torch_threads:
@@ -111,9 +209,9 @@ def train_candidate_task(
     def on_epoch(epoch: int, values: dict[str, float]) -> None:
         logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
 
-    fitted = [Predictor.load(m["bundle_dir"]).model for m in members] if members else None
+    fitted = [Predictor.load(m.bundle_dir).model for m in members] if members else None
     cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch, members=fitted)
-    catalogue = stages.dataset_spec(settings, root).catalogue
+    chain = lineage.model_dump(mode="json")
     bundle = write_bundle(
         cand,
         fs,
@@ -122,25 +220,28 @@ def train_candidate_task(
         data_hash,
         settings.evaluate,
         settings.features.split,
-        catalogue,
+        stages.dataset_spec(settings, root).catalogue,
         stages.trending_prior(settings, root),
+        chain,
     )
     primary = settings.evaluate.primary_metric
     logger.info(
         "%s: %s=%.4f in %.1fs", name, primary, cand.metrics.get(primary, float("nan")), cand.train_seconds
     )
-    return {
-        "model_name": name,
-        "bundle_dir": str(bundle),
-        "metrics": cand.metrics,
-        "params": cand.params,
-        "curves": cand.report.curves,
-        "train_seconds": cand.train_seconds,
-        "epochs": cand.report.epochs,
-        "device": cand.report.device,
-        "data_hash": data_hash,
-        "valid_metrics": cand.valid_metrics,
-    }
+    return CandidateResult(
+        model_name=name,
+        bundle_dir=bundle,
+        metrics={**cand.metrics, **{f"valid/{k}": v for k, v in cand.valid_metrics.items()}},
+        params=cand.params,
+        curves=cand.report.curves,
+        train_seconds=cand.train_seconds,
+        epochs=cand.report.epochs,
+        device=cand.report.device,
+        data_hash=data_hash,
+        protocol=protocol(settings.evaluate, settings.features.split),
+        settings=settings.model_dump(mode="json", by_alias=True),
+        lineage=chain,
+    )
 
 
 def hybrid_members(settings: Settings) -> list[str]:
@@ -154,24 +255,26 @@ def hybrid_members(settings: Settings) -> list[str]:
 
 
 @flow(name="sessionflow-candidates")
-def train_candidates(settings: Settings, root: Path, run_dir: Path) -> dict[str, Any]:
-    """Every candidate as a task on the configured runner (train.runner); a result dict per model, or the
-    error text of a candidate that failed. The hybrid waits for its member candidates and reuses them."""
+def train_candidates(
+    settings: Settings, root: Path, run_dir: Path, lineage: Lineage
+) -> dict[str, CandidateResult | str]:
+    """Every candidate as a task on the configured runner (train.runner): its result, or the error text of
+    a candidate that failed. The hybrid waits for its member candidates and reuses them."""
     import os
 
     cfg = settings.train
     threads = None if cfg.runner == "serial" else max(1, (os.cpu_count() or 1) // cfg.workers)
     members = hybrid_members(settings)
     futures = {
-        name: train_candidate_task.submit(name, settings, root, run_dir, threads)
+        name: train_candidate_task.submit(name, settings, root, run_dir, lineage, threads)
         for name in cfg.models
         if not (name == "hybrid" and members)
     }
     if members:
         futures["hybrid"] = train_candidate_task.submit(
-            "hybrid", settings, root, run_dir, threads, members=[futures[m] for m in members]
+            "hybrid", settings, root, run_dir, lineage, threads, members=[futures[m] for m in members]
         )
-    outcomes: dict[str, Any] = {}
+    outcomes: dict[str, CandidateResult | str] = {}
     for name in cfg.models:
         try:
             outcomes[name] = futures[name].result()
@@ -180,132 +283,68 @@ def train_candidates(settings: Settings, root: Path, run_dir: Path) -> dict[str,
     return outcomes
 
 
-@flow(name="sessionflow-pipeline", log_prints=True)
-def training_pipeline(
-    params_file: str = "params.yaml",
-    root: str = ".",
-    overrides: dict[str, Any] | None = None,
-    package: bool = True,
-) -> dict[str, Any]:
-    """The whole chain on one dataset; returns a summary (candidates, promotion decision, bento tag)."""
-    from flows.promotion import promote
-    from flows.tracking import (
-        CandidateResult,
-        configure_tracking,
-        end_pipeline_run,
-        log_candidate,
-        log_comparison,
-        start_pipeline_run,
-    )
+def track_candidates(
+    outcomes: dict[str, CandidateResult | str], run: PipelineRun
+) -> tuple[list[tuple[CandidateResult, str]], dict[str, str]]:
+    """Log each finished candidate to MLflow (child run); a failed candidate is skipped and reported."""
+    from flows.tracking import log_candidate, log_comparison
 
     logger = get_run_logger()
-    t_start = time.perf_counter()
-    root_path = Path(root).resolve()
-    settings = load_settings(root_path / params_file, overrides)
-    pull_task(settings, root_path)
-    feedback_info = feedback_export_task(settings, root_path)
-    logger.info(
-        "feedback snapshot: %d events (%d negative) from %s",
-        feedback_info["n_events"],
-        feedback_info["n_negative"],
-        feedback_info["source"],
+    logged, failed = [], {}
+    for name, result in outcomes.items():
+        if isinstance(result, str):
+            logger.error("candidate %s failed and is skipped: %s", name, result)
+            failed[name] = result
+            continue
+        run_id, _ = log_candidate(result, run.id, run.experiment)
+        logged.append((result, run_id))
+    if not logged:
+        raise RuntimeError(f"every candidate failed: {failed}")
+    log_comparison(logged, run.id, run.primary_metric)
+    return logged, failed
+
+
+@task(cache_policy=NO_CACHE)
+def promote_task(
+    candidates: list[tuple[CandidateResult, str]], settings: Settings, root: Path, parent_run_id: str
+) -> PromotionDecision:
+    """Champion/challenger gate (flows/promotion.py); the champion is re-scored on the current data."""
+    from functools import partial
+
+    from flows.promotion import promote
+
+    decision = promote(
+        candidates,
+        settings.promote,
+        settings.evaluate.primary_metric,
+        evaluate_champion=partial(stages.evaluate_bundle, settings, root),
+        parent_run_id=parent_run_id,
     )
-    ingest_info = ingest_task(settings, root_path)
-    validation = validate_task(settings, root_path)
-    feature_info = featurize_task(settings, root_path)
-    data_hash = ingest_info["data_hash"]
-    run_dir = root_path / "artifacts" / "candidates" / f"{ingest_info['dataset']}-{int(time.time())}"
+    get_run_logger().info("promotion: %s", decision.reason)
+    return decision
 
-    configure_tracking(root_path)
-    experiment = f"sessionflow-{ingest_info['dataset']}"
-    settings_dump = settings.model_dump(mode="json", by_alias=True)
-    parent = start_pipeline_run(experiment, ingest_info["dataset"], data_hash, settings_dump)
-    status = "FAILED"
-    try:
-        from flows.runners import make_task_runner
 
-        runner = make_task_runner(settings.train.runner, settings.train.workers, settings.train.dask_address)
-        outcomes = train_candidates.with_options(task_runner=runner)(settings, root_path, run_dir)
-        from components.evaluate import protocol
+def simulate(
+    candidates: list[tuple[CandidateResult, str]],
+    decision: PromotionDecision,
+    settings: Settings,
+    root: Path,
+    parent_run_id: str,
+) -> dict[str, float] | None:
+    """Conversation simulation of the registered challenger (flows/simulation.py; never fails the run)."""
+    from flows.simulation import simulate_challenger
 
-        proto = protocol(settings.evaluate, settings.features.split)
-        results, failed = [], {}
-        for name in settings.train.models:
-            out = outcomes[name]
-            if isinstance(out, str):
-                logger.error("candidate %s failed and is skipped: %s", name, out)
-                failed[name] = out
-                continue
-            res = CandidateResult(
-                model_name=out["model_name"],
-                bundle_dir=Path(out["bundle_dir"]),
-                metrics={**out["metrics"], **{f"valid/{k}": v for k, v in out["valid_metrics"].items()}},
-                params=out["params"],
-                curves=out["curves"],
-                train_seconds=out["train_seconds"],
-                epochs=out["epochs"],
-                device=out["device"],
-                data_hash=data_hash,
-                protocol=proto,
-                settings=settings_dump,
-            )
-            run_id, _ = log_candidate(res, parent, experiment)
-            results.append((res, run_id))
-        if not results:
-            raise RuntimeError(f"every candidate failed: {failed}")
-        log_comparison(results, parent, settings.evaluate.primary_metric)
-        decision = promote(
-            results,
-            settings.promote,
-            settings.evaluate.primary_metric,
-            evaluate_champion=partial(stages.evaluate_bundle, settings, root_path),
-            parent_run_id=parent,
-        )
-        logger.info("promotion: %s", decision.reason)
-        from flows.simulation import simulate_challenger
+    return simulate_challenger(candidates, decision, settings, root, parent_run_id, logger=get_run_logger())
 
-        simulation = simulate_challenger(results, decision, settings, root_path, parent, logger=logger)
-        bento_tag = None
-        if package:
-            from flows.package import build_bento, import_champion
 
-            packaged = import_champion(settings.promote.registered_model)
-            bento_tag = build_bento(
-                str(packaged.tag) if hasattr(packaged, "tag") else str(packaged), root_path
-            )
-            logger.info("bento built: %s", bento_tag)
-        status = "FINISHED"
-    finally:
-        end_pipeline_run(parent, status)
-    primary = settings.evaluate.primary_metric
-    summary = {
-        "dataset": ingest_info["dataset"],
-        "data_hash": data_hash,
-        "ingest": ingest_info,
-        "feedback": {k: feedback_info[k] for k in ("n_events", "n_negative", "feedback_hash", "snapshot")},
-        "validation": validation.get("counts"),
-        "features": feature_info,
-        "parent_run_id": parent,
-        "candidates": {
-            r.model_name: {
-                primary: r.metrics.get(primary),
-                "hr@10": r.metrics.get("hr@10"),
-                "train_seconds": round(r.train_seconds, 2),
-                "epochs": r.epochs,
-                "run_id": rid,
-            }
-            for r, rid in results
-        },
-        "failed_candidates": failed,
-        "promotion": {
-            "promoted": decision.promoted,
-            "reason": decision.reason,
-            "champion_version": decision.champion_version_after,
-        },
-        "simulation": simulation,
-        "bento_tag": bento_tag,
-        "pipeline_seconds": round(time.perf_counter() - t_start, 1),
-    }
-    (root_path / "artifacts").mkdir(exist_ok=True)
-    (root_path / "artifacts" / "last_pipeline.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+@task(retries=1, retry_delay_seconds=10, cache_policy=NO_CACHE)
+def package_task(settings: Settings, root: Path, decision: PromotionDecision) -> Release | None:
+    """The one packaging path (flows/package.py): bento of the champion + the release record."""
+    from flows.package import package_champion
+
+    if decision.champion_version_after is None:
+        get_run_logger().warning("nothing packaged: there is no champion yet (%s)", decision.reason)
+        return None
+    release = package_champion(settings, root, reason=decision.reason)
+    get_run_logger().info("released %s (bento %s)", release.model_tag, release.bento_tag)
+    return release

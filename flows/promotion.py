@@ -10,6 +10,9 @@
    ``cfg.max_latency_ms``. The champion's metrics come from ``evaluate_champion`` on its downloaded bundle
    (current data) when given, else from the champion's own logged run.
 4. The decision (reason + evidence) is logged to the parent run and tagged on the challenger version.
+
+Manual promotions and rollbacks (``sessionflow promote VERSION``, flows/manual_promotion.py) are recorded
+through the same ``record_decision``.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def promote(
     client = MlflowClient()
     name = cfg.registered_model
     coverage_metric = f"coverage@{_k_of(primary_metric)}"
-    champion = _version_by_alias(client, name, CHAMPION)
+    champion = version_by_alias(client, name, CHAMPION)
     champion_before = str(champion.version) if champion else None
     evidence: dict[str, Any] = {
         "registered_model": name,
@@ -84,7 +87,7 @@ def promote(
             f"No candidate is eligible for promotion ({why}); {kept}.",
             evidence,
         )
-        return _record(client, decision, parent_run_id)
+        return record_decision(client, decision, parent_run_id)
 
     # pick the challenger on the validation split when it was logged ("valid/<metric>"), so the test split
     # stays an unbiased estimate; the champion gate below compares on the test metric
@@ -132,7 +135,7 @@ def promote(
             f"({primary_metric}={primary:.4f}); there was no champion before.",
             evidence,
         )
-        return _record(client, decision, parent_run_id)
+        return record_decision(client, decision, parent_run_id)
 
     old_version = str(champion.version)
     champion_metrics, source = _champion_metrics(client, champion, evaluate_champion)
@@ -167,7 +170,7 @@ def promote(
             f"({primary:.4f} > {champ_primary:.4f}) but fails the {broken}."
         )
         decision = PromotionDecision(False, new_version, old_version, old_version, reason, evidence)
-    return _record(client, decision, parent_run_id)
+    return record_decision(client, decision, parent_run_id)
 
 
 # ------------------------------------------------------------------------------------------- eligibility
@@ -215,7 +218,7 @@ def _model_uri_from_outputs(run: Any) -> str | None:
 # ------------------------------------------------------------------------------------------------ champion
 
 
-def _version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -299,7 +302,7 @@ def _checks(
 # ------------------------------------------------------------------------------------------------- record
 
 
-def _record(
+def record_decision(
     client: MlflowClient, decision: PromotionDecision, parent_run_id: str | None
 ) -> PromotionDecision:
     """Tag the challenger version and log the decision (JSON + tags) to the parent run."""

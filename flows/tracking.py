@@ -48,6 +48,7 @@ class CandidateResult:
     data_hash: str = ""
     protocol: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)  # sessionflow.results.Lineage as a dict
 
 
 # ----------------------------------------------------------------------------------------------- names
@@ -133,7 +134,14 @@ def get_or_create_experiment(name: str, client: MlflowClient | None = None) -> s
 # ------------------------------------------------------------------------------------------- pipeline run
 
 
-def start_pipeline_run(experiment: str, dataset: str, data_hash: str, settings: dict) -> str:
+def lineage_tags(lineage: Mapping[str, Any]) -> dict[str, str]:
+    """``{"data": {"data_hash": h}}`` -> ``{"lineage.data.data_hash": h}`` (None values left out)."""
+    return {f"lineage.{k}": v for k, v in flatten(lineage).items() if v not in ("null", "")}
+
+
+def start_pipeline_run(
+    experiment: str, dataset: str, data_hash: str, settings: dict, lineage: Mapping[str, Any] | None = None
+) -> str:
     """Create the parent run (left RUNNING until ``end_pipeline_run``); returns its id."""
     from mlflow import MlflowClient
 
@@ -142,7 +150,12 @@ def start_pipeline_run(experiment: str, dataset: str, data_hash: str, settings: 
     run = client.create_run(
         experiment_id,
         run_name=f"pipeline-{dataset}-{data_hash[:8]}",
-        tags={ROLE_TAG: "pipeline", "dataset": dataset, "data_hash": data_hash},
+        tags={
+            ROLE_TAG: "pipeline",
+            "dataset": dataset,
+            "data_hash": data_hash,
+            **lineage_tags(lineage or {}),
+        },
     )
     run_id = run.info.run_id
     _log_params(client, run_id, flatten(settings))
@@ -178,6 +191,7 @@ def log_candidate(result: CandidateResult, parent_run_id: str, experiment: str) 
         "dataset": parent.data.tags.get("dataset", ""),
         "data_hash": result.data_hash,
         "device": result.device,
+        **lineage_tags(result.lineage),
     }
     run = client.create_run(experiment_id, run_name=result.model_name, tags=tags)
     run_id = run.info.run_id

@@ -171,7 +171,6 @@ def benchmark(settings: Settings, root: Path, repeat: int = 1) -> dict[str, Any]
             "ranking": "full",
             "ks": settings.evaluate.ks,
             "exclude_seen": settings.evaluate.exclude_seen,
-            "max_len": settings.features.max_len,
         },
         "machine": {
             "platform": platform.platform(),

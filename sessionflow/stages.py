@@ -1,6 +1,8 @@
 """Stage runners: the file-level entry points shared by the CLI, dvc.yaml stages and the Prefect flow.
 
-Each reads its inputs from the project folders, calls the pure components, and writes its outputs:
+Each reads its inputs from the project folders, calls the pure components, writes its outputs and returns a
+typed result (sessionflow/results.py). This is the layer the CLI, dvc.yaml and the Prefect flows (flows/)
+call; it never imports flows or Prefect.
 
     pull        -> data/raw/<dataset>/                      (built-in datasets; immutable)
     feedback    -> data/feedback/<dataset>/events.parquet     (snapshot of the service's feedback log)
@@ -9,12 +11,18 @@ Each reads its inputs from the project folders, calls the pure components, and w
     validate    -> data/processed/<dataset>/clean/{interactions,items}.parquet, validation.json
                    data/quarantine/<dataset>/                (rejected rows with rule + reason)
     featurize   -> data/processed/<dataset>/features/        (vocab, splits, popularity, item_text.npy)
+
+``lineage`` ties a training run to its data version: data hashes (raw + feedback snapshot) and the DVC
+revision (git commit of the project folder, dvc.lock's hashes of the data outputs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +38,15 @@ from components.features import (
     item_texts,
     load_features,
     save_features,
+)
+from sessionflow.results import (
+    CodeRevision,
+    DataLineage,
+    FeatureResult,
+    FeedbackExport,
+    IngestResult,
+    Lineage,
+    ValidationResult,
 )
 
 TRENDING_FILE = "item_trending.npy"
@@ -131,12 +148,13 @@ def run_pull(settings: Settings, root: Path) -> Path | None:
     return pull(settings.data.dataset, root / "data" / "raw", os.environ.get("SESSIONFLOW_DATA_MIRROR"))
 
 
-def run_feedback_export(settings: Settings, root: Path) -> dict:
+def run_feedback_export(settings: Settings, root: Path) -> FeedbackExport:
     """Snapshot the live feedback log into data/feedback/<dataset>/events.parquet (the data version DVC
     tracks). Always written -- empty when there is no log yet -- so DVC has a stable output; left untouched
     when its content is unchanged, so file-keyed caches downstream stay valid."""
     from components.feedback_log import default_feedback_url, feedback_stats, read_feedback, redact_url
     from components.ingest import feedback_hash
+    from sessionflow.forget import forget_requests
 
     paths = paths_for(settings, root)
     url = default_feedback_url(root)
@@ -149,26 +167,27 @@ def run_feedback_export(settings: Settings, root: Path) -> dict:
         tmp = target.with_name(target.name + ".tmp")
         events.to_parquet(tmp, index=False)
         tmp.replace(target)
-    return {
-        "dataset": paths.dataset,
-        "source": redact_url(url),
-        "snapshot": str(target),
-        "feedback_hash": digest,
-        "rewritten": not unchanged,
+    return FeedbackExport(
+        dataset=paths.dataset,
+        source=redact_url(url),
+        snapshot=str(target),
+        feedback_hash=digest,
+        rewritten=not unchanged,
+        forget_requests=forget_requests(root),
         **feedback_stats(events),
-    }
+    )
 
 
-def run_ingest(settings: Settings, root: Path) -> dict:
+def run_ingest(settings: Settings, root: Path) -> IngestResult:
     from components.features import resolve_sequence_key
-    from components.ingest import ingest, merge_feedback
+    from components.ingest import feedback_hash, ingest, merge_feedback
 
     spec = dataset_spec(settings, root)
     paths = Paths(root, spec.name)
     fingerprint = ingest_fingerprint(settings, root)  # of the inputs as read now
     data = ingest(spec, settings.data.session_gap_minutes)
-    n_raw = len(data.interactions)
-    n_feedback, auto_key = 0, None
+    n_raw, raw_hash = len(data.interactions), data.data_hash
+    n_feedback, auto_key, snapshot_hash = 0, None, None
     if settings.data.include_feedback and paths.feedback_snapshot.is_file():
         feedback = pd.read_parquet(paths.feedback_snapshot)
         if len(feedback):
@@ -176,30 +195,33 @@ def run_ingest(settings: Settings, root: Path) -> dict:
             # likes) is merged: a rating log stays one sequence per user however much feedback arrives
             auto_key = resolve_sequence_key(data.interactions, "auto") if n_raw else None
             n_feedback = len(feedback)
+            snapshot_hash = feedback_hash(feedback)
             data = merge_feedback(data, feedback)
     paths.interim.mkdir(parents=True, exist_ok=True)
     data.interactions.to_parquet(paths.interim / "interactions.parquet", index=False)
     data.items.to_parquet(paths.interim / "items.parquet", index=False)
-    info = {
-        "dataset": spec.name,
-        "format": spec.format,
-        "data_hash": data.data_hash,
-        "n_interactions": len(data.interactions),
-        "n_items": len(data.items),
-        "n_users": int(data.interactions["user_id"].nunique()),
-        "n_sessions": int(data.interactions["session_id"].nunique()),
-        "n_source_interactions": n_raw,
-        "n_feedback_events": n_feedback,
-        "n_feedback_interactions": len(data.interactions) - n_raw,
-        "n_feedback_negative_dropped": n_feedback - (len(data.interactions) - n_raw),
-        "sequence_key_auto": auto_key,
-        "fingerprint": fingerprint,
-    }
-    (paths.interim / "ingest.json").write_text(json.dumps(info, indent=2))
+    info = IngestResult(
+        dataset=spec.name,
+        format=spec.format,
+        data_hash=data.data_hash,
+        raw_data_hash=raw_hash,
+        feedback_hash=snapshot_hash,
+        n_interactions=len(data.interactions),
+        n_items=len(data.items),
+        n_users=int(data.interactions["user_id"].nunique()),
+        n_sessions=int(data.interactions["session_id"].nunique()),
+        n_source_interactions=n_raw,
+        n_feedback_events=n_feedback,
+        n_feedback_interactions=len(data.interactions) - n_raw,
+        n_feedback_negative_dropped=n_feedback - (len(data.interactions) - n_raw),
+        sequence_key_auto=auto_key,
+        fingerprint=fingerprint,
+    )
+    (paths.interim / "ingest.json").write_text(info.model_dump_json(indent=2))
     return info
 
 
-def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> dict:
+def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> ValidationResult:
     from components.validate import validate_tables
 
     paths = paths_for(settings, root)
@@ -214,14 +236,14 @@ def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> 
         dataset_name=paths.dataset,
     )
     paths.clean.mkdir(parents=True, exist_ok=True)
-    info = {
-        "passed": report.passed,
-        "counts": report.counts,
-        "data_docs": report.data_docs,
-        "summary": report.summary,
-        "quarantine": str(paths.quarantine / paths.dataset),
-    }
-    (paths.clean / "validation.json").write_text(json.dumps(info, indent=2, default=str))
+    info = ValidationResult(
+        passed=report.passed,
+        counts=json.loads(json.dumps(report.counts, default=str)),
+        data_docs=str(report.data_docs) if report.data_docs else None,
+        summary=report.summary,
+        quarantine=str(paths.quarantine / paths.dataset),
+    )
+    (paths.clean / "validation.json").write_text(info.model_dump_json(indent=2))
     if raise_on_fail:
         report.raise_if_failed()
     report.interactions.to_parquet(paths.clean / "interactions.parquet", index=False)
@@ -229,7 +251,7 @@ def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> 
     return info
 
 
-def run_featurize(settings: Settings, root: Path) -> dict:
+def run_featurize(settings: Settings, root: Path) -> FeatureResult:
     paths = paths_for(settings, root)
     interactions = pd.read_parquet(paths.clean / "interactions.parquet")
     items = pd.read_parquet(paths.clean / "items.parquet")
@@ -248,10 +270,11 @@ def run_featurize(settings: Settings, root: Path) -> dict:
         )
         np.save(paths.features / "item_text.npy", emb)
         info["item_text_embeddings"] = list(emb.shape)
-    (paths.features / "features.json").write_text(
-        json.dumps({"sequence_key": fs.sequence_key, "stats": info}, indent=2, default=str)
+    result = FeatureResult.model_validate(
+        json.loads(json.dumps({"sequence_key": fs.sequence_key, "stats": info}, default=str))
     )
-    return info
+    (paths.features / "features.json").write_text(result.model_dump_json(indent=2))
+    return result
 
 
 def _pinned_features(settings: Settings, paths: Paths) -> FeaturesConfig:
@@ -290,3 +313,55 @@ def evaluate_bundle(settings: Settings, root: Path, bundle_dir: Path) -> dict[st
     pred = Predictor.load(bundle_dir)
     data, popularity = remap_eval_data(fs, pred.vocab)
     return evaluate(pred.model, data, settings.evaluate, popularity)
+
+
+def load_ingest(settings: Settings, root: Path) -> IngestResult:
+    """What the last ingest recorded (data/interim/<dataset>/ingest.json)."""
+    path = paths_for(settings, root).interim / "ingest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run the ingest stage first")
+    return IngestResult.model_validate_json(path.read_text())
+
+
+def lineage(settings: Settings, root: Path, ingest: IngestResult | None = None) -> Lineage:
+    """The data version behind a training run: data hashes and the DVC revision of the project folder."""
+    info = ingest or load_ingest(settings, root)
+    paths = paths_for(settings, root)
+    data = DataLineage(
+        data_hash=info.data_hash,
+        raw_data_hash=info.raw_data_hash,
+        feedback_hash=info.feedback_hash,
+        n_feedback_events=info.n_feedback_events,
+    )
+    outputs = [paths.raw / paths.dataset, paths.feedback_snapshot]
+    return Lineage(data=data, code=code_revision(root, [str(p.relative_to(root)) for p in outputs]))
+
+
+def code_revision(root: Path, dvc_paths: Sequence[str] = ()) -> CodeRevision:
+    """git commit (and whether the tree is dirty) of ``root``, sha256 of its dvc.lock and the md5 dvc.lock
+    records for ``dvc_paths``; fields are None outside a git repository / without dvc.lock."""
+    commit = _git(root, "rev-parse", "HEAD")
+    dirty = None if commit is None else bool(_git(root, "status", "--porcelain", "--untracked-files=no"))
+    lock = root / "dvc.lock"
+    lock_sha, outs = None, {}
+    if lock.is_file():
+        import yaml
+
+        text = lock.read_bytes()
+        lock_sha = hashlib.sha256(text).hexdigest()
+        stages_ = (yaml.safe_load(text) or {}).get("stages", {})
+        for stage in stages_.values():
+            for out in stage.get("outs", []) or []:
+                if out.get("path") in dvc_paths and out.get("md5"):
+                    outs[out["path"]] = str(out["md5"])
+    return CodeRevision(git_commit=commit, git_dirty=dirty, dvc_lock_sha256=lock_sha, dvc_outs=outs)
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None

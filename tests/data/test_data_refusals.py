@@ -11,10 +11,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from cli.main import app
 from components.config import load_settings
 from components.rawfiles import DataFormatError, read_table
 from sessionflow import fingerprint, stages
-from sessionflow.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 MIRROR = Path(os.environ.get("SESSIONFLOW_DATA_MIRROR", REPO.parent / "shared" / "datasets"))

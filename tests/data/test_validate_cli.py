@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sessionflow.cli import app
+from cli.main import app
 
 ML100K = Path(
     os.environ.get("SESSIONFLOW_DATA_MIRROR", Path(__file__).resolve().parents[3] / "shared" / "datasets")

@@ -87,27 +87,31 @@ def test_feedback_becomes_a_new_data_version(tmp_path, monkeypatch, prefect_harn
 
     first = training_pipeline(params_file="params.yaml", root=str(tmp_path), package=False)
     assert snapshot.is_file() and pd.read_parquet(snapshot).empty  # written even before any feedback
-    assert first["feedback"]["n_events"] == 0 and first["ingest"]["n_feedback_events"] == 0
-    assert first["ingest"]["n_interactions"] == 240
+    assert first.feedback.n_events == 0 and first.ingest.n_feedback_events == 0
+    assert first.ingest.n_interactions == 240
 
     with FeedbackLog(f"sqlite:///{db}") as log:  # what the service's /feedback does
         log.append_many(_feedback_events())
 
     second = training_pipeline(params_file="params.yaml", root=str(tmp_path), package=False)
-    assert second["data_hash"] != first["data_hash"]
-    ingest = second["ingest"]
-    assert ingest["n_feedback_events"] == 10 and ingest["n_feedback_negative_dropped"] == 3
-    assert ingest["n_interactions"] == 240 + 7 and ingest["n_feedback_interactions"] == 7
-    assert second["feedback"]["n_events"] == 10 and second["feedback"]["n_negative"] == 3
+    assert second.data_hash != first.data_hash
+    ingest = second.ingest
+    assert ingest.n_feedback_events == 10 and ingest.n_feedback_negative_dropped == 3
+    assert ingest.n_interactions == 240 + 7 and ingest.n_feedback_interactions == 7
+    assert second.feedback.n_events == 10 and second.feedback.n_negative == 3
+    # lineage: raw data unchanged, the feedback snapshot is what moved the data version
+    assert second.lineage.data.raw_data_hash == first.lineage.data.raw_data_hash == first.data_hash
+    assert second.lineage.data.feedback_hash == second.feedback.feedback_hash
     snap = pd.read_parquet(snapshot)
     assert len(snap) == 10 and set(snap["event"]) >= {"dislike", "skip"}  # negatives kept for analysis
     assert snap["user_id"].str.startswith("u_").all() and "alice" not in set(snap["user_id"])
     # the item the catalogue lacks is quarantined by the existing GX rule, the rest is clean
-    assert second["validation"]["interactions.unknown_item"] == 1
-    assert second["validation"]["interactions.n_rows_clean"] == 240 + 6
+    assert second.validation["interactions.unknown_item"] == 1
+    assert second.validation["interactions.n_rows_clean"] == 240 + 6
     quarantine = pd.read_csv(tmp_path / "data" / "quarantine" / "tiny-loop" / "quarantine.csv")
     assert quarantine.loc[quarantine["rule"] == "unknown_item", "item_id"].tolist() == ["no-such-item"]
     # the retrained candidates are tracked against the new data version
-    parent = MlflowClient().get_run(second["parent_run_id"])
-    assert parent.data.tags.get("data_hash") == second["data_hash"]
+    parent = MlflowClient().get_run(second.parent_run_id)
+    assert parent.data.tags.get("data_hash") == second.data_hash
+    assert parent.data.tags.get("lineage.data.feedback_hash") == second.feedback.feedback_hash
     mlflow.set_tracking_uri(None)

@@ -62,15 +62,26 @@ def test_flow_trains_tracks_and_promotes(tmp_path, monkeypatch, prefect_harness)
     _write_dataset(tmp_path)
     summary = training_pipeline(params_file="params.yaml", root=str(tmp_path), package=False)
 
-    assert set(summary["candidates"]) == {"popularity", "itemknn"}
-    assert summary["candidates"]["itemknn"]["ndcg@10"] > summary["candidates"]["popularity"]["ndcg@10"]
-    assert summary["promotion"]["promoted"] is True
+    assert set(summary.candidates) == {"popularity", "itemknn"}
+    assert summary.candidates["itemknn"].primary > summary.candidates["popularity"].primary
+    assert summary.promotion.promoted is True
     client = MlflowClient()
     champion = client.get_model_version_by_alias("tiny-shop-recommender", "champion")
     run = client.get_run(champion.run_id)
     assert run.data.tags["model"] == "itemknn"
-    assert run.data.tags["data_hash"] == summary["data_hash"]
-    assert run.data.metrics["ndcg_at_10"] == pytest.approx(summary["candidates"]["itemknn"]["ndcg@10"])
+    assert run.data.tags["data_hash"] == summary.data_hash
+    assert run.data.metrics["ndcg_at_10"] == pytest.approx(summary.candidates["itemknn"].primary)
+    # lineage: the data version on the run, created_at and the monitoring reference in the bundle
+    assert run.data.tags["lineage.data.raw_data_hash"] == summary.lineage.data.raw_data_hash
+    assert run.data.tags["lineage.data.data_hash"] == summary.data_hash
+    from flows.mlflow_model import fetch_bundle
+
+    bundle = fetch_bundle(f"models:/tiny-shop-recommender/{champion.version}", tmp_path / "fetched")
+    meta = json.loads((bundle / "meta.json").read_text())
+    assert meta["created_at"] and meta["lineage"]["data"]["data_hash"] == summary.data_hash
+    reference = json.loads((bundle / "reference.json").read_text())
+    assert reference["k"] == 10 and len(reference["item_popularity"]) == meta["n_items"]
+    assert reference["scores"] and len(reference["scores"]) == len(reference["shown_popularity"])
     assert (tmp_path / "data" / "quarantine" / "tiny-shop" / "quarantine.csv").is_file()
     assert json.loads((tmp_path / "artifacts" / "last_pipeline.json").read_text())["parent_run_id"]
 
@@ -82,7 +93,7 @@ def test_flow_trains_tracks_and_promotes(tmp_path, monkeypatch, prefect_harness)
         package=False,
         overrides={"promote.min_improvement": 0.01},
     )
-    assert second["promotion"]["promoted"] is False
+    assert second.promotion.promoted is False
     assert client.get_model_version_by_alias("tiny-shop-recommender", "champion").version == champion.version
     mlflow.set_tracking_uri(None)
 

@@ -208,3 +208,57 @@ def test_challenger_is_selected_on_validation_not_test(log: Logger) -> None:
     decision = promote([a, b], CFG, PRIMARY)
     assert decision.evidence["challenger"]["model"] == "a"
     assert decision.evidence["selected_by"] == f"valid/{PRIMARY}"
+
+
+def test_manual_rollback_is_recorded_like_the_gate(log: Logger, parent: str) -> None:
+    from mlflow import MlflowClient
+
+    from flows.manual_promotion import promote_version
+
+    promote([log("popularity", 0.20)], CFG, PRIMARY, parent_run_id=parent)
+    promote([log("sasrec", 0.30)], CFG, PRIMARY, parent_run_id=parent)
+    assert champion_version() == "2"
+
+    back = promote_version(CFG, "1", note="v2 misbehaves in production", primary_metric=PRIMARY)
+    assert back.promoted and champion_version() == "1"
+    assert (back.champion_version_before, back.champion_version_after) == ("2", "1")
+    assert back.reason.startswith("Manual rollback: version 1 (popularity) replaced champion version 2")
+    assert "misbehaves" in back.reason and back.evidence["version"]["metrics"][PRIMARY] == 0.20
+    client = MlflowClient()
+    tags = client.get_model_version(CFG.registered_model, "1").tags
+    assert tags["promotion"] == "promoted" and tags["promotion_reason"] == back.reason
+    [run] = client.search_runs(
+        [client.get_run(parent).info.experiment_id], filter_string="tags.`sessionflow.role` = 'promotion'"
+    )
+    assert run.data.tags["promotion.champion_version"] == "1" and run.info.status == "FINISHED"
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="promotion/decision.json"
+    )
+    assert json.loads(Path(local).read_text())["evidence"]["kind"] == "rollback"
+
+    forward = promote_version(CFG, 2, primary_metric=PRIMARY)
+    assert (
+        forward.promoted
+        and forward.reason.startswith("Manual promotion: version 2")
+        and champion_version() == "2"
+    )
+    same = promote_version(CFG, "2")
+    assert not same.promoted and "already is the champion" in same.reason
+
+
+def test_manual_promotion_refuses_unknown_and_unservable_versions(log: Logger, parent: str) -> None:
+    from mlflow import MlflowClient
+
+    from flows.manual_promotion import promote_version
+
+    promote([log("popularity", 0.20)], CFG, PRIMARY, parent_run_id=parent)
+    with pytest.raises(LookupError, match=r"no version '7'; registered versions: 1"):
+        promote_version(CFG, "7")
+    _, partial_id = log("partial", 0.5)
+    client = MlflowClient()
+    client.delete_tag(partial_id, COMPLETE_TAG)
+    uri = client.get_run(partial_id).data.tags["sessionflow.model_uri"]
+    version = mlflow.register_model(uri, CFG.registered_model).version
+    with pytest.raises(ValueError, match="incomplete"):
+        promote_version(CFG, version)
+    assert champion_version() == "1"

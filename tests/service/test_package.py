@@ -120,20 +120,54 @@ def test_build_bento_refuses_floating_or_unknown_models(registry, tmp_path):
         package.build_bento(f"{package.BENTOML_MODEL_NAME}:doesnotexist", tmp_path)
 
 
-def test_build_bento(champion, tmp_path):
-    """A real `bentoml build` (~20 s) from a copy of the project's serving code."""
+def test_package_champion_builds_releases_and_tags(champion, registry, tmp_path):
+    """The one packaging path: a real `bentoml build` (~20 s) from a copy of the project's serving code with
+    params.yaml's serve + conversation sections, then the release record and the MLflow lineage tags."""
+    import time
+
     import bentoml
+    from mlflow import MlflowClient
+
+    from components.config import Settings
+    from components.release import read_release, release_path
 
     skip = shutil.ignore_patterns("__pycache__")
     for folder in ("bento", "components", "models"):
         shutil.copytree(PROJECT_ROOT / folder, tmp_path / folder, ignore=skip)
     conversation = ConversationConfig(default_k=7, w_dense=0.25)
-    bento_tag = package.build_bento(champion.tag, tmp_path, conversation=conversation)
+    settings = Settings.model_validate(
+        {
+            "promote": {"registered_model": REGISTERED},
+            "serve": {"default_k": 4, "reload_interval_s": 2.5, "log_requests": False},
+            "conversation": conversation.model_dump(),
+        }
+    )
+    release = package.package_champion(settings, tmp_path, reason="first release")
+    bento_tag = release.bento_tag
+    assert release.model_tag == champion.tag and release.mlflow_model_version == registry["version"]
+    assert release.reason == "first release" and release.mlflow_run_id == registry["run_id"]
+    assert release.lineage["mlflow"]["version"] == registry["version"]
+    assert (
+        release.lineage["mlflow"]["version_created_at"] and release.lineage["data"]["data_hash"] == DATA_HASH
+    )
+    home = Path(os.environ["BENTOML_HOME"])
+    assert read_release(release_path(home, package.BENTOML_MODEL_NAME)) == release
+
+    client = MlflowClient()
+    assert client.get_run(registry["run_id"]).data.tags["sessionflow.bento_tag"] == bento_tag
+    version_tags = client.get_model_version(REGISTERED, registry["version"]).tags
+    assert version_tags["sessionflow.bento_model_tag"] == champion.tag
+
+    t0 = time.perf_counter()  # packaging the same champion again: same bento, same release
+    assert package.package_champion(settings, tmp_path, reason="again") == release
+    assert time.perf_counter() - t0 < 15
 
     name, _, version = bento_tag.partition(":")
     assert name == "sessionflow" and version and version != "latest"
     bento = bentoml.get(bento_tag)
     assert bento.info.args["model_tag"] == champion.tag
+    assert bento.info.args["default_k"] == 4 and bento.info.args["reload_interval_s"] == 2.5
+    assert bento.info.args["log_requests"] is False
     assert ConversationConfig.model_validate(bento.info.args["conversation"]) == conversation
     assert bento.info.labels["mlflow_model_version"] == champion.mlflow_model_version
     assert bento.info.labels["data_hash"] == DATA_HASH
@@ -142,6 +176,7 @@ def test_build_bento(champion, tmp_path):
     for rel in (
         "bento/service.py",
         "bento/schemas.py",
+        "bento/model_holder.py",
         "bento/static/index.html",
         "bento/static/app.js",
         "bento/static/style.css",

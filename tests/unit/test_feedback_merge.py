@@ -176,10 +176,10 @@ def test_export_then_ingest_merges_the_snapshot(tmp_path, monkeypatch) -> None:
     snapshot = tmp_path / "data" / "feedback" / "tiny" / "events.parquet"
 
     empty = stages.run_feedback_export(settings, tmp_path)  # no log yet: an empty snapshot all the same
-    assert empty["n_events"] == 0 and snapshot.is_file() and pd.read_parquet(snapshot).empty
+    assert empty.n_events == 0 and snapshot.is_file() and pd.read_parquet(snapshot).empty
     assert not (tmp_path / "live").exists()
     plain = stages.run_ingest(settings, tmp_path)
-    assert plain["n_feedback_events"] == 0 and plain["n_interactions"] == 12
+    assert plain.n_feedback_events == 0 and plain.n_interactions == 12
 
     with FeedbackLog(f"sqlite:///{tmp_path}/live/feedback.db") as log:
         log.append_many(
@@ -190,26 +190,30 @@ def test_export_then_ingest_merges_the_snapshot(tmp_path, monkeypatch) -> None:
             ]
         )
     out = stages.run_feedback_export(settings, tmp_path)
-    assert out["n_events"] == 3 and out["n_negative"] == 1 and out["rewritten"] is True
+    assert out.n_events == 3 and out.n_negative == 1 and out.rewritten is True
     assert pd.read_parquet(snapshot)["event"].tolist() == ["click", "like", "dislike"]  # negatives kept
     mtime = snapshot.stat().st_mtime_ns
     again = stages.run_feedback_export(settings, tmp_path)
-    assert again["rewritten"] is False and snapshot.stat().st_mtime_ns == mtime  # caches keyed on it stay
-    assert again["feedback_hash"] == out["feedback_hash"]
+    assert again.rewritten is False and snapshot.stat().st_mtime_ns == mtime  # caches keyed on it stay
+    assert again.feedback_hash == out.feedback_hash
 
     merged = stages.run_ingest(settings, tmp_path)
-    assert merged["data_hash"] != plain["data_hash"]
-    assert merged["n_interactions"] == 14 and merged["n_feedback_interactions"] == 2
-    assert merged["n_feedback_events"] == 3 and merged["n_feedback_negative_dropped"] == 1
-    assert merged["sequence_key_auto"] == "session"
+    assert merged.data_hash != plain.data_hash
+    assert merged.n_interactions == 14 and merged.n_feedback_interactions == 2
+    assert merged.n_feedback_events == 3 and merged.n_feedback_negative_dropped == 1
+    assert merged.sequence_key_auto == "session"
     interim = pd.read_parquet(tmp_path / "data" / "interim" / "tiny" / "interactions.parquet")
     assert interim["session_id"].tolist()[-2:] == ["feedback:chat-1"] * 2
-    assert json.loads((tmp_path / "data" / "interim" / "tiny" / "ingest.json").read_text()) == merged
+    assert (
+        json.loads((tmp_path / "data" / "interim" / "tiny" / "ingest.json").read_text())
+        == merged.model_dump()
+    )
+    assert merged.raw_data_hash == plain.data_hash and merged.feedback_hash == out.feedback_hash
 
     off = load_settings(
         None, {"data.dataset_spec": str(tmp_path / "spec.yaml"), "data.include_feedback": False}
     )
-    assert stages.run_ingest(off, tmp_path)["data_hash"] == plain["data_hash"]
+    assert stages.run_ingest(off, tmp_path).data_hash == plain.data_hash
 
 
 def test_auto_sequence_key_is_pinned_to_the_source_data(tmp_path) -> None:
@@ -227,7 +231,7 @@ def test_auto_sequence_key_is_pinned_to_the_source_data(tmp_path) -> None:
 def test_cli_feedback_export_and_stats(tmp_path, monkeypatch) -> None:
     from typer.testing import CliRunner
 
-    from sessionflow.cli import app
+    from cli.main import app
 
     for var in ("PREFECT_HOME", "BENTOML_HOME", "PREFECT_LOGGING_LEVEL", "HF_HUB_OFFLINE"):
         monkeypatch.setenv(var, os.environ.get(var, str(tmp_path / var.lower())))  # restored afterwards

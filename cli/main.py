@@ -1,4 +1,6 @@
-"""The `sessionflow` command line (Typer)."""
+"""The `sessionflow` command line (Typer): the top layer. It calls the stage layer (sessionflow/) and the
+Prefect flows (flows/); neither of those imports it. The loop's commands (promote, monitor, forget, deploy,
+keys) are in cli/loop.py."""
 
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ def feedback_export_command(
     """Snapshot the feedback log into data/feedback/<dataset>/events.parquet (always written; the next
     ingest merges its positive events). The log: $SESSIONFLOW_FEEDBACK_URL, $SESSIONFLOW_FEEDBACK_DB, else
     <root>/data/feedback/feedback.db."""
-    typer.echo(json.dumps(_stage("feedback", dataset, dataset_spec, params, root), indent=2))
+    typer.echo(_stage("feedback", dataset, dataset_spec, params, root).model_dump_json(indent=2))
 
 
 @feedback_app.command("stats")
@@ -125,7 +127,7 @@ def feedback_stats_command(
     typer.echo(json.dumps({"log": {"url": redact_url(source), **live}, "snapshot": snapshot}, indent=2))
 
 
-def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, root: Path) -> dict:
+def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, root: Path) -> Any:
     from sessionflow import stages
 
     _env_defaults(root)
@@ -138,7 +140,7 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
         "featurize": stages.run_featurize,
     }[stage]
     try:
-        return runner(settings, root.resolve()) or {}
+        return runner(settings, root.resolve())
     except Exception as exc:  # noqa: BLE001 - report any refusal in one line, never a traceback
         if isinstance(exc, _refusals()):
             _fail(exc)
@@ -169,7 +171,7 @@ def ingest(
 ) -> None:
     """Read the raw dataset into canonical tables (data/interim/<dataset>)."""
     _stage("pull", dataset, dataset_spec, params, root)
-    typer.echo(json.dumps(_stage("ingest", dataset, dataset_spec, params, root), indent=2))
+    typer.echo(_stage("ingest", dataset, dataset_spec, params, root).model_dump_json(indent=2))
 
 
 @app.command()
@@ -191,7 +193,7 @@ def validate(
     if not current:  # the source files, the settings or the ingest code changed since the last ingest
         _stage("ingest", dataset, dataset_spec, params, root)
     info = _stage("validate", dataset, dataset_spec, params, root)
-    typer.echo(info.get("summary", ""))
+    typer.echo(info.summary)
 
 
 @app.command()
@@ -202,7 +204,7 @@ def featurize(
     root: RootOpt = Path("."),
 ) -> None:
     """Splits, item vocabulary, sequences and item text embeddings (data/processed/<dataset>/features)."""
-    typer.echo(json.dumps(_stage("featurize", dataset, dataset_spec, params, root), indent=2, default=str))
+    typer.echo(_stage("featurize", dataset, dataset_spec, params, root).model_dump_json(indent=2))
 
 
 @app.command()
@@ -224,7 +226,7 @@ def pipeline(
         overrides=_overrides(dataset, dataset_spec, models),
         package=package,
     )
-    typer.echo(json.dumps(summary, indent=2, default=str))
+    typer.echo(summary.model_dump_json(indent=2))
 
 
 @app.command()
@@ -373,34 +375,33 @@ def main() -> None:  # pragma: no cover
 
 @app.command()
 def schedule(
-    cron: Annotated[str | None, typer.Option(help="Cron (default: prefect.yaml).")] = None,
+    cron: Annotated[str | None, typer.Option(help="Retraining cron (default: prefect.yaml).")] = None,
+    monitor_cron: Annotated[str | None, typer.Option(help="Monitoring cron (default: prefect.yaml).")] = None,
     root: RootOpt = Path("."),
 ) -> None:
-    """Run the retraining pipeline on its cron schedule (long-lived process; Ctrl-C stops)."""
-    from flows.schedule import serve_retraining
+    """Run retraining and monitoring on their cron schedules (long-lived process; Ctrl-C stops)."""
+    from flows.schedule import serve_schedules
 
     _env_defaults(root)
-    serve_retraining(str(root.resolve()), cron)
+    serve_schedules(str(root.resolve()), cron, monitor_cron)
 
 
 @app.command()
 def package(params: ParamsOpt = Path("params.yaml"), root: RootOpt = Path(".")) -> None:
-    """Import the MLflow champion into the BentoML store (exact tag) and build the bento."""
+    """Import the MLflow champion into the BentoML store (exact tag), build its bento with params.yaml's
+    serve and conversation sections, and release it (running services switch to it)."""
     _env_defaults(root)
     from components.integrity import BundleIntegrityError
-    from flows.package import build_bento, import_champion
+    from flows.package import package_champion
     from flows.tracking import configure_tracking
 
     settings = _settings(params, root, {})
     configure_tracking(root.resolve())
     try:
-        packaged = import_champion(
-            settings.promote.registered_model, embedding_cache_dir=root.resolve() / ".cache" / "embeddings"
-        )
-    except (BundleIntegrityError, LookupError) as exc:
+        release = package_champion(settings, root.resolve())
+    except (BundleIntegrityError, LookupError, FileNotFoundError, RuntimeError) as exc:
         _fail(exc)
-    tag = build_bento(packaged.tag, root.resolve(), settings.serve, settings.conversation)
-    typer.echo(f"bento: {tag} (model {packaged.tag})")
+    typer.echo(release.model_dump_json(indent=2))
 
 
 @app.command()
@@ -463,3 +464,8 @@ def evaluate_chat_command(
         k: report[k] for k in ("source", "dialogues", "recall", "n_targets", "mapping_rate", "seconds")
     }
     typer.echo(json.dumps(summary, indent=2))
+
+
+from cli.loop import register  # noqa: E402 - the loop's commands attach to this app
+
+register(app)

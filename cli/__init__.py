@@ -1,0 +1,1 @@
+"""The `sessionflow` command line: the top layer, over the stage layer (sessionflow/) and flows/."""
