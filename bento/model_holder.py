@@ -233,7 +233,7 @@ class ModelHolder:
         return {
             "enabled": self.enabled,
             "interval_s": self.interval_s,
-            "release_file": str(self.release_file) if self.release_file else None,
+            "release_file": self.release_file.name if self.release_file else None,  # never a full path
             "checks": s.checks,
             "reloads": s.reloads,
             "failures": s.failures,

@@ -354,8 +354,14 @@ class SessionRecommender:
             "bento_tag": _bento_tag(),
             "batching": batching,
             "reload": self.holder.status(),
-            "request_log": self.request_log.stats() if self.request_log else None,
+            "request_log": self._request_log_stats(),
         }
+
+    def _request_log_stats(self) -> dict[str, Any] | None:
+        if self.request_log is None:
+            return None
+        stats = self.request_log.stats()
+        return stats | {"path": Path(stats["path"]).name}  # the file name, never an absolute path
 
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict[str, Any]:

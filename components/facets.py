@@ -11,11 +11,10 @@ A dataset spec's ``catalogue`` section (``CatalogueSpec``) declares the facets o
       vocabulary: movies           # a built-in vocabulary (components/vocabularies/<name>.yaml) or a file
 
 Facet kinds: ``category`` (one or many string values per item: genres, brand, tags), ``year`` (a release
-year),
-``number`` (a price, a duration...), ``text`` (searchable free text, e.g. a description; already part of the
-item text). A vocabulary is data: phrases people say for a facet value ("funny" -> Comedy), phrases naming
-several
-values ("rom-com"), and moods (what "lighter" / "darker" prefer). Nothing domain-specific lives in the engine.
+year), ``number`` (a price, a duration...), ``text`` (searchable free text, e.g. a description; already part
+of the item text). A vocabulary is data: phrases people say for a facet value ("funny" -> Comedy), phrases
+naming several values ("rom-com"), and moods (what "lighter" / "darker" prefer). Nothing domain-specific
+lives in the engine.
 """
 
 from __future__ import annotations

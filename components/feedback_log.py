@@ -111,6 +111,8 @@ class FeedbackLog:
     def append_many(self, events: list[dict[str, Any]]) -> list[int]:
         """Events in one committed transaction (all or none); returns their row ids once on disk.
         Raises ``FeedbackStoreUnavailable`` when the store is gone, replaced, read-only or failing."""
+        if self.read_only:
+            raise RuntimeError(f"feedback log {redact_url(self.url)!r} was opened read-only; cannot append")
         rows = [self._row(e) for e in events]  # validate everything before writing anything
         return self._transaction(lambda conn: [self._insert(conn, row) for row in rows])
 

@@ -107,12 +107,18 @@ def verify(directory: str | Path, ignore: tuple[str, ...] = ()) -> int:
     return len(expected)
 
 
+# Folders of catalogue data, not weights: NaN there means "unknown" (an item without a year or a price).
+NOT_WEIGHTS = ("conversation",)
+
+
 def check_finite(directory: str | Path) -> int:
-    """Refuse NaN or infinite values in the folder's numeric arrays (``.npy``, ``.npz``, torch ``.pt``);
-    returns the number of arrays checked."""
+    """Refuse NaN or infinite values in the folder's numeric arrays (``.npy``, ``.npz``, torch ``.pt``),
+    the catalogue index (``NOT_WEIGHTS``) aside; returns the number of arrays checked."""
     directory = Path(directory)
     checked = 0
     for path in _files(directory):
+        if path.relative_to(directory).parts[0] in NOT_WEIGHTS:
+            continue
         suffix = path.suffix.lower()
         try:
             if suffix == ".npy":

@@ -116,12 +116,12 @@ def test_candidates_on_the_thread_runner_and_a_hybrid_that_reuses_them(
     summary = training_pipeline(
         params_file="params.yaml", root=str(tmp_path), package=False, overrides=overrides
     )
-    assert set(summary["candidates"]) == {"popularity", "itemknn", "hybrid"}
-    assert not summary["failed_candidates"]
+    assert set(summary.candidates) == {"popularity", "itemknn", "hybrid"}
+    assert not summary.failed_candidates
     bundles = {p.name for p in (tmp_path / "artifacts" / "candidates").iterdir() for p in p.iterdir()}
     assert bundles == {"popularity", "itemknn", "hybrid"}
-    hybrid = summary["candidates"]["hybrid"]["ndcg@10"]
-    assert hybrid >= summary["candidates"]["popularity"]["ndcg@10"]
+    assert summary.primary_metric == "ndcg@10"
+    assert summary.candidates["hybrid"].primary >= summary.candidates["popularity"].primary
     meta = json.loads(next((tmp_path / "artifacts" / "candidates").glob("*/hybrid/meta.json")).read_text())
     assert meta["fit_info"]["weights_fitted_on_validation"] is True
     assert set(meta["fit_info"]["weights"]) == {"popularity", "itemknn"}

@@ -12,6 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
+import bentoml
 import numpy as np
 import pytest
 
@@ -47,7 +48,6 @@ def store(tmp_path_factory):
         good = make_bundle(tmp / "v7")
         other = popularity_bundle(tmp / "v8")
         nan = popularity_bundle(tmp / "nan")
-        np.save(nan / "model" / "counts.npy", np.full(N_ITEMS, np.nan, dtype=np.float32))
         missing = make_bundle(tmp / "missing")
         for bundle in (good, other, nan, missing):
             write_index(bundle)  # as packaging does
@@ -60,6 +60,9 @@ def store(tmp_path_factory):
                 missing, LABELS | {"mlflow_model_version": "10", "model": "itemknn"}
             ),
         }
+        # weights that turned NaN after packaging (packaging itself refuses NaN): the checksums catch it
+        stored = Path(bentoml.models.get(tags["nan"]).path)
+        np.save(stored / "model" / "counts.npy", np.full(N_ITEMS, np.nan, dtype=np.float32))
         yield {"tmp": tmp, "tags": tags}
 
 
@@ -97,7 +100,7 @@ def test_a_broken_model_is_never_served(store, tmp_path, broken):
     release(rel, store["tags"][broken])
     outcome = holder.check()
     assert not outcome["changed"] and outcome["serving"] == store["tags"]["7"]
-    expected = "non-finite|no recommendation" if broken == "nan" else "FileNotFoundError|model"
+    expected = "counts.npy: sha256" if broken == "nan" else "FileNotFoundError|model"
     assert re.search(expected, outcome["error"]), outcome["error"]
     assert holder.current.model_version == "7"
     status = holder.status()
