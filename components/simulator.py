@@ -7,8 +7,7 @@ Each simulated user wants one *target* item (e.g. the leave-one-out test item) b
   (MovieLens users' tags such as "mind-bending", "dark comedy"; product descriptions), or, when the item has
   none, one of its category values; a share of users name a WRONG category (``p_wrong``);
 - time is vague ("something recent", "an older one", "from around 1995") and a share of users misremember
-it by
-  five to ten years;
+  it by five to ten years;
 - a warm user points at an item of their history with the title typed carelessly (lower case, dropped article,
   one character swapped);
 - after each list the user reacts: dislikes the least fitting shown item through ``engine.feedback``, and adds

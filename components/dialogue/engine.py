@@ -113,7 +113,12 @@ class ConversationEngine:
             state = self.store.get(session_id) or DialogueState(session_id)
             result = self._turn(state, query, k, said=message)
             self.store.put(state)
-        return self._phrase(result, message)
+        answer = self._phrase(result, message)
+        with self._lock(session_id):  # what the assistant said counts next turn, as in a stateless history
+            state = self.store.get(session_id) or DialogueState(session_id)
+            state.assistant = [*state.assistant, assistant_text(answer)][-3:]
+            self.store.put(state)
+        return answer
 
     def chat_stateless(self, messages: Sequence[dict[str, str]], k: int | None = None) -> ChatResult:
         """Answer the last turn of a whole conversation (``role``/``content`` dicts, oldest first), replayed
@@ -247,7 +252,8 @@ class ConversationEngine:
                            assistant_asked="?" in content)  # fmt: skip
 
     def _context(self, state: DialogueState) -> PlanContext:
-        return PlanContext(shown=self._dense(state.shown))
+        asked = bool(state.assistant) and "?" in state.assistant[-1]
+        return PlanContext(shown=self._dense(state.shown), assistant_asked=asked)
 
     def _unsupported(self, query: Query) -> list[str]:
         """Facets the message asked about that this catalogue does not have ('price' on films)."""
@@ -407,6 +413,13 @@ def load_engine(
         engine.planner = LLMPlanner(cfg, engine.builtin, index)
     engine.warm_up()
     return engine
+
+
+def assistant_text(answer: ChatResult) -> str:
+    """An answer as the user saw it -- the reply and the titles listed -- which is what a stateless client
+    sends back as the assistant's turn."""
+    listing = "; ".join(i.title for i in answer.items)
+    return f"{answer.reply} {listing}".strip()
 
 
 def _weighted_terms(texts: Sequence[str]) -> dict[str, float]:

@@ -241,6 +241,8 @@ class TitleLinker:
                 if not all(w[0].isalnum() or w in _INNER_PUNCT for w in span):
                     continue
                 key = " ".join(w for w in span if w[0].isalnum())
+                if not key.replace(" ", "").isalnum():  # "face/off", "spider-man": keys are folded
+                    key = fold(key)
                 if key.count(" ") + 1 > self._max_len:
                     continue
                 cands = self.keys.get(key)

@@ -96,20 +96,23 @@ def constraint_mask(index: CatalogueIndex, c: Constraint) -> np.ndarray:
 def filter_mask(
     index: CatalogueIndex, constraints: Sequence[Constraint], category_filter: bool
 ) -> np.ndarray:
-    """AND over facets; several ``is`` values of one facet are alternatives (OR)."""
+    """AND over facets; several ``is`` values of one facet are alternatives (OR), except the values one
+    phrase names together ("rom-com" -> Comedy and Romance: same ``said``), which must all hold."""
     ok = np.ones(len(index), bool)
-    wanted: dict[str, np.ndarray] = {}
-    for c in constraints:
+    groups: dict[str, dict[tuple[str, int], np.ndarray]] = {}
+    for n, c in enumerate(constraints):
         if c.op == "prefer":
             continue  # a soft preference: the facet signal boosts it
         m = constraint_mask(index, c)
         if c.op == "is":
             if category_filter:
-                wanted[c.facet] = wanted.get(c.facet, np.zeros(len(index), bool)) | m
+                key = (c.said, -1) if c.said else ("", n)  # one phrase -> one group
+                facet = groups.setdefault(c.facet, {})
+                facet[key] = facet[key] & m if key in facet else m
         else:
             ok &= m
-    for m in wanted.values():
-        ok &= m
+    for alternatives in groups.values():
+        ok &= np.logical_or.reduce(list(alternatives.values()))
     return ok
 
 

@@ -43,7 +43,11 @@ def describe(state: DialogueState, index: CatalogueIndex, relaxed: Sequence[Cons
     not Horror, matching "zombie"'."""
     dropped = {c.key() for c in relaxed}
     cons = [c for c in state.typed_constraints() if c.key() not in dropped]
-    wanted = [str(c.value) for c in cons if c.op in ("is", "prefer")]
+    phrases: dict[str, list[str]] = {}  # values one phrase names together read "A and B" ("rom-com")
+    for n, c in enumerate(cons):
+        if c.op in ("is", "prefer"):
+            phrases.setdefault(f"{c.facet}|{c.said}" if c.said else str(n), []).append(str(c.value))
+    wanted = [join(values) for values in phrases.values()]
     head = f"{join(wanted, 'or')} {index.nouns}" if wanted else index.nouns
     parts = [head]
     for c in cons:

@@ -57,13 +57,15 @@ def engine_for(name: str):
 
 
 @pytest.mark.parametrize(("catalogue", "case"), CASES, ids=[f"{n}/{c['id']}" for n, c in CASES])
-def test_request(catalogue, case) -> None:
+def test_request(catalogue, case, request) -> None:
     needed = {
         "ml-latest-small": SHARED / "ml-latest-small.zip",
         "amazon-scientific": SHARED / "amazon-scientific",
     }
     if not needed[catalogue].exists():
         pytest.skip(f"{needed[catalogue]} not found (the shared datasets folder)")
+    if case.get("known_failure"):  # documented, and must start passing before the mark goes
+        request.applymarker(pytest.mark.xfail(reason=case["known_failure"], strict=True))
     engine = engine_for(catalogue)
     last, previous = PANEL.play(engine, case)
     assert PANEL.check(engine, case, last, previous) == [], (last.reply, [i.title for i in last.items])
