@@ -45,7 +45,8 @@ class ItemsFileSpec(BaseModel):
     separator: str = ","
     columns: dict[str, str] = Field(
         default_factory=dict,
-        description="canonical name (item_id, title, text, categories, year) -> file column",
+        description="canonical name (item_id, title, text, categories, year, or attributes.<key> for "
+        "brand, price...) -> file column",
     )
     category_separator: str = "|"
 

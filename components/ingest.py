@@ -299,7 +299,26 @@ def _items_or_ids(spec: DatasetSpec, inter: pd.DataFrame) -> pd.DataFrame:
         _item_text(t, c, None if extra is None else extra.iloc[i])
         for i, (t, c) in enumerate(zip(out["title"], out["categories"], strict=True))
     ]
+    attrs = {k[len("attributes.") :]: col for k, col in mapping.items() if k.startswith("attributes.")}
+    if attrs:  # brand, price...: what catalogue facets with column attributes.<key> read
+        missing = sorted(col for col in attrs.values() if col not in raw.columns)
+        if missing:
+            raise ValueError(f"{path}: items file has no column(s) {missing}; columns: {list(raw.columns)}")
+        out["attributes"] = [
+            json.dumps({k: _attribute(raw[col].iloc[i]) for k, col in attrs.items()}) for i in range(len(raw))
+        ]
     return out
+
+
+def _attribute(value: object) -> object:
+    """An item attribute as JSON: as written in the file (number facets parse "$12.50" at indexing), missing
+    or empty values as null."""
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip()
+    return text or None
 
 
 def _atomic_stem(root: Path, name: str | None) -> str:

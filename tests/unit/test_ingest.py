@@ -130,3 +130,46 @@ def test_amazon_scientific_pulls_and_ingests(tmp_path):
     assert data.interactions["user_id"].nunique() == 2928
     assert len(data.interactions) == 19712
     assert len(data.items) == 1585 and (data.items["text"].str.len() > 0).all()
+
+
+def test_item_attributes_from_a_shop_file_feed_catalogue_facets(tmp_path):
+    """attributes.<key> columns (brand, price) reach the items table as JSON, where facets read them."""
+    import json
+
+    from components.dialogue.config import ConversationConfig
+    from components.dialogue.engine import ConversationEngine
+    from tests.unit.dialogue_fixtures import tiny_index
+
+    (tmp_path / "log.csv").write_text("visitor,sku,ts\nu1,p1,1600000000\nu1,p2,1600000060\n")
+    (tmp_path / "products.csv").write_text(
+        "sku,name,maker,usd\np1,Wood glue,Titebond,7.5\np2,Epoxy glue,Gorilla,12\np3,Super glue,Gorilla,\n"
+    )
+    (tmp_path / "spec.yaml").write_text(
+        "name: shop\nformat: interactions-csv\npath: log.csv\ntimestamp_unit: s\n"
+        "columns: {user_id: visitor, item_id: sku, timestamp: ts}\n"
+        "items: {path: products.csv, columns: {item_id: sku, title: name, "
+        "attributes.brand: maker, attributes.price: usd}}\n"
+    )
+    items = ingest(load_spec(tmp_path / "spec.yaml")).items.set_index("item_id")
+    attrs = {i: json.loads(a) for i, a in items["attributes"].items()}
+    assert attrs == {
+        "p1": {"brand": "Titebond", "price": "7.5"},  # as written; the price facet parses it
+        "p2": {"brand": "Gorilla", "price": "12"},
+        "p3": {"brand": "Gorilla", "price": None},
+    }
+    facets = [
+        {"name": "brand", "kind": "category", "column": "attributes.brand", "proper_names": True},
+        {"name": "price", "kind": "number", "column": "attributes.price", "unit": "$"},
+    ]
+    index, predictor = tiny_index(
+        list(items["title"]), attributes=[attrs[i] for i in items.index], facets=facets
+    )
+    engine = ConversationEngine(predictor, index, ConversationConfig(), None)
+    answer = engine.chat("s", "glue under $10, not Gorilla", k=3)
+    assert [i.title for i in answer.items] == ["Wood glue"], answer.reply
+
+    (tmp_path / "bad.yaml").write_text(
+        (tmp_path / "spec.yaml").read_text().replace("attributes.price: usd", "attributes.price: cost")
+    )
+    with pytest.raises(ValueError, match=r"products.csv: items file has no column\(s\) \['cost'\]"):
+        ingest(load_spec(tmp_path / "bad.yaml"))
