@@ -38,6 +38,9 @@ def _env_defaults(root: Path) -> None:
     os.environ.setdefault("PREFECT_HOME", str(root / ".prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # the embedded server migrates a fresh database on its first start; Prefect's 20 s is too short on a
+    # busy 2-core machine (a fresh clone's `sessionflow pipeline` timed out at 20 s under load)
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("BENTOML_HOME", str(root / ".bentoml"))
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")

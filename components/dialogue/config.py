@@ -35,6 +35,13 @@ class ConversationConfig(BaseModel):
     w_title: float = Field(
         0.3, ge=0, description="Title words of titles the catalogue lacks ('Toy Story 4' -> the others)."
     )
+    w_similar: float = Field(
+        1.0,
+        ge=0,
+        description="Items close to the ones the user asked for more like ('films like Heat', 'more like "
+        "that'): the nearest items by text and collaborative similarity, by rank.",
+    )
+    similar_pool: int = Field(100, ge=1, description="How many nearest items the 'more like' signal ranks.")
     w_facet: float = Field(0.413, ge=0, description="Share of the asked facet values an item has.")
     w_mood: float = Field(0.5, ge=0, description="'lighter' / 'darker' preferences (vocabulary moods).")
     w_dislike: float = Field(1.0, ge=0, description="Demotion of items close to disliked ones.")

@@ -280,6 +280,7 @@ class ConversationEngine:
         return RankRequest(
             history=history + [i for i in liked if i not in history],
             liked=liked,
+            similar=d(state.similar),
             mentioned=list(dict.fromkeys(d(state.mentioned) + d(state.suggested))),
             disliked=d(state.disliked),
             banned=banned,

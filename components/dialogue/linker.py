@@ -58,8 +58,12 @@ CUES = frozenset(
         "favorite",
         "favourite",
         "fan",
+        "similar",
+        "vein",
+        "reminiscent",
     ]
 )
+_SKIPPABLE = frozenset({"the", "also", "really", "just", "movie", "film", "of", "to", "seeing"})  # "like the"
 MAX_SPAN = 12
 _INNER_PUNCT = frozenset({":", ",", "-", ".", "&", "!"})  # "Mystery Science Theater 3000: The Movie"
 
@@ -377,7 +381,7 @@ def _cue_before(words: list[str], i: int, found: list[Link]) -> str | None:
             return w
         if w in ("and", "or", ",", "&") and any(lk.last == k - 1 and lk.cue for lk in found):
             return next(lk.cue for lk in found if lk.last == k - 1)
-        if w not in ARTICLES and w not in ("the", "also", "really", "just", "movie", "film", "of", "seeing"):
+        if w not in ARTICLES and w not in _SKIPPABLE:
             return None
     return None
 

@@ -94,7 +94,13 @@ class BuiltinPlanner:
             for p in range(lk.first, lk.last + 1):
                 free[p] = False
                 used[toks[p].start : toks[p].end] = b"\x01" * (toks[p].end - toks[p].start)
-            q.refs.append(self._ref(lk.item, self._stance(toks, lk.first, lk.last, negated, lk.cue)))
+            stance = self._stance(toks, lk.first, lk.last, negated, lk.cue)
+            q.refs.append(self._ref(lk.item, stance))
+            if stance == "liked" and _asks_similar(toks, lk.first, lk.last):
+                if q.critique is None:
+                    q.critique = "more_like"
+                if q.critique == "more_like" and q.critique_of is None:
+                    q.critique_of = self.index.item_ids[lk.item]
             if (
                 negated[lk.first]
                 and lk.last + 1 < len(toks)
@@ -383,6 +389,29 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
                 break
             mask[j] = True
     return mask
+
+
+_LIKING = {"i", "we", "you", "they", "he", "she", "really", "also", "do", "did", "would", "just", "totally",
+           "kinda", "definitely", "i'd", "we'd", "always", "still", "so", "too"}  # fmt: skip
+_SIMILAR_AFTER = re.compile(
+    r"\b(?:more|something|anything|others?|ones?) like (?:that|this|it|those|these|them)\b"
+    r"|\bsimilar\b|\bsame (?:kind|sort|vibe|style)\b"
+)
+
+
+def _asks_similar(toks: list[Token], first: int, last: int) -> bool:
+    """Whether the user asks for items like this one ("films like Heat", "something similar to Saw",
+    "I loved Saw, more like that") rather than saying they like it ("I like Heat")."""
+    before = [t.text for t in toks[max(0, first - 3) : first]]
+    if any(w in ("similar", "vein", "reminiscent", "style", "lines") for w in before):
+        return True
+    if "like" in before:
+        j = len(before) - 1 - before[::-1].index("like")
+        at = first - len(before) + j  # the token index of "like"
+        subject = toks[at - 1].text if at > 0 else ""
+        if subject not in _LIKING and subject not in ("", "dont", "don't", "didn't", "didnt", "not"):
+            return True
+    return bool(_SIMILAR_AFTER.search(_clause_text(toks, first, last)))
 
 
 def _clause_text(toks: list[Token], first: int, last: int, back: int = 8, ahead: int = 8) -> str:

@@ -38,6 +38,7 @@ class RankRequest:
 
     history: list[int] = field(default_factory=list)  # session items, then liked items (model input)
     liked: list[int] = field(default_factory=list)
+    similar: list[int] = field(default_factory=list)  # items the user asked for more like
     mentioned: list[int] = field(default_factory=list)  # named by the user, or by the assistant
     disliked: list[int] = field(default_factory=list)
     banned: set[int] = field(default_factory=set)
@@ -164,6 +165,7 @@ def weights(cfg: ConversationConfig) -> dict[str, float]:
         "prior": cfg.w_prior, "model": cfg.w_model, "cf": cfg.w_cf, "content": cfg.w_content,
         "mention": cfg.w_mention, "recency": cfg.w_recency, "title": cfg.w_title,
         "dense": cfg.w_dense, "lexical": cfg.w_lexical, "assistant": cfg.w_assistant, "facet": cfg.w_facet,
+        "similar": cfg.w_similar,
         "mood": cfg.w_mood, "dislike": cfg.w_dislike, "avoid": cfg.w_avoid, "shown": cfg.shown_penalty,
         "echo": cfg.w_echo,
     }  # fmt: skip
@@ -181,6 +183,27 @@ def fuse(
         total += v
     total[~ok] = -np.inf
     return total, parts
+
+
+def facet_overlap(index: CatalogueIndex, anchors: Sequence[int]) -> np.ndarray:
+    """(N,) how much each item shares the anchors' category values (genres, tags, brand): Jaccard per facet
+    the anchor has values in, averaged over those facets, best anchor."""
+    best = np.zeros(len(index))
+    for a in anchors:
+        per_facet = []
+        for facet in index.categories.values():
+            cols = np.flatnonzero(facet.matrix[a])
+            if cols.size == 0:
+                continue
+            counts = getattr(facet, "_counts", None)
+            if counts is None:  # values per item, computed once per facet
+                counts = facet.matrix.sum(axis=1)
+                facet._counts = counts  # type: ignore[attr-defined]
+            shared = facet.matrix[:, cols].sum(axis=1)
+            per_facet.append(shared / np.maximum(counts + cols.size - shared, 1))
+        if per_facet:
+            best = np.maximum(best, np.mean(per_facet, axis=0))
+    return best
 
 
 def signals(
@@ -210,6 +233,18 @@ def signals(
         out["cf"] = scaled(np.max([minmax(row) for row in per_ref], axis=0))
     if positives and use["content"]:
         out["content"] = scaled(max_cosine(emb, positives))
+    anchors = req.similar[-cfg.max_refs :]
+    if anchors and use["similar"]:
+        per_ref = np.asarray(model.score([[r] for r in anchors]), dtype=np.float64)  # (R, N)
+        cf = np.max([minmax(row) for row in per_ref], axis=0)
+        text = minmax(max_cosine(emb, anchors))
+        close = np.where(ok, text + facet_overlap(index, anchors) + 0.25 * cf, -np.inf)  # cf breaks ties
+        close[anchors] = -np.inf
+        top = np.argsort(-close, kind="stable")[: cfg.similar_pool]
+        top = top[np.isfinite(close[top])]
+        sharp = np.zeros(len(index))
+        sharp[top] = 1.0 - np.arange(len(top)) / cfg.similar_pool  # by rank: the nearest few dominate
+        out["similar"] = sharp
     mentioned = req.mentioned[-cfg.max_refs :]
     if mentioned and use["mention"]:
         per_ref = np.asarray(model.score([[r] for r in mentioned]), dtype=np.float64)  # (R, N)

@@ -33,6 +33,7 @@ class DialogueState:
     suggested: list[str] = field(default_factory=list)  # items the assistant named (stateless histories)
     title_words: list[str] = field(default_factory=list)  # franchises, and titles the catalogue lacks
     liked: list[str] = field(default_factory=list)
+    similar: list[str] = field(default_factory=list)  # what the user last asked for more like
     disliked: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -110,6 +111,10 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
         state.title_words = [*state.title_words, *q.unresolved_titles, *q.franchises][-MAX_TEXTS:]
     if q.avoid:
         state.avoid = [*state.avoid, q.avoid][-MAX_TEXTS:]
+    if q.critique == "more_like":  # a new "more like" request replaces the last one
+        anchors = [r.item_id for r in q.refs if r.stance == "liked"] or [q.critique_of or ""]
+        state.similar = [a for a in dict.fromkeys(anchors) if a][-MAX_TEXTS:]
+    state.similar = [s for s in state.similar if s not in by["disliked"] and s not in by["rejected"]]
     if q.critique in ("lighter", "darker"):
         state.mood = q.critique
     elif q.critique in ("newer", "older", "cheaper", "pricier"):

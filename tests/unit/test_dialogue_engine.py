@@ -103,6 +103,23 @@ def test_seen_items_leave_the_list(engine) -> None:
     assert "leave out" in again.reply
 
 
+def test_more_like_a_title_brings_its_neighbours_not_just_popular_items(engine) -> None:
+    """'films like Scream' asks for Scream's neighbours; 'I like Scream' only says the user likes it."""
+    scream = "288"  # Scream (1996): Horror|Thriller
+    assert engine.index.label(engine.index.index(scream)).startswith("Scream")
+    engine.reset("like1")
+    similar = engine.chat("like1", "films like Scream", k=5)
+    assert engine.store.get("like1").similar == [scream]
+    assert all(genres(engine, i) & {"Horror", "Thriller"} for i in ids(similar)), similar.items
+    later = engine.chat("like1", "from the 90s", k=5)  # the request stands while it is refined
+    assert engine.store.get("like1").similar == [scream]
+    close = [i for i in ids(later) if genres(engine, i) & {"Horror", "Thriller"}]
+    assert len(close) >= 4, later.items  # the session model may still add a co-watched comedy
+    engine.reset("like2")
+    engine.chat("like2", "I like Scream", k=5)
+    assert engine.store.get("like2").similar == []
+
+
 def test_one_dislike_does_not_collapse_into_the_long_tail(engine) -> None:
     engine.reset("dis")
     before = engine.chat("dis", "an action movie", k=10)

@@ -1,6 +1,6 @@
 """The built-in planner: messages -> typed Query (constraints with negation scope and comparatives, titles
-with
-years, stances, shown-list references, critiques, intent, language), on the real MovieLens-100K catalogue."""
+with years, stances, shown-list references, critiques, intent, language), on the real MovieLens-100K
+catalogue."""
 
 from __future__ import annotations
 
@@ -109,6 +109,25 @@ def test_shown_list_references(planner) -> None:
     assert q.critique == "more_like" and q.critique_of == "50"
     q = planner.plan("not the first one", ctx)
     assert {(r.item_id, r.stance) for r in q.refs} == {("1", "rejected")}
+
+
+@pytest.mark.parametrize(
+    ("message", "similar"),
+    [
+        ("films like Heat", True),
+        ("something similar to Heat", True),
+        ("I loved Heat, more like that please", True),
+        ("anything in the vein of Heat?", True),
+        ("I like Heat", False),
+        ("I really liked Heat", False),
+        ("I saw Heat last week", False),
+        ("nothing like Heat", False),
+    ],
+)
+def test_asking_for_more_like_a_title_is_not_just_liking_it(planner, message, similar) -> None:
+    q = planner.plan(message)
+    heat = next(r for r in q.refs if r.title.startswith("Heat"))
+    assert (q.critique == "more_like" and q.critique_of == heat.item_id) is similar, (q.critique, q.refs)
 
 
 def test_critiques_and_reset(planner) -> None:
