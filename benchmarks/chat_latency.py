@@ -113,11 +113,17 @@ def play(
 
 
 def run_in_process(
-    engine: Any, warmup: list[list[str]], scripts: list[list[str]], k: int, fresh_queries: bool = False
+    engine: Any, warmup: list[list[str]], scripts: list[list[str]], k: int, fresh_queries: str = "no"
 ) -> dict[str, list[float]]:
+    current = {"sid": None}
+
     def chat(sid: str, message: str) -> list[str]:
-        if fresh_queries:  # every turn pays for its sentence encoding (the engine caches query vectors)
+        if fresh_queries == "turn" or (fresh_queries == "conversation" and sid != current["sid"]):
+            # turn: worst case, every text of the turn encoded (and parsed) again; conversation: each
+            # message and reply of a conversation encoded once, as in a running service
             engine._vectors.clear()
+            engine._parsed.clear()
+        current["sid"] = sid
         return [i.item_id for i in engine.chat(sid, message, k).items]
 
     def feedback(sid: str, item: str, event: str) -> list[str]:
@@ -255,8 +261,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--fresh-queries",
-        action="store_true",
-        help="in process: clear the engine's query-vector cache each turn",
+        nargs="?",
+        const="turn",
+        default="no",
+        choices=["no", "turn", "conversation"],
+        help="in process: clear the engine's text-vector cache before every turn (turn: worst case, every "
+        "text of the turn encoded again) or at the start of every conversation (conversation: each message "
+        "and reply encoded once, as in a running service; no reuse across conversations)",
     )
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
     ap.add_argument("--embedding-cache", type=Path, default=REPO / ".cache" / "embeddings")

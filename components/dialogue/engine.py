@@ -98,6 +98,7 @@ class ConversationEngine:
         self._locks = [threading.Lock() for _ in range(_N_LOCKS)]
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vec_lock = threading.Lock()
+        self._parsed: OrderedDict[str, tuple[str, list[int]]] = OrderedDict()  # assistant texts, parsed
         self.index_source = "given"  # load_engine: "packaged" | "built at start"
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -277,6 +278,10 @@ class ConversationEngine:
         soft = state.soft[-turns:]
         dense_text = soft if self.config.dense_text == "soft" else state.said[-turns:]
         mood = self.index.moods.get(state.mood or "", {})
+        use_assistant = bool(state.assistant) and self.config.w_assistant > 0
+        said = self._assistant_parts(state.assistant[-2:]) if use_assistant else []
+        texts = list(dense_text) if self.config.w_dense > 0 else []
+        self._prefetch([*texts, *(rest for rest, _ in said)])  # one encoder call for what is new
         return RankRequest(
             history=history + [i for i in liked if i not in history],
             liked=liked,
@@ -286,14 +291,12 @@ class ConversationEngine:
             banned=banned,
             shown_before=set(d(state.shown_before)) - banned,
             constraints=self._constraints(state),
-            query=self._vector(" ".join(dense_text)) if dense_text and self.config.w_dense > 0 else None,
+            query=self._mean_vector(texts),
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
             title_terms=_weighted_terms(state.title_words[-turns:]),
             said_words={w for text in state.said[-turns:] for w in fold(text).split()},
-            assistant=self._vector(" ".join(state.assistant[-2:]))
-            if state.assistant and self.config.w_assistant > 0
-            else None,
+            assistant=self._assistant_vector(said) if use_assistant else None,
             assistant_terms=_weighted_terms(state.assistant[-2:]) if self.config.w_assistant > 0 else {},
             mood=mood,
         )
@@ -358,6 +361,77 @@ class ConversationEngine:
 
     def _dense(self, ids: Sequence[str]) -> list[int]:
         return [i for i in (self.index.index(x) for x in ids) if i is not None]
+
+    def _assistant_parts(self, texts: Sequence[str]) -> list[tuple[str, list[int]]]:
+        """Each assistant text as (its words without the titles it named, the items it named); parsed once
+        per text (a reply is read again on each of the next turns)."""
+        parts = []
+        for text in texts:
+            with self._vec_lock:
+                known = self._parsed.get(text)
+            if known is not None:
+                parts.append(known)
+                continue
+            toks = tokenize(text)
+            links, _ = self.index.linker.link(toks, [True] * len(toks))
+            covered = {p for lk in links for p in range(lk.first, lk.last + 1)}
+            rest = " ".join(t.text for i, t in enumerate(toks) if i not in covered and t.text[0].isalpha())
+            parsed = (rest, sorted({lk.item for lk in links}))
+            with self._vec_lock:
+                self._parsed[text] = parsed
+                while len(self._parsed) > 2048:
+                    self._parsed.popitem(last=False)
+            parts.append(parsed)
+        return parts
+
+    def _assistant_vector(self, parts: Sequence[tuple[str, list[int]]]) -> np.ndarray | None:
+        """What the assistant said, as one unit vector: the titles it named by their item embeddings (no
+        encoding), the rest of its words encoded (short and repetitive: "Here are 10 Comedy films", cached).
+        The same for a stateless history and for this engine's own answers."""
+        out = []
+        for rest, named in parts:
+            vecs = []
+            words = self._vector(rest)
+            if words is not None:
+                vecs.append(words)
+            if named:
+                mean = self.index.embeddings[named].mean(axis=0)
+                vecs.append(mean / max(float(np.linalg.norm(mean)), 1e-9))
+            if vecs:
+                v = np.mean(vecs, axis=0)
+                out.append(v / max(float(np.linalg.norm(v)), 1e-9))
+        if not out:
+            return None
+        v = np.mean(out, axis=0)
+        return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    def _mean_vector(self, texts: Sequence[str]) -> np.ndarray | None:
+        """The recent messages as one unit vector: the mean of each message's own (cached) vector, so a turn
+        encodes only what is new."""
+        vecs = [v for v in (self._vector(x) for x in texts) if v is not None]
+        if not vecs:
+            return None
+        v = np.mean(vecs, axis=0)
+        return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    def _prefetch(self, texts: Sequence[str]) -> None:
+        """Encode the texts not cached yet in one forward pass (a turn needs up to three)."""
+        with self._vec_lock:
+            missing = list(
+                dict.fromkeys(t.strip() for t in texts if t.strip() and t.strip() not in self._vectors)
+            )
+        if not missing:
+            return
+        from components.text_encoder import get_encoder
+
+        vecs = get_encoder().encode(missing)
+        if vecs.shape[1] != self.index.embeddings.shape[1]:
+            return  # _vector logs it
+        with self._vec_lock:
+            for text, vec in zip(missing, vecs, strict=True):
+                self._vectors[text] = vec
+            while len(self._vectors) > 2048:
+                self._vectors.popitem(last=False)
 
     def _vector(self, text: str) -> np.ndarray | None:
         text = text.strip()
