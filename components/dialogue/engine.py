@@ -281,7 +281,9 @@ class ConversationEngine:
         use_assistant = bool(state.assistant) and self.config.w_assistant > 0
         said = self._assistant_parts(state.assistant[-2:]) if use_assistant else []
         texts = list(dense_text) if self.config.w_dense > 0 else []
-        self._prefetch([*texts, *(rest for rest, _ in said)])  # one encoder call for what is new
+        # one encoder call for the turn: the recent messages as typed (the fitted weights expect them joined)
+        # and the assistant's words (cached per reply)
+        self._prefetch([" ".join(texts), *(rest for rest, _ in said)])
         return RankRequest(
             history=history + [i for i in liked if i not in history],
             liked=liked,
@@ -291,7 +293,7 @@ class ConversationEngine:
             banned=banned,
             shown_before=set(d(state.shown_before)) - banned,
             constraints=self._constraints(state),
-            query=self._mean_vector(texts),
+            query=self._vector(" ".join(texts)) if texts else None,
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
             title_terms=_weighted_terms(state.title_words[-turns:]),
@@ -403,15 +405,6 @@ class ConversationEngine:
         if not out:
             return None
         v = np.mean(out, axis=0)
-        return v / max(float(np.linalg.norm(v)), 1e-9)
-
-    def _mean_vector(self, texts: Sequence[str]) -> np.ndarray | None:
-        """The recent messages as one unit vector: the mean of each message's own (cached) vector, so a turn
-        encodes only what is new."""
-        vecs = [v for v in (self._vector(x) for x in texts) if v is not None]
-        if not vecs:
-            return None
-        v = np.mean(vecs, axis=0)
         return v / max(float(np.linalg.norm(v)), 1e-9)
 
     def _prefetch(self, texts: Sequence[str]) -> None:
