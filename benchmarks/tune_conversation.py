@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TUNED = (
     "w_prior", "w_recency", "w_model", "w_cf", "w_content", "w_mention", "w_dense", "w_lexical",
-    "w_assistant",
+    "w_assistant", "w_similar",
     "w_facet", "w_title", "shown_penalty",
 )  # fmt: skip
 
