@@ -35,8 +35,8 @@ class ConversationConfig(BaseModel):
     w_title: float = Field(
         0.3, ge=0, description="Title words of titles the catalogue lacks ('Toy Story 4' -> the others)."
     )
-    w_similar: float = Field(  # set by hand (the panel); INSPIRED dev does not move with it (0, 1, 2)
-        1.0,
+    w_similar: float = Field(  # set by hand on the panel; INSPIRED dev hardly moves with it (0, 1, 2)
+        2.0,
         ge=0,
         description="Items close to the ones the user asked for more like ('films like Heat', 'more like "
         "that'): the nearest items by text and collaborative similarity, by rank.",
