@@ -201,17 +201,7 @@ def _sequence_lines(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
         users.extend([parts[0]] * (len(parts) - 1))
         item_ids.extend(parts[1:])
         pos.extend(range(len(parts) - 1))
-    step = pd.to_timedelta(np.asarray(pos, dtype=np.float64) * spec.synthetic_time_step_seconds, unit="s")
-    inter = pd.DataFrame(
-        {
-            "user_id": users,
-            "item_id": item_ids,
-            "timestamp": pd.Timestamp("2000-01-01", tz="UTC") + step,
-            "event": spec.default_event,
-            "value": np.nan,
-        }
-    )
-    inter["session_id"] = inter["user_id"]
+    inter = _sequence_table(users, item_ids, pos, spec)
     return inter, _items_or_ids(spec, inter), True
 
 
@@ -264,6 +254,23 @@ def _interactions_csv(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bo
     if has_sessions:
         inter["session_id"] = raw[spec.columns["session_id"]]
     return inter, _items_or_ids(spec, inter), has_sessions
+
+
+def _sequence_table(users: list[str], item_ids: list[str], pos: list[int], spec: DatasetSpec) -> pd.DataFrame:
+    """Interactions of ordered sequences without times: one sequence per user (= its session), synthetic
+    timestamps ``synthetic_time_step_seconds`` apart from 2000-01-01 so that the order survives."""
+    step = pd.to_timedelta(np.asarray(pos, dtype=np.float64) * spec.synthetic_time_step_seconds, unit="s")
+    inter = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": item_ids,
+            "timestamp": pd.Timestamp("2000-01-01", tz="UTC") + step,
+            "event": spec.default_event,
+            "value": np.nan,
+        }
+    )
+    inter["session_id"] = inter["user_id"]
+    return inter
 
 
 def _items_or_ids(spec: DatasetSpec, inter: pd.DataFrame) -> pd.DataFrame:
@@ -378,17 +385,7 @@ def _recbole_atomic(spec: DatasetSpec) -> tuple[pd.DataFrame, pd.DataFrame, bool
         users.extend([users_of.get(user, user) if users_of else user] * len(seq))
         item_ids.extend(items_of.get(i, i) if items_of else i for i in seq)
         pos.extend(range(len(seq)))
-    step = pd.to_timedelta(np.asarray(pos, dtype=np.float64) * spec.synthetic_time_step_seconds, unit="s")
-    inter = pd.DataFrame(
-        {
-            "user_id": users,
-            "item_id": item_ids,
-            "timestamp": pd.Timestamp("2000-01-01", tz="UTC") + step,
-            "event": spec.default_event,
-            "value": np.nan,
-        }
-    )
-    inter["session_id"] = inter["user_id"]
+    inter = _sequence_table(users, item_ids, pos, spec)
     text_path = root / f"{stem}.text"
     if text_path.is_file():
         text = _atomic_table(text_path)

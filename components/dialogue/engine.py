@@ -419,7 +419,9 @@ class ConversationEngine:
 
         vecs = get_encoder().encode(missing)
         if vecs.shape[1] != self.index.embeddings.shape[1]:
-            return  # _vector logs it
+            log.warning("query embedding dim %d != item embedding dim %d: text signal off",
+                        vecs.shape[1], self.index.embeddings.shape[1])  # fmt: skip
+            return
         with self._vec_lock:
             for text, vec in zip(missing, vecs, strict=True):
                 self._vectors[text] = vec
@@ -427,25 +429,15 @@ class ConversationEngine:
                 self._vectors.popitem(last=False)
 
     def _vector(self, text: str) -> np.ndarray | None:
+        """The cached unit vector of ``text`` (encoded now when new); None for empty text."""
         text = text.strip()
         if not text:
             return None
+        self._prefetch([text])
         with self._vec_lock:
             if text in self._vectors:
                 self._vectors.move_to_end(text)
-                return self._vectors[text]
-        from components.text_encoder import get_encoder
-
-        vec = get_encoder().encode([text])[0]
-        if vec.shape[0] != self.index.embeddings.shape[1]:
-            log.warning("query embedding dim %d != item embedding dim %d: text signal off",
-                        vec.shape[0], self.index.embeddings.shape[1])  # fmt: skip
-            return None
-        with self._vec_lock:
-            self._vectors[text] = vec
-            while len(self._vectors) > 2048:
-                self._vectors.popitem(last=False)
-        return vec
+            return self._vectors.get(text)
 
 
 def load_engine(

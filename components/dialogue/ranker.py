@@ -185,6 +185,13 @@ def fuse(
     return total, parts
 
 
+def neighbours(model: Recommender, refs: Sequence[int]) -> np.ndarray:
+    """(N,) collaborative closeness to the references: the model's scores for each one alone as a
+    history, scaled per reference, best of."""
+    per_ref = np.asarray(model.score([[r] for r in refs]), dtype=np.float64)  # (R, N)
+    return np.max([minmax(row) for row in per_ref], axis=0)
+
+
 def facet_overlap(index: CatalogueIndex, anchors: Sequence[int]) -> np.ndarray:
     """(N,) how much each item shares the anchors' category values (genres, tags, brand): Jaccard per facet
     the anchor has values in, averaged over those facets, best anchor."""
@@ -229,14 +236,12 @@ def signals(
         out["model"] = scaled(np.asarray(model.score([req.history])[0], dtype=np.float64))
     positives = req.liked[-cfg.max_refs :]
     if positives and use["cf"]:
-        per_ref = np.asarray(model.score([[r] for r in positives]), dtype=np.float64)  # (R, N)
-        out["cf"] = scaled(np.max([minmax(row) for row in per_ref], axis=0))
+        out["cf"] = scaled(neighbours(model, positives))
     if positives and use["content"]:
         out["content"] = scaled(max_cosine(emb, positives))
     anchors = req.similar[-cfg.max_refs :]
     if anchors and use["similar"]:
-        per_ref = np.asarray(model.score([[r] for r in anchors]), dtype=np.float64)  # (R, N)
-        cf = np.max([minmax(row) for row in per_ref], axis=0)
+        cf = neighbours(model, anchors)
         text = minmax(max_cosine(emb, anchors))
         close = np.where(ok, text + facet_overlap(index, anchors) + 0.25 * cf, -np.inf)  # cf breaks ties
         close[anchors] = -np.inf
@@ -247,8 +252,7 @@ def signals(
         out["similar"] = sharp
     mentioned = req.mentioned[-cfg.max_refs :]
     if mentioned and use["mention"]:
-        per_ref = np.asarray(model.score([[r] for r in mentioned]), dtype=np.float64)  # (R, N)
-        cf = np.max([minmax(row) for row in per_ref], axis=0)
+        cf = neighbours(model, mentioned)
         out["mention"] = scaled(0.5 * scaled(max_cosine(emb, mentioned)) + 0.5 * cf)
     if req.query is not None and use["dense"]:
         out["dense"] = scaled(emb @ req.query)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.flows.prefect_server import free_port, prefect_server
+from tests.flows.prefect_server import free_port, prefect_server, stop_process_group
 
 pytestmark = pytest.mark.e2e
 
@@ -157,13 +156,7 @@ def serving(env: dict[str, str], root: Path, port: int):
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
         log.close()
 
 

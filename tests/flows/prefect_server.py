@@ -64,15 +64,21 @@ def prefect_server(home: Path, timeout_s: float = 180.0) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=20)
+        stop_process_group(proc, timeout_s=20)
         log.close()
+
+
+def stop_process_group(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM the process group ``proc`` leads (started with ``start_new_session``), SIGKILL it if it is
+    still there after ``timeout_s``: no child (a bentoml worker, a uvicorn) outlives the test."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout_s)
 
 
 def drain_prefect_workers(url: str) -> None:
