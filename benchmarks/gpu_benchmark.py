@@ -44,31 +44,57 @@ def main() -> None:
     ap.add_argument("--models", default="sasrec")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--output", required=True)
+    ap.add_argument("--label", default="", help="a name for this settings variant in the output")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODEL.KEY=VALUE",
+        help="override one model parameter (YAML value), e.g. sasrec.hidden_size=128; repeatable",
+    )
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         sys.exit("no CUDA device here: this benchmark is for a GPU machine (see the module docstring)")
     raw = yaml.safe_load(Path(args.params).read_text()) if args.params else {}
-    train_cfg = TrainConfig.model_validate({**raw.get("train", {}), "device": args.device})
+    train_raw = {**raw.get("train", {}), "device": args.device}
+    model_params = {k: dict(v) for k, v in (train_raw.get("model_params") or {}).items()}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        model, _, param = key.partition(".")
+        if not (model and param and value):
+            sys.exit(f"--set {item!r}: expected MODEL.KEY=VALUE")
+        model_params.setdefault(model, {})[param] = yaml.safe_load(value)
+    train_cfg = TrainConfig.model_validate({**train_raw, "model_params": model_params})
     eval_cfg = EvaluateConfig.model_validate(raw.get("evaluate", {}))
     fs = load_features(args.features)
     out = {
         "features": args.features,
+        "label": args.label,
+        "model_params": model_params,
         "device_name": torch.cuda.get_device_name(0) if args.device == "cuda" else platform.processor(),
         "torch": torch.__version__,
         "n_items": len(fs.vocab),
         "n_test_cases": len(fs.test.targets),
         "models": {},
     }
+    trained: dict = {}
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         t0 = time.perf_counter()
-        cand = train_and_evaluate(name, fs, train_cfg, eval_cfg)
+        # the hybrid fuses members trained earlier in this run (only its weights are fitted then)
+        wanted = model_params.get("hybrid", {}).get("members", [])
+        members = [trained[m] for m in wanted] if name == "hybrid" and all(m in trained for m in wanted) else None
+        cand = train_and_evaluate(name, fs, train_cfg, eval_cfg, members=members or None)
+        trained[name] = cand.model
         wall = time.perf_counter() - t0
         seconds = cand.report.info.get("epoch_seconds", [])
         best = cand.report.best_epoch or len(seconds)
         out["models"][name] = {
             "ndcg@10": cand.metrics["ndcg@10"],
+            "valid_ndcg@10": cand.valid_metrics.get("ndcg@10"),
             "hr@10": cand.metrics["hr@10"],
             "epochs": cand.report.epochs,
             "best_epoch": cand.report.best_epoch,
@@ -84,8 +110,7 @@ def main() -> None:
             "device": cand.report.device,
         }
         print(name, json.dumps(out["models"][name]), flush=True)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2))
+        output.write_text(json.dumps(out, indent=2))  # after each model: a run cut short keeps what it did
 
 
 if __name__ == "__main__":

@@ -68,7 +68,13 @@ class TorchTrainingConfig(ModelConfig):
         "generalised BCE; auto: full up to full_softmax_max_items items, sampled above.",
     )
     full_softmax_max_items: int = Field(
-        4096, ge=1, description="loss=auto: largest catalogue trained with exact full softmax."
+        4096, ge=1, description="loss=auto: largest catalogue trained with exact full softmax on the CPU."
+    )
+    full_softmax_max_items_cuda: int = Field(
+        262_144,
+        ge=1,
+        description="loss=auto on CUDA: largest catalogue trained with exact full softmax (the chunked "
+        "logits are cheap there, and full softmax is the most accurate loss).",
     )
     num_negatives: int = Field(
         512, ge=1, description="Negatives per batch for the sampled-softmax and gBCE losses."
@@ -102,11 +108,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_loss(cfg: TorchTrainingConfig, n_items: int) -> str:
-    """The loss ``auto`` stands for at this catalogue size."""
+def resolve_loss(cfg: TorchTrainingConfig, n_items: int, device: str = "cpu") -> str:
+    """The loss ``auto`` stands for at this catalogue size on this device type ("cpu"/"cuda")."""
     if cfg.loss != "auto":
         return cfg.loss
-    return "full" if n_items <= cfg.full_softmax_max_items else "sampled"
+    limit = cfg.full_softmax_max_items_cuda if device == "cuda" else cfg.full_softmax_max_items
+    return "full" if n_items <= limit else "sampled"
 
 
 def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
@@ -231,7 +238,7 @@ class TorchRecommender(Recommender):
         ``table`` (n_items, D) defaults to ``_output_table()``."""
         cfg = self.config
         table = self._output_table() if table is None else table
-        kind = resolve_loss(cfg, self.n_items)
+        kind = resolve_loss(cfg, self.n_items, self.device.type)
         if kind == "full":
             return chunked_cross_entropy(hidden, table, targets)
         k = min(cfg.num_negatives, self.n_items)
@@ -267,7 +274,7 @@ class TorchRecommender(Recommender):
         report = FitReport(
             device=str(self.device),
             curves={"loss": []},
-            info={"loss": resolve_loss(cfg, self.n_items), "n_windows": len(windows)},
+            info={"loss": resolve_loss(cfg, self.n_items, self.device.type), "n_windows": len(windows)},
         )
         best, best_state, stale = -math.inf, None, 0
         epoch_seconds: list[float] = report.info.setdefault("epoch_seconds", [])

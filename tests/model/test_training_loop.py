@@ -58,6 +58,8 @@ def test_loss_auto_switches_to_sampled_above_the_catalogue_threshold() -> None:
     cfg = build_model("sasrec", 10, TINY["sasrec"] | {"full_softmax_max_items": 100}).config
     assert resolve_loss(cfg, 100) == "full"
     assert resolve_loss(cfg, 101) == "sampled"
+    assert resolve_loss(cfg, 101, "cuda") == "full"  # a GPU trains far larger catalogues exactly
+    assert resolve_loss(cfg, cfg.full_softmax_max_items_cuda + 1, "cuda") == "sampled"
     assert resolve_loss(cfg.model_copy(update={"loss": "gbce"}), 10) == "gbce"
 
 
