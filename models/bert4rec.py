@@ -93,7 +93,8 @@ class BERT4Rec(TorchRecommender):
 
     def _training_windows(self, sequences: list[np.ndarray]) -> np.ndarray:
         size = self.config.max_len
-        windows = [w for s in sequences if len(s) for w in chunks_from_end(s, size, size)]
+        stride = self.config.window_stride or size
+        windows = [w for s in sequences if len(s) for w in chunks_from_end(s, size, stride)]
         return pad_right(windows, size)  # (N, max_len)
 
     def _batch_loss(self, batch: torch.Tensor) -> torch.Tensor:

@@ -83,7 +83,12 @@ class SASRec(TorchRecommender):
 
     def _training_windows(self, sequences: list[np.ndarray]) -> np.ndarray:
         size = self.config.max_len + 1  # max_len inputs and their max_len next-item targets
-        windows = [w for s in sequences if len(s) >= 2 for w in chunks_from_end(s, size, self.config.max_len)]
+        windows = [
+            w
+            for s in sequences
+            if len(s) >= 2
+            for w in chunks_from_end(s, size, self.config.window_stride or self.config.max_len)
+        ]
         return pad_right([w for w in windows if len(w) >= 2], size)  # (N, max_len + 1)
 
     def _batch_loss(self, batch: torch.Tensor) -> torch.Tensor:

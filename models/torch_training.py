@@ -48,6 +48,13 @@ class TorchTrainingConfig(ModelConfig):
     """Training fields shared by the torch models; each model's config adds its architecture."""
 
     max_len: int = Field(50, ge=2, description="Most recent items a history is cut to (sequence length).")
+    window_stride: int | None = Field(
+        None,
+        ge=1,
+        description="Training windows start every this many items from the sequence end (None = max_len: "
+        "no overlap). A smaller stride repeats long sequences in shifted windows (more training examples "
+        "where there are few users with long histories).",
+    )
     lr: float = Field(2e-3, gt=0.0, description="Peak AdamW learning rate (after warm-up).")
     weight_decay: float = Field(
         0.0, ge=0.0, description="AdamW decoupled weight decay on matrices (not biases/LayerNorms)."
@@ -96,6 +103,7 @@ class TorchTrainingConfig(ModelConfig):
         "auto", description="'auto' uses CUDA when available, else CPU. CUDA runs bf16 autocast."
     )
     compile: bool = Field(True, description="torch.compile the network when training on CUDA (never on CPU).")
+    amp: bool = Field(True, description="bf16 autocast when training and scoring on CUDA (never on CPU).")
     score_batch_size: int = Field(512, ge=1, description="Histories per forward pass in score()/ranking.")
 
 
@@ -116,9 +124,9 @@ def resolve_loss(cfg: TorchTrainingConfig, n_items: int, device: str = "cpu") ->
     return "full" if n_items <= limit else "sampled"
 
 
-def autocast_for(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA, plain fp32 elsewhere."""
-    if device.type == "cuda":
+def autocast_for(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (when enabled), plain fp32 elsewhere."""
+    if enabled and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -317,7 +325,7 @@ class TorchRecommender(Recommender):
         total = torch.zeros((), device=self.device)
         for start in range(0, len(windows), cfg.batch_size):
             batch = windows[order[start : start + cfg.batch_size]]  # (B, W)
-            with autocast_for(self.device):
+            with autocast_for(self.device, self.config.amp):
                 loss = self._batch_loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -336,7 +344,7 @@ class TorchRecommender(Recommender):
     # ---- scoring and ranking --------------------------------------------------------------------
     def _logits(self, histories: list[np.ndarray]) -> torch.Tensor:
         """Catalogue logits (B, n_items) float32 on the device for non-empty histories."""
-        with autocast_for(self.device):
+        with autocast_for(self.device, self.config.amp):
             queries = self._history_queries(histories)  # (B, D)
         return queries.float() @ self._output_table().float().T  # (B, n_items)
 

@@ -197,3 +197,15 @@ def test_cuda_path_trains_with_bf16_autocast_and_compile() -> None:
     scores = exclude_seen(model.score(histories), histories)
     assert np.isfinite(scores[np.isfinite(scores)]).all()
     assert (scores.argmax(axis=1) == (np.arange(n_items) + 1) % n_items).mean() >= 0.9
+
+
+def test_window_stride_adds_shifted_windows_of_long_sequences() -> None:
+    sequences = [np.arange(20), np.arange(3)]
+    plain = build_model("sasrec", 30, TINY["sasrec"] | {"max_len": 8})
+    strided = build_model("sasrec", 30, TINY["sasrec"] | {"max_len": 8, "window_stride": 2})
+    bert = build_model("bert4rec", 30, TINY["bert4rec"] | {"max_len": 8, "window_stride": 4})
+    # 20 items: windows of 9 ending at 20, 12, 4 (stride 8) vs every 2 items; the short one once
+    assert len(plain._training_windows(sequences)) == 4
+    assert len(strided._training_windows(sequences)) == 11
+    assert plain._training_windows(sequences)[0].tolist() == list(range(12, 21))  # shifted ids, last 9
+    assert len(bert._training_windows(sequences)) == 5 + 1
