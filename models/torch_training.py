@@ -61,6 +61,13 @@ class TorchTrainingConfig(ModelConfig):
     )
     batch_size: int = Field(128, ge=1, description="Training windows per optimisation step.")
     epochs: int = Field(200, ge=1, description="Maximum passes over the training windows.")
+    max_train_seconds: float | None = Field(
+        None,
+        gt=0.0,
+        description="Wall-clock budget for fit(): after the first epoch the epoch count is cut to what fits "
+        "(the LR schedule is re-planned to end there) and training stops once the budget is spent. The "
+        "number of epochs then depends on the machine's speed: seeded runs repeat exactly only without it.",
+    )
     warmup_fraction: float = Field(
         0.02, ge=0.0, lt=1.0, description="Share of the maximum steps spent warming the LR up linearly."
     )
@@ -274,11 +281,14 @@ class TorchRecommender(Recommender):
             self.net.compile()
         optimizer = make_optimizer(self.net, cfg.lr, cfg.weight_decay)
         steps_per_epoch = math.ceil(len(windows) / cfg.batch_size)
-        total = steps_per_epoch * cfg.epochs
-        warmup = int(cfg.warmup_fraction * total)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(step, total, warmup, cfg.min_lr_ratio)
-        )
+        plan = {"epochs": cfg.epochs}  # re-planned under a time budget after the first epoch
+
+        def factor(step: int) -> float:
+            total = steps_per_epoch * plan["epochs"]
+            return lr_factor(step, total, int(cfg.warmup_fraction * total), cfg.min_lr_ratio)
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        fit_start = time.perf_counter()
         report = FitReport(
             device=str(self.device),
             curves={"loss": []},
@@ -290,7 +300,19 @@ class TorchRecommender(Recommender):
             t0 = time.perf_counter()
             metrics = {"loss": self._train_epoch(windows, optimizer, schedule, epoch)}
             epoch_seconds.append(round(time.perf_counter() - t0, 4))
-            if valid is not None and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            if cfg.max_train_seconds is not None and epoch == 1:
+                # one epoch with its share of validation passes: the epochs the budget allows
+                per_epoch = epoch_seconds[0] * (1.0 + 0.5 / cfg.eval_every) + 1e-9
+                plan["epochs"] = max(1, min(cfg.epochs, int(cfg.max_train_seconds / per_epoch)))
+                report.info["time_budget"] = {
+                    "seconds": cfg.max_train_seconds,
+                    "planned_epochs": plan["epochs"],
+                }
+            out_of_time = (
+                cfg.max_train_seconds is not None and time.perf_counter() - fit_start >= cfg.max_train_seconds
+            )
+            last = epoch >= plan["epochs"] or out_of_time
+            if valid is not None and (epoch % cfg.eval_every == 0 or last):
                 metrics[VALID_METRIC] = self.valid_ndcg(valid)
                 report.curves.setdefault(VALID_METRIC, []).append(metrics[VALID_METRIC])
                 if metrics[VALID_METRIC] > best:
@@ -303,7 +325,7 @@ class TorchRecommender(Recommender):
             report.epochs = epoch
             if on_epoch is not None:
                 on_epoch(epoch, metrics)
-            if stale >= cfg.patience:
+            if stale >= cfg.patience or last:
                 break
         if best_state is not None:
             self.net.load_state_dict(best_state)

@@ -209,3 +209,16 @@ def test_window_stride_adds_shifted_windows_of_long_sequences() -> None:
     assert len(strided._training_windows(sequences)) == 11
     assert plain._training_windows(sequences)[0].tolist() == list(range(12, 21))  # shifted ids, last 9
     assert len(bert._training_windows(sequences)) == 5 + 1
+
+
+def test_time_budget_cuts_the_epochs_and_replans_the_schedule() -> None:
+    n_items = 12
+    sequences = successor_sequences(n_items, 60, 6, seed=2)
+    valid = EvalData([s[:-1] for s in sequences[:10]], np.array([s[-1] for s in sequences[:10]]))
+    params = TINY["sasrec"] | {"epochs": 500, "eval_every": 1, "patience": 500, "max_train_seconds": 0.5}
+    model = build_model("sasrec", n_items, params)
+    report = model.fit(TrainData(sequences, n_items), valid)
+    planned = report.info["time_budget"]["planned_epochs"]
+    assert 1 <= planned < 500 and report.epochs <= planned
+    assert sum(report.info["epoch_seconds"]) < 5.0  # stopped near the budget, not after 500 epochs
+    assert len(report.curves["valid_ndcg@10"]) == report.epochs  # the last epoch was validated too
