@@ -3,8 +3,9 @@
 Three suites, run in this order by ``components.validate``:
 
 ``items`` (one row per catalogue entry)
-    item_id not null and not blank; title not null and not blank; item_id unique -- the first row with an
-    item_id is kept, later rows with the same id are rule ``duplicate_item_id``.
+    item_id not null and not blank; title not null and not blank; title free of HTML markup (rule
+    ``title_markup``: scraped catalogues leave titles such as "Industrial & Scientific />"); item_id unique --
+    the first row with an item_id is kept, later rows with the same id are rule ``duplicate_item_id``.
 
 ``interactions_rows`` (one row per event; row-level rules)
     user_id / session_id / item_id not null and not blank; timestamp parseable (not NaT) and inside
@@ -52,11 +53,13 @@ SUITE_INTERACTION_SESSIONS = "interactions_sessions"
 
 RULE_DUPLICATE = "duplicate"
 RULE_DUPLICATE_ITEM = "duplicate_item_id"
+RULE_TITLE_MARKUP = "title_markup"
 RULE_UNKNOWN_ITEM = "unknown_item"
 RULE_SESSION_LENGTH = "session_length"
 RULE_BOT = "bot_like_session"
 
 _NOT_BLANK = r"\S"  # at least one non-whitespace character
+_MARKUP = r"</?[A-Za-z][^<>]*>|/>"  # an HTML tag or its debris ("Industrial & Scientific />")
 
 
 def _named(expectation: Any, reason: str, rule: str | None = None) -> Any:
@@ -88,6 +91,11 @@ def items_suite() -> ExpectationSuite:
         expectations=[
             *_present(gxe, "item_id"),
             *_present(gxe, "title"),
+            _named(
+                gxe.ExpectColumnValuesToNotMatchRegex(column="title", regex=_MARKUP),
+                "title '{title}' holds HTML markup (a scraping leftover, not a product name)",
+                RULE_TITLE_MARKUP,
+            ),
             _named(
                 gxe.ExpectColumnValuesToBeNull(column="duplicate_of"),
                 "item_id '{item_id}' is already defined in row {duplicate_of}",

@@ -83,7 +83,12 @@ def bad_tables() -> tuple[pd.DataFrame, pd.DataFrame, dict[int, str]]:
     ]
     interactions = pd.concat([good, pd.DataFrame([r for r, _ in planted])], ignore_index=True)
     expected = {len(good) + i: rule for i, (_, rule) in enumerate(planted)}
-    bad_items = pd.DataFrame({"item_id": ["i11", "i1", ""], "title": [None, "Second i1", "No id"]})
+    bad_items = pd.DataFrame(
+        {
+            "item_id": ["i11", "i1", "", "i12"],
+            "title": [None, "Second i1", "No id", "Industrial & Scientific />"],
+        }
+    )
     items = pd.concat([clean_items(), bad_items], ignore_index=True)
     return interactions, items, expected
 
@@ -135,7 +140,14 @@ def test_planted_rows_land_under_their_rule(runs):
 def test_item_rules(runs):
     q = runs["bad"].quarantine
     got = q[q["table"] == "items"].set_index("row")["rule"].to_dict()
-    assert got == {10: f"{NOT_NULL}:title", 11: ex.RULE_DUPLICATE_ITEM, 12: f"{REGEX}:item_id"}
+    assert got == {
+        10: f"{NOT_NULL}:title",
+        11: ex.RULE_DUPLICATE_ITEM,
+        12: f"{REGEX}:item_id",
+        13: ex.RULE_TITLE_MARKUP,
+    }
+    reasons = q[q["table"] == "items"].set_index("row")["reason"].to_dict()
+    assert "holds HTML markup" in reasons[13]
     assert list(runs["bad"].items["item_id"]) == [f"i{k}" for k in range(1, 11)]
     assert runs["bad"].items.loc[0, "title"] == "Item 1"  # the first i1 is kept, the later one rejected
 
@@ -157,7 +169,7 @@ def test_counts_add_up_by_hand(runs):
     assert c[f"{i}{ex.RULE_SESSION_LENGTH}"] == 0
     rule_total = sum(v for k, v in c.items() if k.startswith(i) and not k.startswith(f"{i}n_"))
     assert rule_total == 31
-    assert c["items.n_rows_in"] == 13 and c["items.n_rows_clean"] == 10 and c["items.n_quarantined"] == 3
+    assert c["items.n_rows_in"] == 14 and c["items.n_rows_clean"] == 10 and c["items.n_quarantined"] == 4
 
 
 def test_reasons_are_readable(runs):
@@ -193,8 +205,8 @@ def test_lenient_config_passes_and_still_writes_quarantine(runs):
     assert "gx2" in rep.data_docs
     out = runs["root"] / "q" / "lenient"
     stored = pd.read_parquet(out / "quarantine.parquet")
-    assert len(stored) == len(rep.quarantine) == 34
-    assert len(pd.read_csv(out / "quarantine.csv")) == 34
+    assert len(stored) == len(rep.quarantine) == 35  # one more than before: the markup title
+    assert len(pd.read_csv(out / "quarantine.csv")) == 35
     meta = json.loads((out / "counts.json").read_text())
     assert meta["passed"] is True and meta["counts"] == rep.counts
 
