@@ -244,7 +244,7 @@ def simulate_challenger(
         from mlflow import MlflowClient
 
         MlflowClient().set_tag(parent_run_id, "sessionflow.simulation.model", result.model_name)
-        metrics |= evaluate_dialogues(result.bundle_dir, settings, [run_id, parent_run_id], log)
+        metrics |= evaluate_dialogues(result.bundle_dir, settings, [run_id, parent_run_id], log, cache)
     except Exception as exc:  # noqa: BLE001 - an evaluation extra must not sink a finished pipeline
         log.warning("conversation simulation of %s failed and is skipped: %r", result.model_name, exc)
         return None
@@ -253,18 +253,20 @@ def simulate_challenger(
 
 
 def evaluate_dialogues(
-    bundle_dir: Path, settings: Settings, run_ids: list[str], log: Any
+    bundle_dir: Path, settings: Settings, run_ids: list[str], log: Any, embedding_cache: Path | None = None
 ) -> dict[str, float]:
     """Recall@K of the bundle's conversation on the configured real dialogue corpus (INSPIRED test by
-    default), logged to the runs next to the offline metrics; {} when the corpus is not in the mirror."""
+    default), logged to the runs next to the offline metrics; {} when the corpus is not in the mirror.
+    ``embedding_cache`` (the simulation's) spares a second encoding of the catalogue's texts."""
     from sessionflow.chat_eval import evaluate_chat
 
     ev = settings.evaluate
     if ev.chat_corpus is None:
         return {}
-    cfg = settings.conversation.model_copy(
-        update={"planner": "builtin", "llm_reply": False, "redis_url": None}
-    )
+    update: dict[str, Any] = {"planner": "builtin", "llm_reply": False, "redis_url": None}
+    if embedding_cache is not None and not settings.conversation.embedding_cache_dir:
+        update["embedding_cache_dir"] = str(embedding_cache)
+    cfg = settings.conversation.model_copy(update=update)
     try:
         with limited_threads(1):
             report = evaluate_chat(Path(bundle_dir), corpus=ev.chat_corpus, split=ev.chat_split,
