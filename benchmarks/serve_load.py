@@ -73,7 +73,8 @@ def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[s
         "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
         "MKL_NUM_THREADS": os.environ.get("MKL_NUM_THREADS", "1"),
     }
-    env.setdefault("BENTOML_HOME", str(REPO / ".bentoml"))
+    # absolute: the bento's server runs from its own folder and would not find a relative store
+    env["BENTOML_HOME"] = str(Path(env.get("BENTOML_HOME") or REPO / ".bentoml").resolve())
     if (
         args.as_served
     ):  # the environment `sessionflow serve` gives the server (components/serving_settings.py)
