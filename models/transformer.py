@@ -36,8 +36,10 @@ class GenDropout(nn.Module):
             return x
         if self.generator is None:
             return F.dropout(x, self.p, training=True)
-        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
-        return x * keep / (1.0 - self.p)
+        # uniform draws compared with p: twice as fast as bernoulli_ with a generator on the CPU (profiled:
+        # bernoulli_ was 17% of a SASRec step on ml-latest-small)
+        draw = torch.rand(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+        return x * (draw >= self.p) * (1.0 / (1.0 - self.p))
 
 
 class Block(nn.Module):
