@@ -18,11 +18,11 @@ from sessionflow import stages
 
 
 def prepare_data(settings: Settings, root: Path) -> dict[str, Any]:
-    """pull -> ingest -> validate -> featurize; returns ingest and feature stats."""
+    """pull -> ingest -> validate -> featurize; returns ingest and feature stats (plain JSON values)."""
     stages.run_pull(settings, root)
-    info = stages.run_ingest(settings, root)
+    info = stages.run_ingest(settings, root).model_dump(mode="json")
     stages.run_validate(settings, root)
-    info["features"] = stages.run_featurize(settings, root)
+    info["features"] = stages.run_featurize(settings, root).model_dump(mode="json")
     return info
 
 
