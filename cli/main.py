@@ -138,6 +138,7 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
     runner = {
         "pull": stages.run_pull,
         "feedback": stages.run_feedback_export,
+        "catalogue": stages.run_catalogue_export,
         "ingest": stages.run_ingest,
         "validate": stages.run_validate,
         "featurize": stages.run_featurize,
@@ -471,6 +472,8 @@ def evaluate_chat_command(
     typer.echo(json.dumps(summary, indent=2))
 
 
+from cli.items import register as register_items  # noqa: E402 - `sessionflow items ...`
 from cli.loop import register  # noqa: E402 - the loop's commands attach to this app
 
 register(app)
+register_items(app)

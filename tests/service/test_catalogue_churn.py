@@ -220,3 +220,67 @@ def test_item_routes_need_the_key(client):
     ):
         resp = getattr(keyed, method)(path, **({"json": body} if body else {}))
         assert resp.status_code == 401, (path, resp.text)
+
+
+def test_the_cli_sends_a_file_in_chunks_and_reports_rows_of_the_file(client, overlay, tmp_path, monkeypatch):
+    """`sessionflow items add FILE` / `retire` against the in-process service (httpx routed to it)."""
+    import httpx
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from sessionflow import items as cli_items
+
+    def routed(method):  # http://127.0.0.1:1/<path> -> the in-process service (TestClient takes no timeout)
+        return lambda url, timeout=None, **kw: getattr(client, method)(url.split("127.0.0.1:1", 1)[1], **kw)
+
+    monkeypatch.setattr(httpx, "post", routed("post"))
+    monkeypatch.setattr(httpx, "get", routed("get"))
+    csv = tmp_path / "new.csv"
+    csv.write_text(
+        "item_id,title,categories,year,attributes.studio\n"
+        "c1,Cli film one,Documentary|Animation,2024,Pixel\n"
+        "c2,Cli film two,,not a year,\n"
+        "c3,,Comedy,2020,\n"
+        "c4,Cli film four,Comedy,2021,\n"
+    )
+    rows = cli_items.read_items_file(csv)
+    assert rows[0] == {
+        "item_id": "c1", "title": "Cli film one", "categories": "Documentary|Animation", "year": "2024",
+        "attributes": {"studio": "Pixel"},
+    }  # fmt: skip
+    totals = cli_items.send_items("http://127.0.0.1:1", rows, max_rows=2)  # chunks [c1, c2], [c3, c4]
+    assert totals.added == ["c1", "c4"]
+    assert [(r["row"], r["item_id"], r["field"]) for r in totals.rejected] == [
+        (1, "c2", "year"),
+        (2, "c3", "title"),
+    ]
+    bad_only = cli_items.send_items("http://127.0.0.1:1", rows[1:3], max_rows=5)  # a chunk of bad rows: a 400
+    assert [(r["row"], r["field"]) for r in bad_only.rejected] == [(0, "year"), (1, "title")]
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["items", "retire", "c1", "nope", "--url", "http://127.0.0.1:1"])
+    assert result.exit_code == 1, result.output
+    assert '"retired": 1' in result.output and "nope" in result.output
+    listed = runner.invoke(app, ["items", "list", "--url", "http://127.0.0.1:1"])
+    assert listed.exit_code == 0 and '"c4"' in listed.output and '"c1"' in listed.output  # c1: retired
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]")
+    refused = runner.invoke(app, ["items", "add", str(empty), "--url", "http://127.0.0.1:1"])
+    assert refused.exit_code == 1 and "no items in it" in refused.output
+
+
+def test_the_cli_says_what_is_wrong_in_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"items": [1,')
+    runner = CliRunner()
+    result = runner.invoke(app, ["items", "add", str(bad), "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1 and "bad.json, line 1: not JSON" in result.output
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"item_id": "x", "title": "X"}\n')
+    down = runner.invoke(app, ["items", "add", str(good), "--url", "http://127.0.0.1:9"])
+    assert down.exit_code == 1 and "cannot reach the service at http://127.0.0.1:9" in down.output
+    assert "Traceback" not in result.output + down.output
