@@ -448,20 +448,28 @@ class SessionRecommender:
         return ItemsResponse(**report.to_dict(), n_items=n_items, seconds=round(time.perf_counter() - t0, 4))
 
     @metadata_app.get("/admin/items")
-    def admin_list_items(self) -> dict[str, Any]:
-        """Admin: the catalogue changes stored (added rows, retired ids, revision) and what is served."""
-        from components.catalogue_overlay import OverlayError
+    def admin_list_items(self, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """Admin: the catalogue changes stored (added rows from ``offset``, at most ``limit`` of them; every
+        retired id; the revision) and what is served."""
+        from components.catalogue_overlay import OverlayError, OverlayState
 
+        if offset < 0 or not 1 <= limit <= 10_000:
+            return JSONResponse(
+                {"error": "offset must be >= 0 and limit between 1 and 10000"}, status_code=400
+            )  # type: ignore[return-value]
         served = self.holder.current
         try:
-            state = self.holder.overlay.read() if self.holder.overlay is not None else None
+            state = self.holder.overlay.read() if self.holder.overlay is not None else OverlayState()
         except OverlayError as exc:
             return self._store_down(exc)  # type: ignore[return-value]
+        rows = list(state.items.values())
         return {
-            "revision": state.revision if state else 0,
-            "updated_at": state.updated_at if state else None,
-            "items": list(state.items.values()) if state else [],
-            "retired": state.retired if state else {},
+            "revision": state.revision,
+            "updated_at": state.updated_at,
+            "n_added": len(rows),
+            "offset": offset,
+            "items": rows[offset : offset + limit],
+            "retired": state.retired,
             "served": served.catalogue.describe() if served.catalogue is not None else None,
             "n_items": served.engine.n_active,
         }

@@ -193,6 +193,11 @@ def test_good_rows_are_stored_and_bad_ones_reported(client, overlay):
     assert "repeats row 0" in body["rejected"][1]["reason"]
     stored = overlay.read().items["ok-1"]
     assert stored["categories"] == ["Comedy", "Drama"] and stored["year"] == 2025
+    client.post("/admin/items", json={"items": [{"item_id": "ok-2", "title": "Another new film"}]})
+    listed = client.get("/admin/items", params={"offset": 1, "limit": 1}).json()
+    assert listed["n_added"] == 2 and [r["item_id"] for r in listed["items"]] == ["ok-2"]
+    assert listed["served"]["added"] == 2 and listed["n_items"] == 22
+    assert client.get("/admin/items", params={"limit": 0}).status_code == 400
 
 
 def test_request_limits(client, overlay):
