@@ -92,3 +92,29 @@ def test_a_change_encodes_only_what_changed(monkeypatch):
     assert np.allclose(both.index.embeddings[pad], first.index.embeddings[first.index.index("pad-2")])
     back = dc.extend_catalogue(fx.predictor, fx.index, fx.bundle_dir, state(revision=4), both)
     assert back.index is fx.index and back.delta.added == () and not back.retired.any()
+
+
+def test_a_text_aware_champion_scores_added_items_from_their_own_text():
+    """TextSASRec: the added item's text embedding goes into the model (no neighbour stand-in)."""
+    import torch
+
+    from components.bundle import Predictor
+    from models import build_model
+
+    fx = fixture()
+    n = len(fx.predictor.vocab)
+    model = build_model(
+        "textsasrec", n, {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "device": "cpu"}
+    )
+    with torch.no_grad():
+        model.net.get_buffer("item_text")[1:] = torch.from_numpy(fx.index.embeddings)
+    trained = Predictor(model, fx.predictor.vocab, fx.predictor.titles, {})
+    cat = dc.extend_catalogue(trained, fx.index, fx.bundle_dir, state([PADDINGTON]))
+    grown = cat.predictor.model
+    assert type(grown).__name__ == "TextSASRec" and grown.n_items == n + 1
+    assert cat.delta.new_items.text.shape == (1, 384)  # MiniLM of the row's own text
+    stored = grown.net.get_buffer("item_text")[-1].numpy()
+    assert np.allclose(stored, cat.delta.new_items.text[0]) and grown.net.get_buffer("id_seen")[-1] == 0
+    scores = grown.score([[0, 1, 2]])
+    assert scores.shape == (1, n + 1) and np.isfinite(scores).all()
+    assert "pad-2" in [r.item_id for r in cat.predictor.recommend(["1", "2"], k=n).items]
