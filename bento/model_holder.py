@@ -17,6 +17,14 @@ The engine is built by ``components.dialogue.engine.load_engine`` -- the one eng
 the pipeline use too. Every model folder is checked against its packaging checksums before it is loaded.
 With ``scoring_process`` the served model also gets its /recommend scorer in a child process
 (bento/scoring.py), started before the swap and closed a while after it.
+
+Catalogue changes (items added or retired while serving; components/catalogue_overlay.py): the holder owns
+the overlay store. ``add_items`` / ``retire_items`` (POST /admin/items, /admin/items/retire) validate, write
+the change durably, then serve it before answering: the trained model and index are extended by
+``components.dialogue.catalogue.extend_catalogue`` and swapped in like a reload (the scoring process gets the
+same changes). Every model loaded later -- a hot reload, a rollback, a restart -- is served with the overlay
+applied before its smoke check, so retired items stay masked until they are added again. The watcher also
+re-reads the overlay when its file changes (another replica sharing the data folder wrote it).
 """
 
 from __future__ import annotations
@@ -27,17 +35,21 @@ import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from components.catalogue_overlay import ChangeReport, OverlayError, OverlayState, OverlayStore
 from components.release import Release, now_iso, read_release
 
 if TYPE_CHECKING:  # heavy (torch): imported in the worker
     from bento.scoring import ScoringProcess
     from components.bundle import Predictor
+    from components.dialogue.catalogue import ServedCatalogue
     from components.dialogue.config import ConversationConfig
     from components.dialogue.engine import ConversationEngine
+    from components.dialogue.index import CatalogueIndex
     from components.dialogue.stores import SessionStore
 
 logger = logging.getLogger("sessionflow.service")
@@ -48,6 +60,14 @@ RETIRE_AFTER_S = 30.0  # a swapped-out model's scoring process finishes what it 
 
 class SmokeCheckError(RuntimeError):
     """A freshly loaded model answered a smoke request wrongly: it is not served."""
+
+
+class CatalogueNotServed(RuntimeError):
+    """A catalogue change was stored durably but could not be served yet (the watcher retries it)."""
+
+    def __init__(self, report: ChangeReport, error: str) -> None:
+        super().__init__(error)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -65,6 +85,8 @@ class ServedModel:
     release: Release | None = None
     load_seconds: float = 0.0
     scorer: ScoringProcess | None = None  # /recommend's model in a child process (bento/scoring.py)
+    trained: tuple[Predictor, CatalogueIndex] | None = None  # as packaged, before catalogue changes
+    catalogue: ServedCatalogue | None = None  # the catalogue changes served now (None: none)
 
     def close(self) -> None:
         """Stop this model's scoring process (after a swap; requests read the new model by then)."""
@@ -106,6 +128,8 @@ class ServedModel:
                 "index": self.engine.index_source,
                 "item_noun": list(self.engine.index.spec.item_noun),
                 "facets": {f.name: f.kind for f in self.engine.index.spec.facets},
+                "n_items": self.engine.n_active,
+                "changes": self.catalogue.describe() if self.catalogue is not None else None,
             },
             "lineage": chain,
         }
@@ -120,6 +144,8 @@ class _Status:
     last_reload: dict[str, Any] | None = None
     last_failure: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    catalogue_updates: int = 0
+    catalogue_failure: dict[str, Any] | None = None
 
 
 class ModelHolder:
@@ -132,8 +158,11 @@ class ModelHolder:
         release_file: Path | None,
         interval_s: float = 5.0,
         scoring_process: bool = False,
+        overlay: OverlayStore | None = None,
     ) -> None:
         self.config = config
+        self.overlay = overlay
+        self._overlay_seen: tuple[int, int, int] | None = None  # the overlay file as last applied
         self.scoring_process = scoring_process
         self.release_file = release_file
         self.interval_s = float(interval_s)
@@ -154,6 +183,7 @@ class ModelHolder:
         if current is None:
             same = release if release is not None and release.model_tag == initial_tag else None
             current = load_served(initial_tag, config, None, "bento argument", same, scoring_process)
+            current = self._served_with_overlay(current)
         self._current = current
 
     @property
@@ -167,8 +197,9 @@ class ModelHolder:
 
     # -- watching ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Poll the release record in a daemon thread (no-op when disabled)."""
-        if not self.enabled or self._thread is not None:
+        """Poll the release record and the catalogue overlay in a daemon thread (no-op when disabled)."""
+        watch_overlay = self.overlay is not None and self.interval_s > 0
+        if not (self.enabled or watch_overlay) or self._thread is not None:
             return
         self._thread = threading.Thread(target=self._watch, name="sessionflow-model-watch", daemon=True)
         self._thread.start()
@@ -179,7 +210,10 @@ class ModelHolder:
     def _watch(self) -> None:
         while not self._stop.wait(self.interval_s):
             try:
-                self.check()
+                if self.enabled:
+                    self.check()
+                if self.overlay is not None:
+                    self.check_catalogue()
             except Exception:  # noqa: BLE001 - the watcher must survive anything
                 logger.exception("model reload check failed")
 
@@ -228,6 +262,97 @@ class ModelHolder:
             )
             return {"changed": True, "serving": new.model_tag, **event}
 
+    # -- catalogue changes -------------------------------------------------------------------------------
+    def add_items(self, rows: Sequence[Any]) -> tuple[ChangeReport, int]:
+        """Validate ``rows`` against the served catalogue's schema, store the valid ones durably, serve
+        them; refused rows are reported (and kept in the overlay's rejected.jsonl). Returns the report
+        and how many items can be recommended now. Raises ``OverlayError`` when nothing could be stored."""
+        from components.catalogue_overlay import validate_rows
+
+        store = self._store()
+        with self._reload_lock:
+            served = self._current
+            index = served.trained[1] if served.trained is not None else served.engine.index
+            accepted, rejected = validate_rows(rows, index.spec)
+            store.keep_rejected(rejected, rows, "POST /admin/items")
+            known = {r["item_id"]: served.engine.index.index(r["item_id"]) is not None for r in accepted}
+            state, report = store.add(accepted, known)
+            report = replace(report, rejected=rejected)
+            if accepted:
+                self._serve_or_raise(state, store, report)
+            return report, self._current.engine.n_active
+
+    def retire_items(self, item_ids: Sequence[str]) -> tuple[ChangeReport, int]:
+        """Retire ids of the served catalogue durably, then stop serving them (before the answer)."""
+        store = self._store()
+        with self._reload_lock:
+            served = self._current
+            known = {i: served.engine.index.index(i) is not None for i in item_ids}
+            state, report = store.retire(item_ids, known)
+            store.keep_rejected(report.rejected, list(item_ids), "POST /admin/items/retire")
+            if report.retired:
+                self._serve_or_raise(state, store, report)
+            return report, self._current.engine.n_active
+
+    def check_catalogue(self, force: bool = False) -> bool:
+        """Serve the overlay as it is on disk when its file changed since it was last applied (another
+        writer); True when something was re-applied."""
+        if self.overlay is None:
+            return False
+        with self._reload_lock:
+            seen = self.overlay.signature()
+            if seen == self._overlay_seen and not force:
+                return False
+            try:
+                state = self.overlay.read()
+                current = self._current.catalogue
+                if current is not None and current.delta.revision == state.revision and not force:
+                    self._overlay_seen = seen
+                    return False
+                if current is None and state.empty:
+                    self._overlay_seen = seen
+                    return False
+                self._serve_catalogue(state, self.overlay, seen)
+            except Exception as exc:  # noqa: BLE001 - keep serving what is served, report why
+                self._catalogue_failed(exc)
+                return False
+            return True
+
+    def _serve_or_raise(self, state: OverlayState, store: OverlayStore, report: ChangeReport) -> None:
+        try:
+            self._serve_catalogue(state, store)
+        except Exception as exc:  # noqa: BLE001 - stored but not served: say so, the watcher retries
+            self._catalogue_failed(exc)
+            raise CatalogueNotServed(report, f"{type(exc).__name__}: {exc}") from exc
+
+    def _store(self) -> OverlayStore:
+        if self.overlay is None:
+            raise OverlayError("this service has no catalogue overlay configured")
+        return self.overlay
+
+    def _serve_catalogue(
+        self, state: OverlayState, store: OverlayStore, seen: tuple[int, int, int] | None = None
+    ) -> None:
+        """Swap in the served model extended with ``state`` (caller holds the reload lock)."""
+        self._current = with_catalogue(self._current, state)
+        self._overlay_seen = seen or store.signature()
+        self._status.catalogue_updates += 1
+        logger.info("catalogue revision %d served: %s", state.revision, self._current.catalogue.describe())  # type: ignore[union-attr]
+
+    def _served_with_overlay(self, served: ServedModel) -> ServedModel:
+        """A freshly loaded model with the overlay applied (retired items stay masked across reloads)."""
+        if self.overlay is None:
+            return served
+        seen = self.overlay.signature()
+        state = self.overlay.read()
+        self._overlay_seen = seen
+        return served if state.empty else with_catalogue(served, state)
+
+    def _catalogue_failed(self, exc: BaseException) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        self._status.catalogue_failure = {"at": now_iso(), "error": error[:2000]}
+        logger.error("catalogue overlay NOT applied, serving the previous catalogue: %s", error)
+
     def status(self) -> dict[str, Any]:
         s = self._status
         return {
@@ -241,6 +366,8 @@ class ModelHolder:
             "last_reload": s.last_reload,
             "last_failure": s.last_failure,
             "history": list(s.history),
+            "catalogue_updates": s.catalogue_updates,
+            "catalogue_failure": s.catalogue_failure,
         }
 
     def process(self) -> dict[str, Any]:
@@ -257,6 +384,7 @@ class ModelHolder:
         store = getattr(previous.engine, "store", None) if previous is not None else None
         served = load_served(tag, self.config, store, source, release, self.scoring_process)
         try:
+            served = self._served_with_overlay(served)
             smoke_check(served)
         except BaseException:
             served.close()
@@ -321,7 +449,22 @@ def load_served(
         release=release,
         load_seconds=time.perf_counter() - t0,
         scorer=scorer,
+        trained=(engine.predictor, engine.index),
     )
+
+
+def with_catalogue(served: ServedModel, state: OverlayState) -> ServedModel:
+    """``served`` (its trained model and packaged index) serving the overlay ``state``; its scoring process
+    switches too. What the catalogue serving now already computed is reused."""
+    from components.dialogue.catalogue import base_catalogue, extend_catalogue
+
+    predictor, index = served.trained or (served.predictor, served.engine.index)
+    previous = served.catalogue or base_catalogue(predictor, index)
+    catalogue = extend_catalogue(predictor, index, served.model_dir, state, previous)
+    engine = served.engine.with_catalogue(catalogue.predictor, catalogue.index, catalogue.retired)
+    if served.scorer is not None:
+        served.scorer.apply(catalogue.delta)
+    return replace(served, predictor=catalogue.predictor, engine=engine, catalogue=catalogue)
 
 
 def _retire(old: ServedModel) -> None:

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
+from components.catalogue_overlay import MAX_RETIRE_PER_REQUEST, MAX_ROWS_PER_REQUEST
 from components.config import ServeConfig
 from components.dialogue.config import ConversationConfig
 from components.feedback_log import (  # noqa: F401 - the env names are part of this module's interface
@@ -92,10 +93,33 @@ def feedback_log_url(env: Mapping[str, str] = os.environ, source_root: Path | No
     return f"sqlite:///{Path(BentoMLContainer.bentoml_home.get()) / 'feedback' / 'feedback.db'}"
 
 
+def catalogue_overlay_path(env: Mapping[str, str] = os.environ, source_root: Path | None = None) -> Path:
+    """Where catalogue changes are stored, first match: ``$SESSIONFLOW_CATALOGUE_OVERLAY``;
+    ``<project>/data/catalogue/overlay.json`` when serving from the project's source tree (``sessionflow
+    serve`` sets the variable to that path of its --root); else ``$BENTOML_HOME/catalogue/overlay.json`` --
+    never inside the immutable bento. The first two are what the retraining flow's export stage reads."""
+    from components.catalogue_overlay import default_overlay_path, overlay_path_from_env
+
+    root = source_root or Path(__file__).resolve().parents[1]
+    if overlay_path_from_env(env) is not None or (root / "pyproject.toml").is_file():
+        return default_overlay_path(root, env)
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.bentoml_home.get()) / "catalogue" / "overlay.json"
+
+
 def invalid(model: str, field: str, message: str, value: Any = None) -> ValidationError:
     """A 400-worthy error about ``field`` of request ``model``, shaped like pydantic's own."""
-    error = InitErrorDetails(type=PydanticCustomError("invalid_request", message), loc=(field,), input=value)
-    return ValidationError.from_exception_data(model, [error])
+    return invalid_rows(model, [((field,), message, value)])
+
+
+def invalid_rows(model: str, errors: list[tuple[tuple[str | int, ...], str, Any]]) -> ValidationError:
+    """A 400 listing several problems, each at its ``loc`` (``("items", 3, "year")``)."""
+    details = [
+        InitErrorDetails(type=PydanticCustomError("invalid_request", message), loc=loc, input=value)
+        for loc, message, value in errors
+    ]
+    return ValidationError.from_exception_data(model, details)
 
 
 class RecommendRequest(BaseModel):
@@ -249,6 +273,49 @@ class FeedbackResponse(BaseModel):
     replayed: bool = Field(
         False, description="True when an earlier request with the same Idempotency-Key had stored the event."
     )
+
+
+class ItemsRequest(BaseModel):
+    """Items to add to the served catalogue (POST /admin/items), each checked on its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_ROWS_PER_REQUEST,
+        description="Items in the canonical item schema: item_id, title, text, categories, year, "
+        "attributes (GET /catalogue names the column of each facet). An id the catalogue has already is "
+        "re-described; a retired one is served again.",
+    )
+
+
+class RetireRequest(BaseModel):
+    """Item ids to stop serving (POST /admin/items/retire)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_RETIRE_PER_REQUEST)
+
+
+class RejectedItem(BaseModel):
+    row: int = Field(description="0-based position in the request.")
+    item_id: str | None
+    field: str = Field(description="The field at fault ('' when the row is not an object).")
+    reason: str
+
+
+class ItemsResponse(BaseModel):
+    """What a catalogue change did; every accepted change is on disk and served before this answer."""
+
+    added: list[str] = Field(description="Ids new to the catalogue, recommendable now.")
+    updated: list[str] = Field(description="Ids the catalogue had: their details are replaced.")
+    restored: list[str] = Field(description="Ids that were retired and are served again.")
+    retired: list[str] = Field(description="Ids no longer recommended.")
+    already_retired: list[str]
+    rejected: list[RejectedItem] = Field(description="Refused rows, each with the field and the reason.")
+    revision: int = Field(description="The catalogue overlay's revision after this change.")
+    n_items: int = Field(description="Items that can be recommended now.")
+    seconds: float = Field(description="Time from receiving the request to serving the change.")
 
 
 class ResetRequest(BaseModel):

@@ -10,6 +10,10 @@ requests and copies JSON.
 code and files as the service -- and answers batches over a pipe: the parent sends ``[(items, k,
 exclude), ...]``, the child answers one JSON body per session, exactly the /recommend answer. A child that
 dies is started again on the next call; the calls in flight fail with ``ScoringUnavailable`` (503).
+
+Catalogue changes (items added or retired while serving) reach the child as a ``CatalogueDelta``
+(``apply``): it serves its trained Predictor ``with_changes(delta)`` from then on, and a restarted child gets
+the last delta again before its first batch.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from components.bundle import CatalogueDelta
 
 logger = logging.getLogger("sessionflow.service")
 
@@ -45,6 +52,7 @@ class ScoringProcess:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
+        self._delta: CatalogueDelta | None = None
         self.restarts = 0
         self._start()
 
@@ -62,6 +70,18 @@ class ScoringProcess:
         if status != "ok":
             raise RuntimeError(f"scoring failed in the child process: {payload}")
         return payload
+
+    def apply(self, delta: CatalogueDelta) -> None:
+        """Serve ``delta`` (the catalogue changes since training) from the next batch on."""
+        with self._lock:
+            self._delta = delta
+            if self._proc is None or not self._proc.is_alive():
+                self._restart("the scoring process was not running")  # sends the delta when it starts
+                return
+            try:
+                self._send_delta()
+            except (EOFError, OSError):
+                self._restart("the scoring process died (catalogue update)")
 
     def close(self) -> None:
         with self._lock:
@@ -92,6 +112,14 @@ class ScoringProcess:
             proc.join(5)
             raise RuntimeError(f"the scoring process could not load the model: {payload}")
         self._proc, self._conn = proc, parent
+        if self._delta is not None:
+            self._send_delta()
+
+    def _send_delta(self) -> None:
+        self._conn.send(("catalogue", self._delta))
+        status, payload = self._conn.recv()
+        if status != "ok":
+            raise RuntimeError(f"the scoring process could not apply the catalogue changes: {payload}")
 
     def _restart(self, reason: str) -> None:
         logger.error("%s; starting it again", reason)
@@ -117,7 +145,7 @@ def serve_child(model_dir: str, model_version: str, conn: Any) -> None:
         from components.bundle import Predictor
 
         torch.set_num_threads(1)
-        predictor = Predictor.load(model_dir)
+        trained = Predictor.load(model_dir)
     except Exception as exc:  # noqa: BLE001 - reported to the parent in one line
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -125,13 +153,18 @@ def serve_child(model_dir: str, model_version: str, conn: Any) -> None:
     gc.freeze()  # the loaded model is never garbage: keep the collector off it
     conn.send(("ready", None))
     version = json.dumps(model_version)
+    predictor = trained
     while True:
         try:
-            sessions = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             return  # the parent is gone
         try:
-            conn.send(("ok", score_to_json(predictor, sessions, version)))
+            if isinstance(message, tuple) and message[0] == "catalogue":
+                predictor = trained.with_changes(message[1])  # always from the trained model
+                conn.send(("ok", None))
+            else:
+                conn.send(("ok", score_to_json(predictor, message, version)))
         except Exception as exc:  # noqa: BLE001 - one failed batch must not end the process
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 

@@ -36,6 +36,13 @@ follows the release record written by packaging/promotion and swaps models witho
 ``self.holder.current`` once per request. POST /admin/reload checks the record now. Served requests go to
 an append-only request log (``components/request_log.py``), batched off the request path, for
 ``sessionflow monitor``.
+
+Catalogue churn: POST /admin/items adds (or re-describes) items and POST /admin/items/retire retires them,
+behind the API key; GET /admin/items lists the changes. Each change is validated row by row (refused rows
+come back with the field and the reason), written durably to the catalogue overlay
+(components/catalogue_overlay.py) and served before the answer: added items are recommendable at once from
+their text embeddings and facets, retired ones are never returned again, across hot reloads and restarts,
+until they are added again. The next retrain folds the overlay into its items data.
 """
 
 from __future__ import annotations
@@ -64,16 +71,21 @@ from bento.schemas import (
     FeedbackRequest,
     FeedbackResponse,
     ItemId,
+    ItemsRequest,
+    ItemsResponse,
     RecommendBatchRequest,
     RecommendedItem,
     RecommendRequest,
     RecommendResponse,
     ResetRequest,
     ResetResponse,
+    RetireRequest,
+    catalogue_overlay_path,
     check_chat_form,
     check_feedback_value,
     feedback_log_url,
     invalid,
+    invalid_rows,
     resolve_model_tag,
 )
 from bento.scoring import ScoringUnavailable, Session
@@ -123,13 +135,17 @@ class SessionRecommender:
                 "%s is not set: /feedback and /reset are open to anyone who can reach this port", API_KEY_ENV
             )
         # --- hot reload (bento/model_holder.py): the holder owns the model, engine and scorer, and swaps
-        # them; every model is checked against its checksums first (BundleIntegrityError names the file)
+        # them; every model is checked against its checksums first (BundleIntegrityError names the file).
+        # It also owns the catalogue overlay: items added or retired while serving
+        from components.catalogue_overlay import OverlayStore
+
         self.holder = ModelHolder(
             MODEL_TAG,
             ARGS.conversation,
             release_file(MODEL_TAG),
             ARGS.reload_interval_s,
             scoring_process=True,
+            overlay=OverlayStore(catalogue_overlay_path()),
         )
         self.holder.start()
         self.batcher: MicroBatcher[Session, bytes] = MicroBatcher(
@@ -311,24 +327,37 @@ class SessionRecommender:
     def catalogue(self, items: bool = False) -> dict[str, Any]:
         """What this catalogue is and what can be asked of it: item nouns, facets and their values (the chat
         page words itself from this); with ``?items=true`` also every item id, title and year."""
-        ix = self.engine.index
+        engine = self.engine
+        ix = engine.index
         out: dict[str, Any] = {
             "item_noun": list(ix.spec.item_noun),
-            "n_items": len(ix),
+            "n_items": engine.n_active,
             "facets": [
-                {"name": f.name, "kind": f.kind, "values": ix.categories[f.name].values[:200]}
+                {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "column": f.column,
+                    "values": ix.categories[f.name].values[:200],
+                }
                 if f.name in ix.categories
-                else {"name": f.name, "kind": f.kind, "unit": f.unit, "bounds": ix.numbers[f.name].bounds}
+                else {
+                    "name": f.name,
+                    "kind": f.kind,
+                    "column": f.column,
+                    "unit": f.unit,
+                    "bounds": ix.numbers[f.name].bounds,
+                }
                 for f in ix.spec.facets
                 if f.name in ix.categories or f.name in ix.numbers
-            ],
-            "planner": self.engine.planner.name,
+            ],  # fmt: skip
+            "planner": engine.planner.name,
         }
-        if items:
+        if items:  # the items that can be recommended: retired ones left out
+            keep = [i for i in range(len(ix)) if engine.retired is None or not engine.retired[i]]
             out |= {
-                "item_ids": ix.item_ids,
-                "titles": ix.titles,
-                "years": [None if y != y else float(y) for y in ix.years.tolist()],
+                "item_ids": [ix.item_ids[i] for i in keep],
+                "titles": [ix.titles[i] for i in keep],
+                "years": [None if y != y else float(y) for y in ix.years[keep].tolist()],
             }
         return out
 
@@ -366,8 +395,104 @@ class SessionRecommender:
     @bentoml.api(route="/admin/reload")
     def admin_reload(self) -> dict[str, Any]:
         """Admin: check the release record now and switch models if it names another one (same checks as
-        the automatic reload; a failing model is not served). Needs the API key when one is set."""
-        return self.holder.check(force=True)
+        the automatic reload; a failing model is not served); then re-read the catalogue overlay if its
+        file changed (e.g. a backup copied back). Needs the API key when one is set."""
+        outcome = self.holder.check(force=True)
+        return outcome | {"catalogue_reapplied": self.holder.check_catalogue()}
+
+    @bentoml.api(route="/admin/items", input_spec=ItemsRequest)
+    def admin_items(self, items: list[Any], ctx: bentoml.Context) -> ItemsResponse:
+        """Admin: add items to the served catalogue (or re-describe ones it has, or restore retired ones).
+        Each row is checked on its own; valid rows are stored durably and recommendable before the answer,
+        refused ones come back with the field and the reason (400 when no row is valid)."""
+        from bento.model_holder import CatalogueNotServed
+        from components.catalogue_overlay import OverlayError, OverlayFull
+
+        t0 = time.perf_counter()
+        try:
+            report, n_items = self.holder.add_items(items)
+        except OverlayFull as exc:
+            return self._status(ctx, runtime.conflict(str(exc)))
+        except CatalogueNotServed as exc:
+            return self._status(ctx, self._not_served(exc))
+        except OverlayError as exc:
+            return self._status(ctx, self._store_down(exc))
+        if report.rejected and not report.accepted:
+            raise invalid_rows(
+                "ItemsRequest",
+                [
+                    (("items", r.row, *([r.field] if r.field else [])), r.reason, None)
+                    for r in report.rejected
+                ],
+            )
+        return ItemsResponse(**report.to_dict(), n_items=n_items, seconds=round(time.perf_counter() - t0, 4))
+
+    @bentoml.api(route="/admin/items/retire", input_spec=RetireRequest)
+    def admin_retire(self, item_ids: list[ItemId], ctx: bentoml.Context) -> ItemsResponse:
+        """Admin: retire items: stored durably and never returned by /recommend or /chat from this answer on
+        (across reloads and restarts, until added again). Unknown ids are refused (400 when all are)."""
+        from bento.model_holder import CatalogueNotServed
+        from components.catalogue_overlay import OverlayError
+
+        t0 = time.perf_counter()
+        try:
+            report, n_items = self.holder.retire_items([str(i) for i in item_ids])
+        except CatalogueNotServed as exc:
+            return self._status(ctx, self._not_served(exc))
+        except OverlayError as exc:
+            return self._status(ctx, self._store_down(exc))
+        if report.rejected and not report.retired and not report.already_retired:
+            raise invalid_rows(
+                "RetireRequest", [(("item_ids", r.row), r.reason, r.item_id) for r in report.rejected]
+            )
+        return ItemsResponse(**report.to_dict(), n_items=n_items, seconds=round(time.perf_counter() - t0, 4))
+
+    @metadata_app.get("/admin/items")
+    def admin_list_items(self, offset: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """Admin: the catalogue changes stored (added rows from ``offset``, at most ``limit`` of them; every
+        retired id; the revision) and what is served."""
+        from components.catalogue_overlay import OverlayError, OverlayState
+
+        if offset < 0 or not 1 <= limit <= 10_000:
+            return JSONResponse(
+                {"error": "offset must be >= 0 and limit between 1 and 10000"}, status_code=400
+            )  # type: ignore[return-value]
+        served = self.holder.current
+        try:
+            state = self.holder.overlay.read() if self.holder.overlay is not None else OverlayState()
+        except OverlayError as exc:
+            return self._store_down(exc)  # type: ignore[return-value]
+        rows = list(state.items.values())
+        return {
+            "revision": state.revision,
+            "updated_at": state.updated_at,
+            "n_added": len(rows),
+            "offset": offset,
+            "items": rows[offset : offset + limit],
+            "retired": state.retired,
+            "served": served.catalogue.describe() if served.catalogue is not None else None,
+            "n_items": served.engine.n_active,
+        }
+
+    @staticmethod
+    def _status(ctx: bentoml.Context, response: JSONResponse) -> Any:
+        ctx.response.status_code = response.status_code  # BentoML applies the context's status code
+        return response
+
+    @staticmethod
+    def _not_served(exc: Exception) -> JSONResponse:
+        report = getattr(exc, "report", None)
+        revision = report.revision if report is not None else "?"
+        return runtime.unavailable(
+            f"the change is stored (catalogue revision {revision}) but not served yet ({exc}); the service "
+            "retries it on its next check"
+        )
+
+    def _store_down(self, exc: Exception) -> JSONResponse:
+        logger.error("catalogue store: %s", exc)
+        folder = str(self.holder.overlay.path.parent) + "/" if self.holder.overlay is not None else "\0"
+        reason = str(exc).replace(folder, "")  # the file name, never an absolute path
+        return runtime.unavailable(f"the catalogue store is unavailable; nothing was changed ({reason})")
 
     def _store_feedback(self, record: dict[str, Any], key: str | None) -> Any:
         """``Appended`` once on disk; a 503 while the store is unavailable, a 409 for a reused key."""

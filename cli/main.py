@@ -138,6 +138,7 @@ def _stage(stage: str, dataset: str | None, spec: Path | None, params: Path, roo
     runner = {
         "pull": stages.run_pull,
         "feedback": stages.run_feedback_export,
+        "catalogue": stages.run_catalogue_export,
         "ingest": stages.run_ingest,
         "validate": stages.run_validate,
         "featurize": stages.run_featurize,
@@ -331,6 +332,7 @@ def serve(
     Checks first, in seconds: the model's files against the checksums written at packaging, and the
     deployment settings in the environment (SESSIONFLOW_API_KEY, ...); either problem is one line and exit
     code 1. Then this process becomes the server (exec), so a SIGTERM to it stops everything."""
+    from components.catalogue_overlay import OVERLAY_ENV, default_overlay_path
     from components.integrity import BundleIntegrityError
     from components.serving_settings import API_KEY_ENV, GuardSettings, bentoml_environment
     from flows.package import recorded_bento, serve_command, verify_packaged_model
@@ -349,10 +351,11 @@ def serve(
         _fail(RuntimeError(f"model {model_tag} refused: {exc}"))
     except ValueError as exc:
         _fail(exc)
-    # feedback from the served bento lands where the retraining flow reads it
+    # feedback and catalogue changes from the served bento land where the retraining flow reads them
     os.environ.setdefault(
         "SESSIONFLOW_FEEDBACK_DB", str(root.resolve() / "data" / "feedback" / "feedback.db")
     )
+    os.environ.setdefault(OVERLAY_ENV, str(default_overlay_path(root.resolve())))
     # one BLAS/torch thread per worker: a chat turn is 10-40x slower with contended threads (docs/results)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
@@ -469,6 +472,8 @@ def evaluate_chat_command(
     typer.echo(json.dumps(summary, indent=2))
 
 
+from cli.items import register as register_items  # noqa: E402 - `sessionflow items ...`
 from cli.loop import register  # noqa: E402 - the loop's commands attach to this app
 
 register(app)
+register_items(app)

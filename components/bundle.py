@@ -13,7 +13,8 @@ Layout::
       conversation/   the conversation's catalogue index, added at packaging (components.dialogue.packaging)
 
 The service, evaluator and conversation layer build a ``Predictor`` from a bundle; they never redo
-preprocessing themselves.
+preprocessing themselves. ``Predictor.with_changes(CatalogueDelta)`` serves catalogue changes made after
+training (items added: scored from their text; items retired: never returned) without retraining.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import pandas as pd
 from components.facets import CatalogueSpec
 from components.vocab import ItemVocab
 from models import Recommender, load_model
+from models.new_items import NewItems
 
 META_FILE = "meta.json"
 ITEMS_FILE = "items.parquet"
@@ -86,16 +88,48 @@ class RecommendResult:
     unknown_items: list[str]
 
 
+@dataclass(frozen=True)
+class CatalogueDelta:
+    """Catalogue changes since training, as a Predictor serves them (small and picklable: the service sends
+    it to its scoring process). Built by ``components.dialogue.catalogue.extend_catalogue``."""
+
+    added: tuple[str, ...] = ()  # raw ids new to the model, appended to its vocabulary in this order
+    new_items: NewItems | None = None  # how the model scores them (one row per added id)
+    titles: dict[str, str] = field(default_factory=dict)  # titles of added and re-described items
+    retired: tuple[str, ...] = ()  # raw ids never to return
+    revision: int = 0  # the overlay revision this delta comes from
+
+
 class Predictor:
     """A trained model plus its vocabulary and titles: raw ids in, ranked raw ids out."""
 
-    def __init__(self, model: Recommender, vocab: ItemVocab, titles: dict[str, str], meta: dict[str, Any]):
+    def __init__(
+        self,
+        model: Recommender,
+        vocab: ItemVocab,
+        titles: dict[str, str],
+        meta: dict[str, Any],
+        retired: Sequence[int] = (),
+    ):
         if model.n_items != len(vocab):
             raise ValueError(f"model has {model.n_items} items but vocabulary has {len(vocab)}")
         self.model = model
         self.vocab = vocab
         self.titles = titles
         self.meta = meta
+        self.retired = np.unique(np.asarray(retired, dtype=np.int64))  # dense ids never recommended
+
+    def with_changes(self, delta: CatalogueDelta) -> Predictor:
+        """This predictor (the one trained, never an extended one) serving ``delta``: added items appended to
+        the vocabulary and scored by ``model.with_new_items``; retired items never recommended."""
+        if delta.added and (delta.new_items is None or len(delta.new_items) != len(delta.added)):
+            raise ValueError(f"catalogue delta: {len(delta.added)} added ids need as many new-item rows")
+        if any(i in self.vocab for i in delta.added):
+            raise ValueError("catalogue delta: an added id is already in the model's vocabulary")
+        model = self.model.with_new_items(delta.new_items) if delta.new_items is not None else self.model
+        vocab = ItemVocab([*self.vocab.item_ids, *delta.added]) if delta.added else self.vocab
+        retired = [i for i in (vocab.index(r) for r in delta.retired) if i is not None]
+        return Predictor(model, vocab, {**self.titles, **delta.titles}, self.meta, retired)
 
     @classmethod
     def load(cls, directory: str | Path) -> Predictor:
@@ -130,6 +164,8 @@ class Predictor:
                 banned.update(i for i in (self.vocab.index(str(x)) for x in exclude[row]) if i is not None)
             if banned:
                 scores[row, list(banned)] = -np.inf
+            if self.retired.size:
+                scores[row, self.retired] = -np.inf  # retired: never returned, whatever the model says
             kk = min(k, len(self.vocab))
             part = np.argpartition(-scores[row], kk - 1)[:kk]
             part = part[np.argsort(-scores[row, part], kind="stable")]

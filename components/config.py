@@ -30,6 +30,14 @@ class DataConfig(_Section):
         "(dislike, skip, rating < 3) stay in the snapshot but never become training interactions; feedback "
         "users are pseudonymised, so their sessions form sequences of their own.",
     )
+    include_catalogue_changes: bool = Field(
+        True,
+        description="Fold the catalogue changes made while serving (data/catalogue/<dataset>/"
+        "changes.parquet, written by the catalogue export stage from the service's overlay) into the "
+        "ingested tables: added "
+        "items join the items table (or replace the row of their id), retired items leave it with their "
+        "interactions.",
+    )
 
 
 class ValidateConfig(_Section):

@@ -7,7 +7,8 @@ encodings, malformed lines) stops ingest with a one-line ``DataFormatError`` nam
 source has its own session ids (DIGINETICA, or a mapped ``session_id`` column).
 
 ``merge_feedback`` appends the service's feedback (a snapshot of components.feedback_log) to the ingested
-tables: the retraining loop's new data version.
+tables, and ``merge_catalogue_changes`` folds in the catalogue changes made while serving (a snapshot of
+components.catalogue_overlay): the retraining loop's new data version.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from components.catalogue_overlay import CatalogueMerge, merge_catalogue, overlay_hash
 from components.datasets import DatasetSpec, data_hash, spec_files
 from components.feedback_log import negative_feedback
 from components.rawfiles import read_lines, read_parquet, read_table, zip_member
@@ -80,6 +82,23 @@ def merge_feedback(data: CanonicalData, feedback: pd.DataFrame) -> CanonicalData
     interactions = coerce_interactions(pd.concat([data.interactions, positive], ignore_index=True))
     combined = hashlib.sha256(f"{data.data_hash}|feedback:{feedback_hash(canon)}".encode()).hexdigest()
     return CanonicalData(interactions, data.items, combined, data.source_has_sessions)
+
+
+def merge_catalogue_changes(
+    data: CanonicalData, changes: pd.DataFrame
+) -> tuple[CanonicalData, CatalogueMerge]:
+    """``data`` with the catalogue changes of a snapshot (``overlay_table``) folded in; pure. Added items join
+    the items table (their rows replace rows of the same id), retired items leave it together with their
+    interactions. ``data_hash`` becomes sha256(hash so far, snapshot content hash); unchanged without
+    changes."""
+    merged = merge_catalogue(data.items, data.interactions, changes)
+    if changes.empty:
+        return data, merged
+    combined = hashlib.sha256(f"{data.data_hash}|catalogue:{overlay_hash(changes)}".encode()).hexdigest()
+    out = CanonicalData(
+        coerce_interactions(merged.interactions), merged.items, combined, data.source_has_sessions
+    )
+    return out, merged
 
 
 def assign_sessions(df: pd.DataFrame, gap_minutes: float) -> pd.DataFrame:

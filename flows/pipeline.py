@@ -1,8 +1,10 @@
-"""The training pipeline as a Prefect 3 flow: pull -> feedback export -> ingest -> validate -> featurize ->
-train/evaluate (one task per candidate) -> MLflow runs -> promotion -> package + release.
+"""The training pipeline as a Prefect 3 flow: pull -> feedback + catalogue export -> ingest -> validate ->
+featurize -> train/evaluate (one task per candidate) -> MLflow runs -> promotion -> package + release.
 
-The feedback export snapshots the service's feedback log (data/feedback/<dataset>/events.parquet); ingest
-merges its positive events, so every scheduled run trains on a new data version when feedback arrived. The
+The feedback export snapshots the service's feedback log (data/feedback/<dataset>/events.parquet) and the
+catalogue export its catalogue changes (data/catalogue/<dataset>/changes.parquet: items added and retired
+while serving); ingest merges the positive events and folds in the changes, so every scheduled run trains on
+a new data version when feedback arrived or the catalogue changed. The
 package step is the one packaging path (flows/package.py: bento with params.yaml's serve and conversation
 sections, then the release record a running service switches to).
 
@@ -33,6 +35,7 @@ from flows.promotion import PromotionDecision
 from flows.tracking import CandidateResult
 from sessionflow import stages
 from sessionflow.results import (
+    CatalogueExport,
     FeatureResult,
     FeedbackExport,
     IngestResult,
@@ -54,6 +57,7 @@ def training_pipeline(
     settings = load_settings(root_path / params_file, overrides)
     pull_task(settings, root_path)
     feedback = feedback_export_task(settings, root_path)
+    catalogue = catalogue_export_task(settings, root_path)
     ingest = ingest_task(settings, root_path)
     validation = validate_task(settings, root_path)
     features = featurize_task(settings, root_path)
@@ -69,7 +73,7 @@ def training_pipeline(
         release = package_task(settings, root_path, decision) if package else None
     summary = PipelineSummary.of(
         settings, lineage, feedback, ingest, validation, features, run.id, candidates, failed, decision,
-        simulation, release, time.perf_counter() - t_start,
+        simulation, release, time.perf_counter() - t_start, catalogue,
     )  # fmt: skip
     summary.write(root_path)
     return summary
@@ -99,7 +103,8 @@ def _cached(stage: str, inputs, outputs):
 
 
 def _ingest_inputs(settings: Settings, paths: stages.Paths) -> list[Path]:
-    """The raw files and the feedback snapshot (rewritten by the export only when its content changed)."""
+    """The raw files and the feedback and catalogue snapshots (rewritten by their exports only when their
+    content changed)."""
     return stages.ingest_inputs(settings, paths.root)
 
 
@@ -114,6 +119,18 @@ def feedback_export_task(settings: Settings, root: Path) -> FeedbackExport:
     info = stages.run_feedback_export(settings, root)
     get_run_logger().info(
         "feedback snapshot: %d events (%d negative) from %s", info.n_events, info.n_negative, info.source
+    )
+    return info
+
+
+@task(retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def catalogue_export_task(settings: Settings, root: Path) -> CatalogueExport:
+    info = stages.run_catalogue_export(settings, root)
+    get_run_logger().info(
+        "catalogue changes snapshot: %d added, %d retired (revision %d)",
+        info.n_added,
+        info.n_retired,
+        info.revision,
     )
     return info
 

@@ -11,7 +11,14 @@ from components.config import Settings
 from components.release import Release
 from flows.promotion import PromotionDecision
 from flows.tracking import CandidateResult
-from sessionflow.results import FeatureResult, FeedbackExport, IngestResult, Lineage, ValidationResult
+from sessionflow.results import (
+    CatalogueExport,
+    FeatureResult,
+    FeedbackExport,
+    IngestResult,
+    Lineage,
+    ValidationResult,
+)
 
 
 class CandidateSummary(BaseModel):
@@ -53,6 +60,7 @@ class PipelineSummary(BaseModel):
     simulation: dict[str, float] | None
     release: Release | None
     pipeline_seconds: float
+    catalogue: CatalogueExport | None = None
 
     @property
     def bento_tag(self) -> str | None:
@@ -74,6 +82,7 @@ class PipelineSummary(BaseModel):
         simulation: dict[str, float] | None,
         release: Release | None,
         seconds: float,
+        catalogue: CatalogueExport | None = None,
     ) -> PipelineSummary:
         primary = settings.evaluate.primary_metric
         return cls(
@@ -106,6 +115,7 @@ class PipelineSummary(BaseModel):
             simulation=simulation,
             release=release,
             pipeline_seconds=round(seconds, 1),
+            catalogue=catalogue,
         )
 
     def write(self, root: Path) -> Path:

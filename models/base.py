@@ -18,10 +18,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Self, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from models.new_items import NewItems
 
 CONFIG_FILE = "config.json"
 
@@ -122,6 +125,16 @@ class Recommender(ABC):
         part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
         order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
         return ranks, np.take_along_axis(part, order, axis=1)
+
+    uses_item_text: ClassVar[bool] = False  # scores items from their text embeddings (TextSASRec)
+
+    def with_new_items(self, new: NewItems) -> Recommender:
+        """This model over ``n_items + len(new)`` items, the new ones (appended ids) scored without
+        retraining: through their text neighbours by default (models/new_items.py); text-aware models
+        override this to score them from their own text embeddings."""
+        from models.new_items import NeighbourScored
+
+        return NeighbourScored(self, new)
 
     @abstractmethod
     def _save_state(self, directory: Path) -> None:

@@ -22,6 +22,7 @@ from torch import nn
 
 from models.base import EpochCallback, EvalData, FitReport, ModelConfig, TrainData
 from models.inputs import check_train_data
+from models.new_items import NewItems
 from models.sasrec import SASRec, SASRecConfig, SASRecNet
 
 
@@ -57,6 +58,7 @@ class TextSASRec(SASRec):
     config_cls: ClassVar[type[ModelConfig]] = TextSASRecConfig
     config: TextSASRecConfig
     net: TextSASRecNet  # type: ignore[assignment]
+    uses_item_text: ClassVar[bool] = True
 
     def _build_net(self) -> nn.Module:
         return TextSASRecNet(self.config, self.n_items)
@@ -82,6 +84,33 @@ class TextSASRec(SASRec):
         with torch.no_grad():
             self.net.get_buffer("item_text")[1:] = torch.from_numpy(np.asarray(text, np.float32))
         return super().fit(train, valid, on_epoch)
+
+    def with_new_items(self, new: NewItems) -> TextSASRec:
+        """The same network over ``n_items + M`` items: a new item's representation is its text projection
+        alone (no id embedding, as for the items training never showed), as input and as output. Without
+        text embeddings, the neighbour fallback of the base class."""
+        if new.text is None:
+            return super().with_new_items(new)  # type: ignore[return-value]
+        text = torch.from_numpy(np.asarray(new.text, np.float32))  # (M, E)
+        if text.shape[1] != self.config.text_dim:
+            raise ValueError(
+                f"textsasrec: new item text has width {text.shape[1]}, expected {self.config.text_dim}"
+            )
+        m = len(new)
+        grown = TextSASRec(self.config, self.n_items + m)
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        extra = {
+            "item_embedding.weight": torch.zeros(m, state["item_embedding.weight"].shape[1]),
+            "item_text": text,
+            "id_seen": torch.zeros(m, 1),
+            "not_pad": torch.ones(m, 1),
+            "item_counts": torch.zeros(m),
+        }
+        for key, rows in extra.items():
+            state[key] = torch.cat([state[key], rows.to(state[key].dtype)])
+        grown.net.load_state_dict(state)
+        grown.net.eval()
+        return grown
 
     def _on_fit_start(self, sequences: list[np.ndarray]) -> None:
         seen = (self.net.get_buffer("item_counts") > 0).float()  # (n_items,)

@@ -32,13 +32,27 @@ class FeedbackExport(_Result):
     forget_requests: int = Field(0, description="Deletion requests applied to the log so far (no ids).")
 
 
+class CatalogueExport(_Result):
+    """The snapshot of the catalogue changes made while serving, written for the retraining loop."""
+
+    dataset: str
+    source: str = Field(description="The overlay it was read from (file name).")
+    snapshot: str = Field(description="data/catalogue/<dataset>/changes.parquet")
+    catalogue_hash: str
+    rewritten: bool = Field(description="False when the content was unchanged (file left untouched).")
+    revision: int = Field(0, description="The overlay's revision.")
+    n_added: int = Field(0, description="Added (or re-described) items.")
+    n_retired: int = 0
+
+
 class IngestResult(_Result):
     """Canonical tables written to data/interim/<dataset> (also saved as ingest.json there)."""
 
     dataset: str
     format: str
     data_hash: str = Field(
-        description="sha256(raw data hash, feedback snapshot hash); = raw without feedback"
+        description="sha256(raw data hash, feedback snapshot hash, catalogue changes hash); = raw without "
+        "feedback and catalogue changes"
     )
     raw_data_hash: str
     feedback_hash: str | None = Field(None, description="Content hash of the merged snapshot, if any.")
@@ -51,6 +65,13 @@ class IngestResult(_Result):
     n_feedback_interactions: int
     n_feedback_negative_dropped: int
     sequence_key_auto: str | None
+    catalogue_hash: str | None = Field(
+        None, description="Content hash of the merged catalogue changes, if any."
+    )
+    n_catalogue_added: int = Field(0, description="Items the catalogue changes added to the items table.")
+    n_catalogue_replaced: int = Field(0, description="Items whose row the catalogue changes replaced.")
+    n_catalogue_retired: int = Field(0, description="Retired items dropped from the items table.")
+    n_retired_interactions_dropped: int = Field(0, description="Interactions with retired items, dropped.")
     fingerprint: str | None = Field(
         None, description="sha256 of ingest's settings, inputs and code: an unchanged one skips the stage"
     )
@@ -78,6 +99,7 @@ class DataLineage(_Result):
     raw_data_hash: str
     feedback_hash: str | None = None
     n_feedback_events: int = 0
+    catalogue_hash: str | None = None
 
 
 class CodeRevision(_Result):

@@ -6,14 +6,16 @@ call; it never imports flows or Prefect.
 
     pull        -> data/raw/<dataset>/                      (built-in datasets; immutable)
     feedback    -> data/feedback/<dataset>/events.parquet     (snapshot of the service's feedback log)
+    catalogue   -> data/catalogue/<dataset>/changes.parquet   (snapshot of the service's catalogue overlay)
     ingest      -> data/interim/<dataset>/{interactions,items}.parquet, ingest.json
-                   (raw data + the positive feedback of the snapshot when data.include_feedback)
+                   (raw data + the positive feedback of the snapshot when data.include_feedback, with the
+                   catalogue changes folded in when data.include_catalogue_changes)
     validate    -> data/processed/<dataset>/clean/{interactions,items}.parquet, validation.json
                    data/quarantine/<dataset>/                (rejected rows with rule + reason)
     featurize   -> data/processed/<dataset>/features/        (vocab, splits, popularity, item_text.npy)
 
-``lineage`` ties a training run to its data version: data hashes (raw + feedback snapshot) and the DVC
-revision (git commit of the project folder, dvc.lock's hashes of the data outputs).
+``lineage`` ties a training run to its data version: data hashes (raw + feedback + catalogue snapshots) and
+the DVC revision (git commit of the project folder, dvc.lock's hashes of the data outputs).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from components.features import (
     save_features,
 )
 from sessionflow.results import (
+    CatalogueExport,
     CodeRevision,
     DataLineage,
     FeatureResult,
@@ -70,6 +73,14 @@ class Paths:
     @property
     def feedback_snapshot(self) -> Path:
         return self.feedback / "events.parquet"
+
+    @property
+    def catalogue(self) -> Path:
+        return self.root / "data" / "catalogue" / self.dataset
+
+    @property
+    def catalogue_snapshot(self) -> Path:
+        return self.catalogue / "changes.parquet"
 
     @property
     def interim(self) -> Path:
@@ -112,12 +123,17 @@ def paths_for(settings: Settings, root: Path) -> Paths:
 
 
 def ingest_inputs(settings: Settings, root: Path) -> list[Path]:
-    """What ingest reads: the dataset's files and the feedback snapshot (when feedback is merged)."""
+    """What ingest reads: the dataset's files, the feedback snapshot (when feedback is merged) and the
+    catalogue changes snapshot (when they are folded in)."""
     from components.datasets import spec_files
 
     paths = paths_for(settings, root)
     files = spec_files(dataset_spec(settings, root))
-    return [*files, paths.feedback_snapshot] if settings.data.include_feedback else files
+    if settings.data.include_feedback:
+        files = [*files, paths.feedback_snapshot]
+    if settings.data.include_catalogue_changes:
+        files = [*files, paths.catalogue_snapshot]
+    return files
 
 
 def ingest_fingerprint(settings: Settings, root: Path) -> str:
@@ -178,9 +194,41 @@ def run_feedback_export(settings: Settings, root: Path) -> FeedbackExport:
     )
 
 
+def run_catalogue_export(settings: Settings, root: Path) -> CatalogueExport:
+    """Snapshot the service's catalogue overlay (components/catalogue_overlay.py: items added and retired
+    while serving) into data/catalogue/<dataset>/changes.parquet, the data version DVC tracks. Always written
+    -- empty when nothing changed yet -- and left untouched when its content is unchanged, as the feedback
+    snapshot."""
+    from components.catalogue_overlay import OverlayStore, default_overlay_path, overlay_hash, overlay_table
+
+    paths = paths_for(settings, root)
+    source = default_overlay_path(root)
+    state = OverlayStore(source).read()
+    table = overlay_table(state)
+    digest = overlay_hash(table)
+    target = paths.catalogue_snapshot
+    unchanged = target.is_file() and overlay_hash(pd.read_parquet(target)) == digest
+    if not unchanged:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        table.to_parquet(tmp, index=False)
+        tmp.replace(target)
+    return CatalogueExport(
+        dataset=paths.dataset,
+        source=source.name,
+        snapshot=str(target),
+        catalogue_hash=digest,
+        rewritten=not unchanged,
+        revision=state.revision,
+        n_added=len(state.items),
+        n_retired=len(state.retired),
+    )
+
+
 def run_ingest(settings: Settings, root: Path) -> IngestResult:
+    from components.catalogue_overlay import overlay_hash
     from components.features import resolve_sequence_key
-    from components.ingest import feedback_hash, ingest, merge_feedback
+    from components.ingest import feedback_hash, ingest, merge_catalogue_changes, merge_feedback
 
     spec = dataset_spec(settings, root)
     paths = Paths(root, spec.name)
@@ -197,6 +245,15 @@ def run_ingest(settings: Settings, root: Path) -> IngestResult:
             n_feedback = len(feedback)
             snapshot_hash = feedback_hash(feedback)
             data = merge_feedback(data, feedback)
+    n_with_feedback = len(data.interactions)
+    catalogue_hash, merged = None, None
+    if settings.data.include_catalogue_changes and paths.catalogue_snapshot.is_file():
+        changes = pd.read_parquet(paths.catalogue_snapshot)
+        if len(changes):
+            if auto_key is None and n_raw:  # pinned on the source data, as for feedback
+                auto_key = resolve_sequence_key(data.interactions, "auto")
+            catalogue_hash = overlay_hash(changes)
+            data, merged = merge_catalogue_changes(data, changes)
     paths.interim.mkdir(parents=True, exist_ok=True)
     data.interactions.to_parquet(paths.interim / "interactions.parquet", index=False)
     data.items.to_parquet(paths.interim / "items.parquet", index=False)
@@ -212,9 +269,14 @@ def run_ingest(settings: Settings, root: Path) -> IngestResult:
         n_sessions=int(data.interactions["session_id"].nunique()),
         n_source_interactions=n_raw,
         n_feedback_events=n_feedback,
-        n_feedback_interactions=len(data.interactions) - n_raw,
-        n_feedback_negative_dropped=n_feedback - (len(data.interactions) - n_raw),
+        n_feedback_interactions=n_with_feedback - n_raw,
+        n_feedback_negative_dropped=n_feedback - (n_with_feedback - n_raw),
         sequence_key_auto=auto_key,
+        catalogue_hash=catalogue_hash,
+        n_catalogue_added=merged.n_added if merged else 0,
+        n_catalogue_replaced=merged.n_replaced if merged else 0,
+        n_catalogue_retired=merged.n_retired if merged else 0,
+        n_retired_interactions_dropped=merged.n_interactions_dropped if merged else 0,
         fingerprint=fingerprint,
     )
     (paths.interim / "ingest.json").write_text(info.model_dump_json(indent=2))
@@ -332,8 +394,9 @@ def lineage(settings: Settings, root: Path, ingest: IngestResult | None = None) 
         raw_data_hash=info.raw_data_hash,
         feedback_hash=info.feedback_hash,
         n_feedback_events=info.n_feedback_events,
+        catalogue_hash=info.catalogue_hash,
     )
-    outputs = [paths.raw / paths.dataset, paths.feedback_snapshot]
+    outputs = [paths.raw / paths.dataset, paths.feedback_snapshot, paths.catalogue_snapshot]
     return Lineage(data=data, code=code_revision(root, [str(p.relative_to(root)) for p in outputs]))
 
 

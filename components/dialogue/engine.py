@@ -84,11 +84,15 @@ class ConversationEngine:
         config: ConversationConfig,
         store: SessionStore | None = None,
         planner: Planner | None = None,
+        retired: np.ndarray | None = None,
     ) -> None:
         if list(index.item_ids) != [str(i) for i in predictor.vocab.item_ids]:
             raise ValueError("the catalogue index was built for another model: its item ids differ")
+        if retired is not None and retired.shape != (len(index),):
+            raise ValueError(f"retired mask has shape {retired.shape}, the catalogue {len(index)} items")
         self.predictor = predictor
         self.index = index
+        self.retired = retired if retired is not None and retired.any() else None  # (N,) bool
         self.config = config
         self.store = store or make_session_store(
             config.redis_url, config.session_ttl_seconds, config.max_sessions
@@ -217,6 +221,26 @@ class ConversationEngine:
         if self.config.w_dense > 0:
             self._vector("something funny and recent")
 
+    def with_catalogue(
+        self, predictor: Predictor, index: CatalogueIndex, retired: np.ndarray | None
+    ) -> ConversationEngine:
+        """This engine over a changed catalogue (items added or retired while serving): same settings,
+        session store (conversations carry on) and planner kind; cached query vectors are kept (the encoder
+        is the same), texts parsed against the old titles are not."""
+        engine = ConversationEngine(predictor, index, self.config, self.store, retired=retired)
+        engine.index_source = self.index_source
+        with self._vec_lock:
+            engine._vectors = OrderedDict(self._vectors)
+        if index is self.index:
+            engine._parsed = OrderedDict(self._parsed)
+        _attach_planner(engine)
+        return engine
+
+    @property
+    def n_active(self) -> int:
+        """Items that can be recommended (retired ones left out)."""
+        return len(self.index) - (int(self.retired.sum()) if self.retired is not None else 0)
+
     # -- one turn -------------------------------------------------------------------------------------------
     def _turn(
         self, state: DialogueState, query: Query, k: int, applied: bool = False, said: str = ""
@@ -301,6 +325,7 @@ class ConversationEngine:
             assistant=self._assistant_vector(said) if use_assistant else None,
             assistant_terms=_weighted_terms(state.assistant[-2:]) if self.config.w_assistant > 0 else {},
             mood=mood,
+            retired=self.retired,
         )
 
     def _constraints(self, state: DialogueState) -> list[Constraint]:
@@ -467,12 +492,17 @@ def load_engine(
             source = "built at start"
     engine = ConversationEngine(predictor, index, cfg, store)
     engine.index_source = source
-    if cfg.planner == "llm":
-        from components.dialogue.llm import LLMPlanner
-
-        engine.planner = LLMPlanner(cfg, engine.builtin, index)
+    _attach_planner(engine)
     engine.warm_up()
     return engine
+
+
+def _attach_planner(engine: ConversationEngine) -> None:
+    """The configured planner over the engine's index (the built-in one unless ``planner: llm``)."""
+    if engine.config.planner == "llm":
+        from components.dialogue.llm import LLMPlanner
+
+        engine.planner = LLMPlanner(engine.config, engine.builtin, engine.index)
 
 
 def assistant_text(answer: ChatResult) -> str:

@@ -219,14 +219,12 @@ def build_index(
     rows: dict[str, dict[str, Any]] = {str(r["item_id"]): r for r in table.to_dict("records")}
     titles, texts, years, attrs, cats = [], [], [], [], []
     for item in ids:
-        row = rows.get(item, {})
-        title = str(row.get("title") or predictor.titles.get(item) or f"item {item}")
-        item_cats = [str(c) for c in _as_list(row.get("categories"))]
-        titles.append(title)
-        cats.append(item_cats)
-        years.append(item_year(title, row.get("year")))
-        texts.append(item_text(title, item_cats, str(row.get("text") or "")))
-        attrs.append(_attributes(row.get("attributes")))
+        fields = item_fields(item, rows.get(item, {}), predictor.titles.get(item))
+        titles.append(fields.title)
+        cats.append(fields.categories)
+        years.append(fields.year)
+        texts.append(fields.text)
+        attrs.append(fields.attributes)
     year_arr = np.asarray(years, dtype=np.float64)
     if spec is None:
         spec = default_catalogue(any(cats), bool(np.isfinite(year_arr).any()))
@@ -268,6 +266,31 @@ def build_index(
         ]),  # fmt: skip
         title_lexical=LexicalIndex.build([t.split(" (")[0] for t in titles]),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ItemFields:
+    """What the index reads from one row of the items table."""
+
+    title: str
+    categories: list[str]
+    year: float  # NaN when unknown
+    text: str  # 'title. categories. text': what is searched and embedded
+    attributes: dict[str, Any]
+
+
+def item_fields(item_id: str, row: dict[str, Any], fallback_title: str | None = None) -> ItemFields:
+    """One items-table row as the index reads it (build_index, and the catalogue changes of a running
+    service, which must embed an added item's text exactly as packaging would)."""
+    title = str(row.get("title") or fallback_title or f"item {item_id}")
+    cats = [str(c) for c in _as_list(row.get("categories"))]
+    return ItemFields(
+        title=title,
+        categories=cats,
+        year=item_year(title, row.get("year")),
+        text=item_text(title, cats, str(row.get("text") or "")),
+        attributes=_attributes(row.get("attributes")),
+    )
 
 
 def undistinctive_names(facet: CategoryFacet, texts: Sequence[str], min_precision: float = 0.5) -> set[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -72,8 +73,15 @@ def title_keys(title: str) -> tuple[list[str], int | None]:
     """Normalised lookup keys of a catalogue title and the year it carries.
 
     ``"Matrix, The (1999)"`` -> ``["the matrix", "matrix"]``, 1999; a parenthesised alias
-    (``"Seven (Se7en) (1995)"``) adds its own key; "&" also reads as "and".
+    (``"Seven (Se7en) (1995)"``) adds its own key; "&" also reads as "and". Memoised: an index build reads
+    every title several times, and a running service rebuilds its index when items are added.
     """
+    keys, year = _title_keys(title)
+    return list(keys), year
+
+
+@lru_cache(maxsize=1 << 17)
+def _title_keys(title: str) -> tuple[tuple[str, ...], int | None]:
     year: int | None = None
     t = title.strip()
     m = _YEAR_SUFFIX.search(t)
@@ -100,7 +108,7 @@ def title_keys(title: str) -> tuple[list[str], int | None]:
         elif a.startswith("a k a ") and len(a) > 6:
             keys.append(a[6:])
     keys += [k.replace(" and ", " ") for k in keys if " and " in k]
-    return [k for k in dict.fromkeys(keys) if k], year
+    return tuple(k for k in dict.fromkeys(keys) if k), year
 
 
 def display_title(title: str, year: float | None = None) -> str:

@@ -15,7 +15,7 @@ dialogue set, see benchmarks/tune_conversation.py):
 
 Hard constraints (``is``, ranges, ``is_not``...) filter; when nothing passes, positive constraints are relaxed
 oldest first and the relaxation is reported. Items the user named, saw, liked, disliked or rejected are never
-recommended back.
+recommended back, and retired items (catalogue changes since training) never at all.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class RankRequest:
     assistant: np.ndarray | None = None  # (D,) what the assistant said
     assistant_terms: dict[str, float] = field(default_factory=dict)
     mood: dict[tuple[str, str], float] = field(default_factory=dict)
+    retired: np.ndarray | None = None  # (N,) bool: items no longer in the catalogue, never recommended
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def rank(
 ) -> RankResult:
     """Top ``k`` allowed items, diversified with MMR."""
     n = len(index)
-    banned = np.zeros(n, bool)
+    banned = np.zeros(n, bool) if req.retired is None else req.retired.copy()
     if req.banned:
         banned[list(req.banned)] = True
     constraints = list(req.constraints)

@@ -16,9 +16,10 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)*(?:[-/][a-z0-9]+)*|[$€£]|[,.;
 
 def fold(text: str) -> str:
     """Lower-case, accents removed, every run of non-alphanumerics one space."""
-    text = unicodedata.normalize("NFKD", text)
-    text = "".join(c for c in text if not unicodedata.combining(c)).lower()
-    return _NON_ALNUM.sub(" ", text).strip()
+    if not text.isascii():  # ASCII has no accents to remove: skip the per-character pass (index builds)
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+    return _NON_ALNUM.sub(" ", text.lower()).strip()
 
 
 def normalise(message: str) -> str:

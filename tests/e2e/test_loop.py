@@ -1,8 +1,10 @@
 """The loop that keeps itself current, end to end, driven through the `sessionflow` command as a user would:
 
-serve the champion -> post feedback -> retrain (the pipeline flow) -> a new champion is promoted (or refused,
-with the reason) -> the running service answers with the new version, with zero failed requests while
-clients keep calling it through the switch -> `sessionflow promote` rolls back (the service follows) ->
+serve the champion -> add an item and retire another (at once, through the admin routes) -> post feedback ->
+retrain (the pipeline flow: the feedback and the catalogue changes are part of the new data version) -> a new
+champion is promoted (or refused, with the reason) -> the running service answers with the new version, with
+zero failed requests while clients keep calling it through the switch, and the retired item never comes
+back -> `sessionflow promote` rolls back (the service follows, the item stays retired) ->
 `sessionflow monitor` renders a report with the numbers of that traffic -> `sessionflow forget` removes a
 session and the next snapshot no longer holds it.
 
@@ -92,6 +94,8 @@ class Load:
     def __init__(self, url: str, threads: int = 2) -> None:
         self.url, self.stop = url, threading.Event()
         self.results: list[tuple[float, int, str, float]] = []  # (time, status, version, ms)
+        self.unknown = 0  # ids the answers reported unknown (a retrain drops retired items)
+        self.shown: set[str] = set()  # every id any answer recommended
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(threads)]
 
@@ -104,10 +108,13 @@ class Load:
                 try:
                     resp = client.post(f"{self.url}/recommend", json=body)
                     status = resp.status_code
-                    version = resp.json().get("model_version", "?") if status == 200 else "?"
+                    answer = resp.json() if status == 200 else {}
+                    version = answer.get("model_version", "?")
                 except httpx.HTTPError:
-                    status, version = -1, "?"
+                    status, version, answer = -1, "?", {}
                 with self.lock:
+                    self.unknown += len(answer.get("unknown_items", []))
+                    self.shown.update(i["item_id"] for i in answer.get("items", []))
                     self.results.append((time.time(), status, version, (time.perf_counter() - t0) * 1000))
                 i += 1
 
@@ -124,6 +131,22 @@ class Load:
     def versions_since(self, t: float) -> set[str]:
         with self.lock:
             return {v for ts, s, v, _ in self.results if ts >= t and s == 200}
+
+
+NEW_ITEM = {
+    "item_id": "i40",
+    "title": "Film 40",
+    "text": "Film 40: a comedy about llamas who learn quantum physics",
+    "categories": ["Comedy"],
+}
+RETIRED = "i39"
+
+
+def recommend_all(client: httpx.Client, url: str) -> list[str]:
+    """Every item /recommend returns for a one-item session (k over the catalogue size)."""
+    resp = client.post(f"{url}/recommend", json={"items": ["i38"], "k": 100})
+    assert resp.status_code == 200, resp.text
+    return [i["item_id"] for i in resp.json()["items"]]
 
 
 def wait_for_version(url: str, version: str, timeout_s: float) -> float:
@@ -191,7 +214,19 @@ def test_the_loop_keeps_itself_current(tmp_path_factory):
 
             # 2. traffic and feedback on the first champion
             sent = {"recommend": 0, "chat": 0, "asked": 0, "unknown": 0}
-            with httpx.Client(timeout=30) as client:
+            with httpx.Client(timeout=60) as client:
+                # catalogue churn: an item added is recommendable at once, an item retired is gone at once
+                added = client.post(f"{url}/admin/items", json={"items": [NEW_ITEM]})
+                assert added.status_code == 200 and added.json()["added"] == ["i40"], added.text
+                retired = client.post(f"{url}/admin/items/retire", json={"item_ids": [RETIRED]})
+                assert retired.status_code == 200 and retired.json()["retired"] == [RETIRED], retired.text
+                chat = client.post(f"{url}/chat", json={"message": "the film about quantum llamas"}).json()
+                assert chat["items"][0]["item_id"] == "i40", chat
+                everything = recommend_all(client, url)
+                assert "i40" in everything and RETIRED not in everything
+                sent["chat"] += 1
+                sent["recommend"] += 1
+                sent["asked"] += 1
                 for n in range(20):
                     items = [f"i{n % N_ITEMS}"] + (["unknown-x"] if n % 4 == 0 else [])
                     assert client.post(f"{url}/recommend", json={"items": items, "k": 5}).status_code == 200
@@ -209,7 +244,15 @@ def test_the_loop_keeps_itself_current(tmp_path_factory):
                     ),
                     *(
                         ("e2e-bob", item, event)
-                        for item, event in (("i10", "click"), ("i11", "dislike"), ("i12", "like"))
+                        for item, event in (
+                            (
+                                "i40",
+                                "click",
+                            ),  # first: the leave-one-out split keeps it in bob's training part
+                            ("i10", "click"),
+                            ("i11", "dislike"),
+                            ("i12", "like"),
+                        )
                     ),
                 ]
                 for session, item, event in feedback:
@@ -224,6 +267,12 @@ def test_the_loop_keeps_itself_current(tmp_path_factory):
                 second = cli(env, root, "pipeline", "--models", "itemknn")
                 assert second["feedback"]["n_events"] == len(feedback)
                 assert second["ingest"]["n_feedback_events"] == len(feedback)
+                # the catalogue changes are in the new data version: i40 joined, i39 left with its clicks
+                assert (second["catalogue"]["n_added"], second["catalogue"]["n_retired"]) == (1, 1)
+                ingested = second["ingest"]
+                assert (ingested["n_catalogue_added"], ingested["n_catalogue_retired"]) == (1, 1)
+                assert ingested["n_retired_interactions_dropped"] > 0 and ingested["n_items"] == N_ITEMS
+                assert second["lineage"]["data"]["catalogue_hash"] == second["catalogue"]["catalogue_hash"]
                 results["promotion"] = second["promotion"]
                 released = time.monotonic()
                 if second["promotion"]["promoted"]:
@@ -258,11 +307,24 @@ def test_the_loop_keeps_itself_current(tmp_path_factory):
             assert second["promotion"]["promoted"], (
                 f"expected item-kNN to win: {second['promotion']['reason']}"
             )
+            assert RETIRED not in load.shown, "a retired item was recommended"
+            with httpx.Client(timeout=60) as client:  # the new champion was trained with i40, without i39
+                everything = recommend_all(client, url)
+                assert "i40" in everything and RETIRED not in everything
+                changes = httpx.get(f"{url}/metadata", timeout=10).json()["catalogue"]["changes"]
+                assert changes["added"] == 0 and changes["described"] == 1  # i40 is a trained item now
+            sent["recommend"] += 1
+            sent["asked"] += 1
 
             # 5. roll back with `sessionflow promote`; the service follows
             back = cli(env, root, "promote", "1", "--note", "e2e rollback")
             assert back["promoted"] and back["reason"].startswith("Manual rollback: version 1")
             results["rollback_seconds"] = round(wait_for_version(url, "1", SWITCH_LIMIT_S), 2)
+            with httpx.Client(timeout=60) as client:  # version 1 knows i39: still retired after the rollback
+                everything = recommend_all(client, url)
+                assert "i40" in everything and RETIRED not in everything
+            sent["recommend"] += 1
+            sent["asked"] += 1
             meta = httpx.get(f"{url}/metadata", timeout=10).json()
             assert meta["reload"]["reloads"] == 2 and meta["reload"]["failures"] == 0
 
@@ -280,9 +342,10 @@ def test_the_loop_keeps_itself_current(tmp_path_factory):
             report = cli(env, root, "monitor", "--window-hours", "1")
             m = report["metrics"]
             assert m["requests"] == served_total and m["requests/chat"] == sent["chat"]
-            asked = sent["asked"] + 2 * len(statuses)  # each load request asks 2 ids, 1 unknown
+            asked = sent["asked"] + 2 * len(statuses)  # each load request asks 2 ids, 1 unknown (and i39
+            # once the retrained model serves: it left the catalogue)
             assert m["asked_ids"] == asked and m["unknown_id_share"] == pytest.approx(
-                (sent["unknown"] + len(statuses)) / asked
+                (sent["unknown"] + load.unknown) / asked
             )
             assert m["feedback_events"] == len(feedback) and m["like_rate"] > 0 and m["dislike_rate"] > 0
             assert m["coverage"] > 0 and 0 <= m["gini"] <= 1 and m["score_psi"] is not None
@@ -304,7 +367,7 @@ def test_the_loop_keeps_itself_current(tmp_path_factory):
             snapshot = cli(env, root, "feedback", "export")
             assert snapshot["n_events"] == len(feedback) - 3 and snapshot["forget_requests"] == 1
             snap = pd.read_parquet(snapshot["snapshot"])
-            assert "e2e-alice" not in set(snap["session_id"]) and len(snap) == 3
+            assert "e2e-alice" not in set(snap["session_id"]) and len(snap) == len(feedback) - 3
             assert "e2e-alice" not in (root / "data" / "feedback" / "forget-log.jsonl").read_text()
     out = Path(os.environ.get("SESSIONFLOW_E2E_RESULTS", root / "loop-results.json"))
     out.parent.mkdir(parents=True, exist_ok=True)

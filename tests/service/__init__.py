@@ -156,6 +156,7 @@ class ServedService:
             "HF_HUB_OFFLINE": "1",
             "SESSIONFLOW_MODEL_TAG": model_tag,
             "SESSIONFLOW_FEEDBACK_DB": str(feedback_db),
+            "SESSIONFLOW_CATALOGUE_OVERLAY": str(feedback_db.parent / "catalogue" / "overlay.json"),
         }
         env.pop("SESSIONFLOW_FEEDBACK_URL", None)
         cmd = [sys.executable, "-m", "bentoml", "serve", "bento.service:SessionRecommender"]

@@ -33,7 +33,11 @@ def service(tmp_path_factory, feedback_db):
     home = tmp_path_factory.mktemp("bentoml_home")
     with (
         isolated_bentoml_home(home),
-        environ(SESSIONFLOW_FEEDBACK_DB=str(feedback_db), SESSIONFLOW_FEEDBACK_URL=None),
+        environ(
+            SESSIONFLOW_FEEDBACK_DB=str(feedback_db),
+            SESSIONFLOW_FEEDBACK_URL=None,
+            SESSIONFLOW_CATALOGUE_OVERLAY=str(feedback_db.parent / "catalogue" / "overlay.json"),
+        ),
     ):
         tag = save_bentoml_model(make_bundle(tmp_path_factory.mktemp("bundle") / "b"), LABELS)
         # Generous latency budget: batching is tested, not load shedding on a busy test machine.
