@@ -78,6 +78,12 @@ class ConversationConfig(BaseModel):
     )
     default_k: int = Field(10, ge=1, le=200, description="List length when the caller gives none.")
     refresh_on_feedback: bool = Field(True, description="feedback() returns the re-ranked list right away.")
+    prepare_reply: bool = Field(
+        True,
+        description="Parse and encode each reply in a background thread as soon as it is made, so the next "
+        "turn only encodes the user's words (one more encoder pass per turn in CPU time; off: the next turn "
+        "encodes the reply with the user's words in one pass).",
+    )
     # sessions
     session_ttl_seconds: float = Field(
         3600.0, gt=0, description="Idle time after which a session is forgotten."

@@ -16,6 +16,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -99,6 +100,9 @@ class ConversationEngine:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vec_lock = threading.Lock()
         self._parsed: OrderedDict[str, tuple[str, list[int]]] = OrderedDict()  # assistant texts, parsed
+        self._preparing: dict[str, Future[None]] = {}  # replies being parsed and encoded in the background
+        self._worker: ThreadPoolExecutor | None = None  # prepare_reply
+        self._encoders: ThreadPoolExecutor | None = None  # _encode_soon
         self.index_source = "given"  # load_engine: "packaged" | "built at start"
 
     # -- public API ---------------------------------------------------------------------------------------
@@ -115,10 +119,13 @@ class ConversationEngine:
             result = self._turn(state, query, k, said=message)
             self.store.put(state)
         answer = self._phrase(result, message)
+        said = assistant_text(answer)
         with self._lock(session_id):  # what the assistant said counts next turn, as in a stateless history
             state = self.store.get(session_id) or DialogueState(session_id)
-            state.assistant = [*state.assistant, assistant_text(answer)][-3:]
+            state.assistant = [*state.assistant, said][-3:]
             self.store.put(state)
+        if self.config.w_assistant > 0 and self.config.prepare_reply:
+            self.prepare_reply(said)
         return answer
 
     def chat_stateless(self, messages: Sequence[dict[str, str]], k: int | None = None) -> ChatResult:
@@ -210,6 +217,39 @@ class ConversationEngine:
         known = [str(i) for i in item_ids if self.index.index(str(i)) is not None]
         return known, [str(i) for i in item_ids if self.index.index(str(i)) is None]
 
+    def prepare_reply(self, text: str) -> None:
+        """Parse and encode an assistant reply now, in a background thread, so that the next turn (and
+        feedback) of its session finds it ready: only the user's words are then encoded on its path. A
+        request that needs the reply before it is ready waits for it rather than encoding it twice."""
+        with self._vec_lock:
+            if text in self._preparing or text in self._parsed:
+                return
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionflow-reply")
+            self._preparing[text] = self._worker.submit(self._prepare, text)
+
+    def _prepare(self, text: str) -> None:
+        try:
+            rest, _ = self._assistant_parts([text])[0]
+            self._prefetch([rest])
+        except Exception:  # noqa: BLE001 - the turn that needs it parses and encodes it itself
+            log.exception("preparing a reply failed; the next turn does it")
+        finally:
+            with self._vec_lock:
+                self._preparing.pop(text, None)
+
+    def forget_texts(self) -> None:
+        """Empty the caches of text vectors, parsed replies and item similarities, as in a fresh process
+        (benchmarks); replies being prepared are waited for first."""
+        with self._vec_lock:
+            preparing = list(self._preparing.values())
+        for future in preparing:
+            future.exception()  # waits; a failure was logged
+        with self._vec_lock:
+            self._vectors.clear()
+            self._parsed.clear()
+        self.index.forget_cosines()
+
     def warm_up(self) -> None:
         """Load what the first turn would load (sentence encoder, word frequencies, language and sentiment
         models), so the first user does not wait for it."""
@@ -266,8 +306,10 @@ class ConversationEngine:
         return out
 
     # -- ranking --------------------------------------------------------------------------------------------
-    def request(self, state: DialogueState, exclude: Sequence[str] = ()) -> RankRequest:
-        """The ranking request a state implies (public for tests and diagnostics)."""
+    def request(self, state: DialogueState, exclude: Sequence[str] = (), wait: bool = True) -> RankRequest:
+        """The ranking request a state implies (public for tests and diagnostics). The texts it needs are
+        encoded in a worker thread; without ``wait`` the request comes back at once and the ranker computes
+        the signals that need no text vector meanwhile (``RankRequest.resolve_text``)."""
         d = self._dense
         history, liked = d(state.history), d(state.liked)
         banned = set(d(state.seen)) | set(d(state.rejected)) | set(d(state.disliked)) | set(liked)
@@ -279,12 +321,25 @@ class ConversationEngine:
         dense_text = soft if self.config.dense_text == "soft" else state.said[-turns:]
         mood = self.index.moods.get(state.mood or "", {})
         use_assistant = bool(state.assistant) and self.config.w_assistant > 0
-        said = self._assistant_parts(state.assistant[-2:]) if use_assistant else []
+        replies = state.assistant[-2:] if use_assistant else []
+        with self._vec_lock:  # replies made by chat() are usually parsed and encoded already (prepare_reply)
+            preparing = {t: self._preparing[t] for t in replies if t in self._preparing}
+        ready = [t for t in replies if t not in preparing]
         texts = list(dense_text) if self.config.w_dense > 0 else []
+        joined = " ".join(texts)
         # one encoder call for the turn: the recent messages as typed (the fitted weights expect them joined)
-        # and the assistant's words (cached per reply)
-        self._prefetch([" ".join(texts), *(rest for rest, _ in said)])
-        return RankRequest(
+        # and the assistant's words not encoded yet (cached per reply)
+        encoding = self._encode_soon([joined, *(rest for rest, _ in self._assistant_parts(ready))])
+
+        def text_vectors() -> tuple[np.ndarray | None, np.ndarray | None]:
+            if encoding is not None:
+                encoding.result()  # an encoder failure is raised here, in the turn
+            for future in preparing.values():  # a reply still being prepared: wait for it (it started first)
+                future.exception()
+            query = self._vector(joined) if texts else None
+            return query, self._assistant_vector(self._assistant_parts(replies)) if use_assistant else None
+
+        req = RankRequest(
             history=history + [i for i in liked if i not in history],
             liked=liked,
             similar=d(state.similar),
@@ -293,15 +348,17 @@ class ConversationEngine:
             banned=banned,
             shown_before=set(d(state.shown_before)) - banned,
             constraints=self._constraints(state),
-            query=self._vector(" ".join(texts)) if texts else None,
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
             title_terms=_weighted_terms(state.title_words[-turns:]),
             said_words={w for text in state.said[-turns:] for w in fold(text).split()},
-            assistant=self._assistant_vector(said) if use_assistant else None,
             assistant_terms=_weighted_terms(state.assistant[-2:]) if self.config.w_assistant > 0 else {},
             mood=mood,
+            text_vectors=text_vectors,
         )
+        if wait:
+            req.resolve_text()
+        return req
 
     def _constraints(self, state: DialogueState) -> list[Constraint]:
         """Every negative or range constraint; asked values from the last ``hard_turns`` turns (older ones
@@ -315,7 +372,8 @@ class ConversationEngine:
     def _answer(
         self, state: DialogueState, k: int, exclude: Sequence[str] = ()
     ) -> tuple[list[ChatItem], RankResult]:
-        ranked = rank(self.index, self.predictor.model, self.request(state, exclude), self.config, k)
+        request = self.request(state, exclude, wait=False)  # encoding while the other signals are computed
+        ranked = rank(self.index, self.predictor.model, request, self.config, k)
         ctx = self.reason_context(state)
         items = []
         for r in ranked.items:
@@ -406,6 +464,16 @@ class ConversationEngine:
             return None
         v = np.mean(out, axis=0)
         return v / max(float(np.linalg.norm(v)), 1e-9)
+
+    def _encode_soon(self, texts: Sequence[str]) -> Future[None] | None:
+        """Encode the texts not cached yet in a worker thread (None: all cached); a turn goes on ranking
+        with what needs no text vector meanwhile, on the other core when there is one."""
+        with self._vec_lock:
+            if all(not t.strip() or t.strip() in self._vectors for t in texts):
+                return None
+            if self._encoders is None:
+                self._encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sessionflow-encode")
+        return self._encoders.submit(self._prefetch, texts)
 
     def _prefetch(self, texts: Sequence[str]) -> None:
         """Encode the texts not cached yet in one forward pass (a turn needs up to three)."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from components.dialogue.config import ConversationConfig
-from components.dialogue.engine import ChatItem, ChatResult, load_engine
+from components.dialogue.engine import ChatItem, ChatResult, assistant_text, load_engine
 from tests.unit.dialogue_fixtures import fixture, make_engine
 
 
@@ -161,3 +161,60 @@ def test_load_engine_builds_the_same_engine_from_the_bundle() -> None:
     assert engine.index.spec.item_noun == ("film", "films")
     res = engine.chat("load", "a 90s thriller", k=3)
     assert len(res.items) == 3
+
+
+def _wait_for_replies(engine) -> None:
+    with engine._vec_lock:
+        preparing = list(engine._preparing.values())
+    for future in preparing:
+        future.result()
+
+
+def _spy_encoder(monkeypatch) -> list[list[str]]:
+    from components.text_encoder import SentenceEncoder
+
+    calls: list[list[str]] = []
+    real = SentenceEncoder.encode
+
+    def encode(self, texts, batch_size=128):  # noqa: ANN001, ANN202
+        calls.append(list(texts))
+        return real(self, texts, batch_size)
+
+    monkeypatch.setattr(SentenceEncoder, "encode", encode)
+    return calls
+
+
+def test_a_reply_is_parsed_and_encoded_when_it_is_made(monkeypatch) -> None:
+    """The reply's words are encoded (and its titles linked) right after it is made, in the background:
+    the next turn and feedback find them ready and encode only what the user typed."""
+    engine = make_engine()
+    answer = engine.chat("prep", "a comedy from the 90s", k=5)
+    _wait_for_replies(engine)
+    rest, named = engine._parsed[assistant_text(answer)]
+    assert rest and rest in engine._vectors
+    assert {engine.index.item_ids[i] for i in named} >= set(ids(answer))  # the listed titles were linked
+    calls = _spy_encoder(monkeypatch)
+    engine.feedback("prep", answer.items[0].item_id, "like")
+    assert calls == []  # everything feedback needs was ready
+    engine.chat("prep", "more recent", k=5)
+    assert calls[0] == ["a comedy from the 90s more recent"]  # the turn's path: only the user's words
+    assert all(rest not in c for c in calls)
+
+
+def test_without_preparing_the_reply_is_encoded_with_the_next_message(monkeypatch) -> None:
+    engine = make_engine(ConversationConfig(prepare_reply=False))
+    answer = engine.chat("noprep", "a comedy from the 90s", k=5)
+    assert not engine._preparing and engine._worker is None
+    calls = _spy_encoder(monkeypatch)
+    engine.chat("noprep", "more recent", k=5)
+    rest, _ = engine._parsed[assistant_text(answer)]
+    assert calls == [["a comedy from the 90s more recent", rest]]  # one encoder pass for the turn
+
+
+def test_preparing_replies_changes_no_answer() -> None:
+    turns = ["a funny sci-fi film from the 90s", "no horror", "more recent", "like the second"]
+    answers = {}
+    for prepare in (True, False):
+        engine = make_engine(ConversationConfig(prepare_reply=prepare))
+        answers[prepare] = [ids(engine.chat("same", t, k=8)) for t in turns]
+    assert answers[True] == answers[False]
