@@ -86,7 +86,9 @@ def main() -> None:
         t0 = time.perf_counter()
         # the hybrid fuses members trained earlier in this run (only its weights are fitted then)
         wanted = model_params.get("hybrid", {}).get("members", [])
-        members = [trained[m] for m in wanted] if name == "hybrid" and all(m in trained for m in wanted) else None
+        members = (
+            [trained[m] for m in wanted] if name == "hybrid" and all(m in trained for m in wanted) else None
+        )
         cand = train_and_evaluate(name, fs, train_cfg, eval_cfg, members=members or None)
         trained[name] = cand.model
         wall = time.perf_counter() - t0
