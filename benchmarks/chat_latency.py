@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # time this checkout's code, not whichever sessionflow is installed
 DEFAULT_REFERENCES = ("Toy Story", "Star Wars", "Fargo", "The Godfather", "Alien", "Pulp Fiction")
 OPENINGS = (
     "a funny movie from the 90s",
@@ -87,8 +88,10 @@ def play(
     chat: Callable[[str, str], list[str]],
     feedback: Callable[[str, str, str], list[str]],
     prefix: str,
+    before_turn: Callable[[str], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Play every script; returns milliseconds per call kind (``chat``, ``chat_first_turn``, ``feedback``)."""
+    """Play every script; returns milliseconds per call kind (``chat``, ``chat_first_turn``, ``feedback``).
+    ``before_turn(session_id)`` runs before each message, outside the timing (the harness's own work)."""
     times: dict[str, list[float]] = {"chat": [], "chat_first_turn": [], "feedback": []}
     for n, script in enumerate(scripts):
         sid = f"{prefix}-{n}"
@@ -103,6 +106,8 @@ def play(
                 shown = feedback(sid, item, event) or shown
                 times["feedback"].append((time.perf_counter() - start) * 1000)
             else:
+                if before_turn is not None:
+                    before_turn(sid)
                 start = time.perf_counter()
                 shown = chat(sid, step)
                 elapsed = (time.perf_counter() - start) * 1000
@@ -117,20 +122,24 @@ def run_in_process(
 ) -> dict[str, list[float]]:
     current = {"sid": None}
 
-    def chat(sid: str, message: str) -> list[str]:
+    def forget(sid: str) -> None:
+        # turn: worst case, every text of the turn encoded (and parsed) again, even a reply prepared in the
+        # background when it was made; conversation: each message and reply of a conversation encoded once,
+        # as in a running service, and nothing kept from other conversations (text vectors, parsed replies,
+        # item similarities). Outside the timing: waiting for the last conversation's background work is
+        # not part of this turn.
         if fresh_queries == "turn" or (fresh_queries == "conversation" and sid != current["sid"]):
-            # turn: worst case, every text of the turn encoded (and parsed) again; conversation: each
-            # message and reply of a conversation encoded once, as in a running service
-            engine._vectors.clear()
-            engine._parsed.clear()
+            engine.forget_texts()
         current["sid"] = sid
+
+    def chat(sid: str, message: str) -> list[str]:
         return [i.item_id for i in engine.chat(sid, message, k).items]
 
     def feedback(sid: str, item: str, event: str) -> list[str]:
         return [i["item_id"] for i in engine.feedback(sid, item, event).get("items", [])]
 
-    play(warmup, chat, feedback, "warmup")
-    return play(scripts, chat, feedback, f"bench-{os.getpid()}")
+    play(warmup, chat, feedback, "warmup", forget)
+    return play(scripts, chat, feedback, f"bench-{os.getpid()}", forget)
 
 
 def run_http(url: str, warmup: list[list[str]], scripts: list[list[str]], k: int) -> dict[str, list[float]]:
@@ -270,6 +279,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "and reply encoded once, as in a running service; no reuse across conversations)",
     )
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
+    ap.add_argument(
+        "--config", default="{}", help='JSON overrides of ConversationConfig: {"prepare_reply": false}'
+    )
     ap.add_argument("--embedding-cache", type=Path, default=REPO / ".cache" / "embeddings")
     ap.add_argument("--output", type=Path, default=REPO / "results" / "chat_latency.json")
     args = ap.parse_args(argv)
@@ -285,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "conversations": args.conversations,
         "k": args.k,
         "fresh_queries": args.fresh_queries,
+        "config": json.loads(args.config),
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     references: Sequence[str] = DEFAULT_REFERENCES
@@ -302,7 +315,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 report["fit_seconds"] = round(fit_s, 2)
                 write_index(bundle, args.embedding_cache)  # as packaging does
             start = time.perf_counter()
-            engine = load_engine(bundle, ConversationConfig(embedding_cache_dir=str(args.embedding_cache)))
+            overrides = json.loads(args.config)
+            config = ConversationConfig(**{"embedding_cache_dir": str(args.embedding_cache), **overrides})
+            engine = load_engine(bundle, config)
             report["engine_load_seconds"] = round(time.perf_counter() - start, 2)
         report["model"] = engine.predictor.meta.get("model")
         report["n_items"] = len(engine.index)
