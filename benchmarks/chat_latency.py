@@ -89,14 +89,18 @@ def play(
     feedback: Callable[[str, str, str], list[str]],
     prefix: str,
     before_turn: Callable[[str], None] | None = None,
+    think_s: float = 0.0,
 ) -> dict[str, list[float]]:
     """Play every script; returns milliseconds per call kind (``chat``, ``chat_first_turn``, ``feedback``).
-    ``before_turn(session_id)`` runs before each message, outside the timing (the harness's own work)."""
+    ``before_turn(session_id)`` runs before each message, outside the timing (the harness's own work);
+    ``think_s``: the user's pause before each message or click after the first, outside the timing."""
     times: dict[str, list[float]] = {"chat": [], "chat_first_turn": [], "feedback": []}
     for n, script in enumerate(scripts):
         sid = f"{prefix}-{n}"
         shown: list[str] = []
         for turn, step in enumerate(script):
+            if turn and think_s > 0:
+                time.sleep(think_s)
             if step.startswith("@"):
                 event, pos = step[1:].split()
                 if not shown:
@@ -118,8 +122,9 @@ def play(
 
 
 def run_in_process(
-    engine: Any, warmup: list[list[str]], scripts: list[list[str]], k: int, fresh_queries: str = "no"
-) -> dict[str, list[float]]:
+    engine: Any, warmup: list[list[str]], scripts: list[list[str]], k: int, fresh_queries: str = "no",
+    think_s: float = 0.0,
+) -> dict[str, list[float]]:  # fmt: skip
     current = {"sid": None}
 
     def forget(sid: str) -> None:
@@ -138,11 +143,13 @@ def run_in_process(
     def feedback(sid: str, item: str, event: str) -> list[str]:
         return [i["item_id"] for i in engine.feedback(sid, item, event).get("items", [])]
 
-    play(warmup, chat, feedback, "warmup", forget)
-    return play(scripts, chat, feedback, f"bench-{os.getpid()}", forget)
+    play(warmup, chat, feedback, "warmup", forget, think_s)
+    return play(scripts, chat, feedback, f"bench-{os.getpid()}", forget, think_s)
 
 
-def run_http(url: str, warmup: list[list[str]], scripts: list[list[str]], k: int) -> dict[str, list[float]]:
+def run_http(
+    url: str, warmup: list[list[str]], scripts: list[list[str]], k: int, think_s: float = 0.0
+) -> dict[str, list[float]]:
     import httpx
 
     base = url.rstrip("/")
@@ -165,8 +172,8 @@ def run_http(url: str, warmup: list[list[str]], scripts: list[list[str]], k: int
             body = post("/feedback", {"session_id": sid, "item_id": item, "event": event})
             return [str(i["item_id"]) for i in body.get("items", [])]
 
-        play(warmup, chat, feedback, f"warmup-http-{os.getpid()}")
-        return play(scripts, chat, feedback, f"bench-http-{os.getpid()}-{int(time.time())}")
+        play(warmup, chat, feedback, f"warmup-http-{os.getpid()}", think_s=think_s)
+        return play(scripts, chat, feedback, f"bench-http-{os.getpid()}-{int(time.time())}", think_s=think_s)
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -280,6 +287,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
     ap.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="the user's pause before each message or click after a conversation's first (not timed; "
+        "default 0: back to back, the replies are never prepared while the user reads)",
+    )
+    ap.add_argument(
         "--config", default="{}", help='JSON overrides of ConversationConfig: {"prepare_reply": false}'
     )
     ap.add_argument("--embedding-cache", type=Path, default=REPO / ".cache" / "embeddings")
@@ -298,6 +312,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "k": args.k,
         "fresh_queries": args.fresh_queries,
         "config": json.loads(args.config),
+        "think_ms": args.think_ms,
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     references: Sequence[str] = DEFAULT_REFERENCES
@@ -327,9 +342,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     warm = make_scripts(args.warmup, references, args.seed + 1)
     report["turns_per_conversation"] = round(float(np.mean([len(s) for s in scripts])), 2)
     if engine is not None:
-        results["in-process"] = summarise(run_in_process(engine, warm, scripts, args.k, args.fresh_queries))
+        times = run_in_process(engine, warm, scripts, args.k, args.fresh_queries, args.think_ms / 1000)
+        results["in-process"] = summarise(times)
     if args.url:
-        results["http"] = summarise(run_http(args.url, warm, scripts, args.k))
+        results["http"] = summarise(run_http(args.url, warm, scripts, args.k, args.think_ms / 1000))
         report["url"] = args.url
     report["machine"]["loadavg_end"] = list(os.getloadavg())
     report["results"] = results

@@ -80,9 +80,9 @@ class ConversationConfig(BaseModel):
     refresh_on_feedback: bool = Field(True, description="feedback() returns the re-ranked list right away.")
     prepare_reply: bool = Field(
         True,
-        description="Parse and encode each reply in a background thread as soon as it is made, so the next "
-        "turn only encodes the user's words (one more encoder pass per turn in CPU time; off: the next turn "
-        "encodes the reply with the user's words in one pass).",
+        description="Parse and encode each reply in a background thread once no request is being served, so "
+        "the next turn (usually seconds later) encodes only the user's words. A request that comes before "
+        "takes the reply back and encodes it with its own words in one pass, as when off.",
     )
     # sessions
     session_ttl_seconds: float = Field(

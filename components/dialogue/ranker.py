@@ -20,7 +20,7 @@ recommended back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,14 +52,6 @@ class RankRequest:
     assistant: np.ndarray | None = None  # (D,) what the assistant said
     assistant_terms: dict[str, float] = field(default_factory=dict)
     mood: dict[tuple[str, str], float] = field(default_factory=dict)
-    # (query, assistant) still being encoded: ``signals`` computes the others first, then calls it once
-    text_vectors: Callable[[], tuple[np.ndarray | None, np.ndarray | None]] | None = None
-
-    def resolve_text(self) -> None:
-        """Wait for the text vectors being encoded, if any (``query`` and ``assistant`` are final then)."""
-        if self.text_vectors is not None:
-            pending, self.text_vectors = self.text_vectors, None
-            self.query, self.assistant = pending()
 
 
 @dataclass(frozen=True)
@@ -262,6 +254,8 @@ def signals(
     if mentioned and use["mention"]:
         cf = neighbours(model, mentioned)
         out["mention"] = scaled(0.5 * scaled(max_cosine(index, mentioned)) + 0.5 * cf)
+    if req.query is not None and use["dense"]:
+        out["dense"] = scaled(emb @ req.query)
     if req.terms and use["lexical"]:
         lex = index.lexical.score(req.terms)
         if lex.max() > 0:
@@ -270,6 +264,13 @@ def signals(
         lex = index.title_lexical.score(req.title_terms)
         if lex.max() > 0:
             out["title"] = scaled(lex)
+    if req.assistant is not None and use["assistant"]:
+        said = scaled(emb @ req.assistant)
+        if req.assistant_terms:
+            lex = index.lexical.score(req.assistant_terms)
+            if lex.max() > 0:
+                said = 0.5 * said + 0.5 * scaled(lex)
+        out["assistant"] = scaled(said)
     wanted = [c for c in req.constraints if c.op in ("is", "prefer") and c.facet in index.categories]
     if wanted and use["facet"]:
         out["facet"] = np.mean([index.categories[c.facet].has(c.value or "") for c in wanted], axis=0)
@@ -297,23 +298,7 @@ def signals(
         pen = np.zeros(len(index))
         pen[list(req.shown_before)] = 1.0
         out["shown"] = pen
-    said_lex = None
-    if req.assistant_terms and use["assistant"] and (req.assistant is not None or req.text_vectors):
-        said_lex = index.lexical.score(req.assistant_terms)
-    req.resolve_text()  # the signals above need no text vector: they were computed while it was encoded
-    if req.query is not None and use["dense"]:
-        out["dense"] = scaled(emb @ req.query)
-    if req.assistant is not None and use["assistant"]:
-        said = scaled(emb @ req.assistant)
-        if said_lex is not None and said_lex.max() > 0:
-            said = 0.5 * said + 0.5 * scaled(said_lex)
-        out["assistant"] = scaled(said)
-    return {name: out[name] for name in ORDER if name in out}  # one order: the fused sum adds them so
-
-
-# the order the signals are fused in (a float sum depends on it)
-ORDER = ("prior", "recency", "model", "cf", "content", "similar", "mention", "dense", "lexical", "title",
-         "assistant", "facet", "mood", "dislike", "avoid", "echo", "shown")  # fmt: skip
+    return out
 
 
 def max_cosine(index: CatalogueIndex, refs: Sequence[int]) -> np.ndarray:

@@ -93,12 +93,6 @@ def test_minmax_over_allowed_items_is_the_nan_masked_scaling() -> None:
         assert minmax(v).tobytes() == reference(v).tobytes()
 
 
-def test_every_weighted_signal_has_its_place_in_the_fusion_order() -> None:
-    from components.dialogue.ranker import ORDER, weights
-
-    assert sorted(ORDER) == sorted(weights(ConversationConfig()))
-
-
 def test_item_similarity_rows_are_kept_and_exact() -> None:
     ix = fixture().index
     alien = ix.index("183")
@@ -107,20 +101,3 @@ def test_item_similarity_rows_are_kept_and_exact() -> None:
     assert ix.cosines(alien) is row and not row.flags.writeable
     ix.forget_cosines()
     assert ix.cosines(alien) is not row
-
-
-def test_text_vectors_may_arrive_while_the_other_signals_are_computed() -> None:
-    """A request whose text vectors are still being encoded ranks exactly as one that has them."""
-    fx = fixture()
-    rng = np.random.default_rng(1)
-    query = rng.normal(size=fx.index.embeddings.shape[1]).astype(np.float32)
-    said = rng.normal(size=fx.index.embeddings.shape[1]).astype(np.float32)
-    base = dict(liked=[fx.index.index("183")], terms={"space": 1.0}, assistant_terms={"alien": 1.0})
-    ready = RankRequest(query=query, assistant=said, **base)
-    calls = []
-    later = RankRequest(text_vectors=lambda: calls.append(1) or (query, said), **base)
-    cfg = ConversationConfig()
-    a = rank(fx.index, fx.predictor.model, ready, cfg, 10)
-    b = rank(fx.index, fx.predictor.model, later, cfg, 10)
-    assert calls == [1] and later.query is query and later.text_vectors is None
-    assert [(r.idx, r.score, r.parts) for r in a.items] == [(r.idx, r.score, r.parts) for r in b.items]
