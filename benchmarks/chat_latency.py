@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # time this checkout's code, not whichever sessionflow is installed
 DEFAULT_REFERENCES = ("Toy Story", "Star Wars", "Fargo", "The Godfather", "Alien", "Pulp Fiction")
 OPENINGS = (
     "a funny movie from the 90s",
@@ -87,13 +88,19 @@ def play(
     chat: Callable[[str, str], list[str]],
     feedback: Callable[[str, str, str], list[str]],
     prefix: str,
+    before_turn: Callable[[str], None] | None = None,
+    think_s: float = 0.0,
 ) -> dict[str, list[float]]:
-    """Play every script; returns milliseconds per call kind (``chat``, ``chat_first_turn``, ``feedback``)."""
+    """Play every script; returns milliseconds per call kind (``chat``, ``chat_first_turn``, ``feedback``).
+    ``before_turn(session_id)`` runs before each message, outside the timing (the harness's own work);
+    ``think_s``: the user's pause before each message or click after the first, outside the timing."""
     times: dict[str, list[float]] = {"chat": [], "chat_first_turn": [], "feedback": []}
     for n, script in enumerate(scripts):
         sid = f"{prefix}-{n}"
         shown: list[str] = []
         for turn, step in enumerate(script):
+            if turn and think_s > 0:
+                time.sleep(think_s)
             if step.startswith("@"):
                 event, pos = step[1:].split()
                 if not shown:
@@ -103,6 +110,8 @@ def play(
                 shown = feedback(sid, item, event) or shown
                 times["feedback"].append((time.perf_counter() - start) * 1000)
             else:
+                if before_turn is not None:
+                    before_turn(sid)
                 start = time.perf_counter()
                 shown = chat(sid, step)
                 elapsed = (time.perf_counter() - start) * 1000
@@ -113,27 +122,34 @@ def play(
 
 
 def run_in_process(
-    engine: Any, warmup: list[list[str]], scripts: list[list[str]], k: int, fresh_queries: str = "no"
-) -> dict[str, list[float]]:
+    engine: Any, warmup: list[list[str]], scripts: list[list[str]], k: int, fresh_queries: str = "no",
+    think_s: float = 0.0,
+) -> dict[str, list[float]]:  # fmt: skip
     current = {"sid": None}
 
-    def chat(sid: str, message: str) -> list[str]:
+    def forget(sid: str) -> None:
+        # turn: worst case, every text of the turn encoded (and parsed) again, even a reply prepared in the
+        # background when it was made; conversation: each message and reply of a conversation encoded once,
+        # as in a running service, and nothing kept from other conversations (text vectors, parsed replies,
+        # item similarities). Outside the timing: waiting for the last conversation's background work is
+        # not part of this turn.
         if fresh_queries == "turn" or (fresh_queries == "conversation" and sid != current["sid"]):
-            # turn: worst case, every text of the turn encoded (and parsed) again; conversation: each
-            # message and reply of a conversation encoded once, as in a running service
-            engine._vectors.clear()
-            engine._parsed.clear()
+            engine.forget_texts()
         current["sid"] = sid
+
+    def chat(sid: str, message: str) -> list[str]:
         return [i.item_id for i in engine.chat(sid, message, k).items]
 
     def feedback(sid: str, item: str, event: str) -> list[str]:
         return [i["item_id"] for i in engine.feedback(sid, item, event).get("items", [])]
 
-    play(warmup, chat, feedback, "warmup")
-    return play(scripts, chat, feedback, f"bench-{os.getpid()}")
+    play(warmup, chat, feedback, "warmup", forget, think_s)
+    return play(scripts, chat, feedback, f"bench-{os.getpid()}", forget, think_s)
 
 
-def run_http(url: str, warmup: list[list[str]], scripts: list[list[str]], k: int) -> dict[str, list[float]]:
+def run_http(
+    url: str, warmup: list[list[str]], scripts: list[list[str]], k: int, think_s: float = 0.0
+) -> dict[str, list[float]]:
     import httpx
 
     base = url.rstrip("/")
@@ -156,8 +172,8 @@ def run_http(url: str, warmup: list[list[str]], scripts: list[list[str]], k: int
             body = post("/feedback", {"session_id": sid, "item_id": item, "event": event})
             return [str(i["item_id"]) for i in body.get("items", [])]
 
-        play(warmup, chat, feedback, f"warmup-http-{os.getpid()}")
-        return play(scripts, chat, feedback, f"bench-http-{os.getpid()}-{int(time.time())}")
+        play(warmup, chat, feedback, f"warmup-http-{os.getpid()}", think_s=think_s)
+        return play(scripts, chat, feedback, f"bench-http-{os.getpid()}-{int(time.time())}", think_s=think_s)
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, dict[str, float]]:
@@ -270,6 +286,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "and reply encoded once, as in a running service; no reuse across conversations)",
     )
     ap.add_argument("--torch-threads", type=int, default=0, help="torch.set_num_threads (0: torch default)")
+    ap.add_argument(
+        "--think-ms",
+        type=float,
+        default=0.0,
+        help="the user's pause before each message or click after a conversation's first (not timed; "
+        "default 0: back to back, the replies are never prepared while the user reads)",
+    )
+    ap.add_argument(
+        "--config", default="{}", help='JSON overrides of ConversationConfig: {"prepare_reply": false}'
+    )
     ap.add_argument("--embedding-cache", type=Path, default=REPO / ".cache" / "embeddings")
     ap.add_argument("--output", type=Path, default=REPO / "results" / "chat_latency.json")
     args = ap.parse_args(argv)
@@ -285,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "conversations": args.conversations,
         "k": args.k,
         "fresh_queries": args.fresh_queries,
+        "config": json.loads(args.config),
+        "think_ms": args.think_ms,
     }
     results: dict[str, dict[str, dict[str, float]]] = {}
     references: Sequence[str] = DEFAULT_REFERENCES
@@ -302,7 +330,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 report["fit_seconds"] = round(fit_s, 2)
                 write_index(bundle, args.embedding_cache)  # as packaging does
             start = time.perf_counter()
-            engine = load_engine(bundle, ConversationConfig(embedding_cache_dir=str(args.embedding_cache)))
+            overrides = json.loads(args.config)
+            config = ConversationConfig(**{"embedding_cache_dir": str(args.embedding_cache), **overrides})
+            engine = load_engine(bundle, config)
             report["engine_load_seconds"] = round(time.perf_counter() - start, 2)
         report["model"] = engine.predictor.meta.get("model")
         report["n_items"] = len(engine.index)
@@ -312,9 +342,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     warm = make_scripts(args.warmup, references, args.seed + 1)
     report["turns_per_conversation"] = round(float(np.mean([len(s) for s in scripts])), 2)
     if engine is not None:
-        results["in-process"] = summarise(run_in_process(engine, warm, scripts, args.k, args.fresh_queries))
+        times = run_in_process(engine, warm, scripts, args.k, args.fresh_queries, args.think_ms / 1000)
+        results["in-process"] = summarise(times)
     if args.url:
-        results["http"] = summarise(run_http(args.url, warm, scripts, args.k))
+        results["http"] = summarise(run_http(args.url, warm, scripts, args.k, args.think_ms / 1000))
         report["url"] = args.url
     report["machine"]["loadavg_end"] = list(os.getloadavg())
     report["results"] = results

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -45,6 +46,9 @@ class SentenceEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(str(path))
         self.model = AutoModel.from_pretrained(str(path)).to(self.device).eval()
         self.max_length = max_length
+        # one call at a time: a fast tokenizer sets its padding/truncation on each call and refuses that while
+        # another thread encodes ("RuntimeError: Already borrowed", huggingface/tokenizers#537)
+        self._tokenizer_lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
         """(len(texts), 384) float32, unit-norm rows."""
@@ -54,9 +58,11 @@ class SentenceEncoder:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = [t if t else " " for t in texts[start : start + batch_size]]
-                tok = self.tokenizer(
-                    batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-                ).to(self.device)
+                with self._tokenizer_lock:
+                    tok = self.tokenizer(
+                        batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+                    )
+                tok = tok.to(self.device)
                 hidden = self.model(**tok).last_hidden_state  # (B, T, 384)
                 mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)

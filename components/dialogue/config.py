@@ -78,6 +78,12 @@ class ConversationConfig(BaseModel):
     )
     default_k: int = Field(10, ge=1, le=200, description="List length when the caller gives none.")
     refresh_on_feedback: bool = Field(True, description="feedback() returns the re-ranked list right away.")
+    prepare_reply: bool = Field(
+        True,
+        description="Parse and encode each reply in a background thread once no request is being served, so "
+        "the next turn (usually seconds later) encodes only the user's words. A request that comes before "
+        "takes the reply back and encodes it with its own words in one pass, as when off.",
+    )
     # sessions
     session_ttl_seconds: float = Field(
         3600.0, gt=0, description="Idle time after which a session is forgotten."

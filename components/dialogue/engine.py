@@ -13,9 +13,12 @@ import copy
 import logging
 import os
 import threading
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -43,6 +46,8 @@ MAX_MESSAGE_CHARS = 2000
 _N_LOCKS = 64
 _SILENT = ("other_language", "not_understood", "off_topic")
 MAX_SUGGESTED = 3  # an assistant turn naming more items than this showed a list, it did not suggest them
+PREPARE_AFTER_IDLE_S = 0.005  # a reply is prepared once no request has been served for this long
+PREPARE_WAIT_S = 10.0  # ... else not at all (the next turn encodes it)
 
 
 class ChatItem(NamedTuple):
@@ -74,6 +79,15 @@ class ChatResult:
         }
 
 
+@dataclass
+class _Preparing:
+    """A reply waiting for idle time (then parsed and encoded), or being prepared (``started``)."""
+
+    future: Future[None] | None = None
+    started: bool = False
+    dropped: bool = False  # a request needed it first and does it itself
+
+
 class ConversationEngine:
     """Multi-turn conversational recommendation over one Predictor's catalogue index."""
 
@@ -103,11 +117,21 @@ class ConversationEngine:
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vec_lock = threading.Lock()
         self._parsed: OrderedDict[str, tuple[str, list[int]]] = OrderedDict()  # assistant texts, parsed
+        self._preparing: dict[str, _Preparing] = {}  # replies to parse and encode in idle time
+        self._worker: ThreadPoolExecutor | None = None  # prepare_reply
+        self._activity = threading.Condition(self._vec_lock)  # requests being served, for prepare_reply
+        self._busy = 0
+        self._last_served = 0.0
+        self.prepare_after_idle_s = PREPARE_AFTER_IDLE_S
         self.index_source = "given"  # load_engine: "packaged" | "built at start"
 
     # -- public API ---------------------------------------------------------------------------------------
     def chat(self, session_id: str, message: str, k: int | None = None) -> ChatResult:
         """One user turn in a stored session."""
+        with self._serving():
+            return self._chat(session_id, message, k)
+
+    def _chat(self, session_id: str, message: str, k: int | None) -> ChatResult:
         k = self._k(k)
         message = _check_message(message)
         with self._lock(session_id):
@@ -119,10 +143,13 @@ class ConversationEngine:
             result = self._turn(state, query, k, said=message)
             self.store.put(state)
         answer = self._phrase(result, message)
+        said = assistant_text(answer)
         with self._lock(session_id):  # what the assistant said counts next turn, as in a stateless history
             state = self.store.get(session_id) or DialogueState(session_id)
-            state.assistant = [*state.assistant, assistant_text(answer)][-3:]
+            state.assistant = [*state.assistant, said][-3:]
             self.store.put(state)
+        if self.config.w_assistant > 0 and self.config.prepare_reply:
+            self.prepare_reply(said)
         return answer
 
     def chat_stateless(self, messages: Sequence[dict[str, str]], k: int | None = None) -> ChatResult:
@@ -132,8 +159,9 @@ class ConversationEngine:
         question it asked makes a bare answer on-topic. Only the end is ranked: a stateless client showed the
         user the assistant's words, not lists this engine would have made on earlier turns."""
         k = self._k(k)
-        state, last_query, last_user = self.replay(messages)
-        return self._phrase(self._turn(state, last_query, k, applied=True), last_user)
+        with self._serving():
+            state, last_query, last_user = self.replay(messages)
+            return self._phrase(self._turn(state, last_query, k, applied=True), last_user)
 
     def replay(self, messages: Sequence[dict[str, str]]) -> tuple[DialogueState, Query, str]:
         """The state a conversation leads to, the last user turn's query and text (see chat_stateless)."""
@@ -170,7 +198,7 @@ class ConversationEngine:
         polarity = event_polarity(event, value)
         item_id = self.index.item_ids[idx]
         strong = event in STRONG_POSITIVE_EVENTS or event == "rating"
-        with self._lock(session_id):
+        with self._serving(), self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
             record_feedback(state, item_id, polarity, strong)
             answer: dict[str, Any] = {
@@ -195,7 +223,8 @@ class ConversationEngine:
         state = copy.deepcopy(stored) if stored else DialogueState(session_id or "anonymous")
         given = [str(i) for i in (items or []) if self.index.index(str(i)) is not None]
         state.history = given + [i for i in state.history if i not in given]
-        return self._answer(state, k, exclude=exclude or ())[0]
+        with self._serving():
+            return self._answer(state, k, exclude=exclude or ())[0]
 
     def reset(self, session_id: str) -> None:
         with self._lock(session_id):
@@ -213,6 +242,89 @@ class ConversationEngine:
     def split_known(self, item_ids: Sequence[str]) -> tuple[list[str], list[str]]:
         known = [str(i) for i in item_ids if self.index.index(str(i)) is not None]
         return known, [str(i) for i in item_ids if self.index.index(str(i)) is None]
+
+    def prepare_reply(self, text: str) -> None:
+        """Parse and encode an assistant reply in a background thread once the engine is idle (no request
+        served for ``PREPARE_AFTER_IDLE_S``), so that the next turn (and feedback) of its session finds it
+        ready while the user reads: only the user's words are then encoded on its path. A request that needs
+        the reply before that takes it back and encodes it with its own texts in one pass (no extra work
+        when requests come back to back); one that needs it while it is being prepared waits for it."""
+        with self._vec_lock:
+            if text in self._preparing or text in self._parsed:
+                return
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessionflow-reply")
+            job = _Preparing()
+            self._preparing[text] = job
+            job.future = self._worker.submit(self._prepare, text, job)
+
+    def _prepare(self, text: str, job: _Preparing) -> None:
+        give_up = time.monotonic() + PREPARE_WAIT_S
+        with self._activity:
+            while not job.dropped:
+                now = time.monotonic()
+                idle = now - self._last_served
+                if self._busy == 0 and idle >= self.prepare_after_idle_s:
+                    job.started = True
+                    break
+                if now > give_up:  # never idle: the turn that needs it encodes it
+                    job.dropped = True
+                    if self._preparing.get(text) is job:
+                        del self._preparing[text]
+                    break
+                self._activity.wait(min(0.1, self.prepare_after_idle_s - idle if not self._busy else 0.1))
+        if not job.started:
+            return
+        try:
+            rest, _ = self._assistant_parts([text])[0]
+            self._prefetch([rest])
+        except Exception:  # noqa: BLE001 - the turn that needs it parses and encodes it itself
+            log.exception("preparing a reply failed; the next turn does it")
+        finally:
+            with self._vec_lock:
+                if self._preparing.get(text) is job:
+                    del self._preparing[text]
+
+    def _claim(self, replies: Sequence[str]) -> dict[str, Future[None]]:
+        """Replies being prepared now (to wait for); those still waiting for idle time are taken back."""
+        started = {}
+        with self._activity:
+            for text in replies:
+                job = self._preparing.get(text)
+                if job is None:
+                    continue
+                if job.started and job.future is not None:
+                    started[text] = job.future
+                else:
+                    job.dropped = True
+                    del self._preparing[text]
+                    self._activity.notify_all()
+        return started
+
+    @contextmanager
+    def _serving(self) -> Iterator[None]:
+        """Marks a request being served: replies are prepared only when none is."""
+        with self._activity:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._activity:
+                self._busy -= 1
+                self._last_served = time.monotonic()
+                self._activity.notify_all()
+
+    def forget_texts(self) -> None:
+        """Empty the caches of text vectors, parsed replies and item similarities, as in a fresh process
+        (benchmarks): replies waiting for idle time are dropped, those being prepared waited for."""
+        with self._vec_lock:
+            texts = list(self._preparing)
+        for future in self._claim(texts).values():
+            future.exception()  # waits; a failure was logged
+        with self._vec_lock:
+            self._vectors.clear()
+            self._parsed.clear()
+        self.index.forget_cosines()
 
     def warm_up(self) -> None:
         """Load what the first turn would load (sentence encoder, word frequencies, language and sentiment
@@ -303,11 +415,16 @@ class ConversationEngine:
         dense_text = soft if self.config.dense_text == "soft" else state.said[-turns:]
         mood = self.index.moods.get(state.mood or "", {})
         use_assistant = bool(state.assistant) and self.config.w_assistant > 0
-        said = self._assistant_parts(state.assistant[-2:]) if use_assistant else []
+        replies = state.assistant[-2:] if use_assistant else []
+        preparing = self._claim(replies)  # replies prepared in idle time (prepare_reply) are usually ready
+        ready = [t for t in replies if t not in preparing]
         texts = list(dense_text) if self.config.w_dense > 0 else []
         # one encoder call for the turn: the recent messages as typed (the fitted weights expect them joined)
-        # and the assistant's words (cached per reply)
-        self._prefetch([" ".join(texts), *(rest for rest, _ in said)])
+        # and the assistant's words not encoded yet (cached per reply)
+        self._prefetch([" ".join(texts), *(rest for rest, _ in self._assistant_parts(ready))])
+        for future in preparing.values():  # a reply being prepared: wait for it (it started first)
+            future.exception()
+        said = self._assistant_parts(replies)
         return RankRequest(
             history=history + [i for i in liked if i not in history],
             liked=liked,

@@ -17,7 +17,8 @@ import json
 import logging
 import math
 import re
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 INDEX_DIR = "conversation"
 INDEX_VERSION = 4
+COSINE_CACHE_BYTES = 32 * 2**20  # item-to-catalogue similarity rows kept (liked, disliked, "more like" items)
 
 
 @dataclass
@@ -89,6 +91,8 @@ class CatalogueIndex:
     linker: TitleLinker = field(init=False)
     _pos: dict[str, int] = field(init=False, repr=False)
     _words: dict[int, frozenset[str]] = field(init=False, repr=False, default_factory=dict)
+    _cosines: OrderedDict[int, np.ndarray] = field(init=False, repr=False, default_factory=OrderedDict)
+    _cosines_lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._pos = {item: n for n, item in enumerate(self.item_ids)}
@@ -114,6 +118,27 @@ class CatalogueIndex:
 
     def __len__(self) -> int:
         return len(self.item_ids)
+
+    def cosines(self, item: int) -> np.ndarray:
+        """(N,) float32 cosine of every item to ``item``: ``embeddings @ embeddings[item]``, kept for the
+        items a session keeps referring to (liked, disliked, "more like"), so a turn reads the embeddings
+        once per new reference only. Read-only."""
+        with self._cosines_lock:
+            row = self._cosines.get(item)
+            if row is not None:
+                self._cosines.move_to_end(item)
+                return row
+        row = self.embeddings @ self.embeddings[item]
+        row.flags.writeable = False
+        with self._cosines_lock:
+            self._cosines[item] = row
+            while len(self._cosines) > max(1, COSINE_CACHE_BYTES // max(row.nbytes, 1)):
+                self._cosines.popitem(last=False)
+        return row
+
+    def forget_cosines(self) -> None:
+        with self._cosines_lock:
+            self._cosines.clear()
 
     # -- lookups --------------------------------------------------------------------------------------
     def index(self, item_id: str) -> int | None:
@@ -408,15 +433,24 @@ def encode_texts(texts: Sequence[str], cache_dir: str | Path | None) -> np.ndarr
     return get_encoder().encode(list(texts))
 
 
-def minmax(values: np.ndarray) -> np.ndarray:
-    """Finite values scaled into [0, 1] (zeros when constant); non-finite values become 0."""
+def minmax(values: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+    """Finite values scaled into [0, 1] (zeros when constant); non-finite values become 0. With ``where``
+    (bool, same shape) only those values count and the others become 0, as if they were NaN."""
     v = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(v)
+    if where is not None:
+        finite &= where
     out = np.zeros_like(v)
-    if finite.any():
-        lo, hi = v[finite].min(), v[finite].max()
+    if finite.all():  # the common case, without masked copies (same numbers as below)
+        lo, hi = v.min(), v.max()
         if hi - lo > 1e-12:
-            out[finite] = (v[finite] - lo) / (hi - lo)
+            np.divide(np.subtract(v, lo, out=out), hi - lo, out=out)
+    elif finite.any():
+        lo = v.min(where=finite, initial=np.inf)
+        hi = v.max(where=finite, initial=-np.inf)
+        if hi - lo > 1e-12:
+            np.subtract(v, lo, out=out, where=finite)
+            np.divide(out, hi - lo, out=out, where=finite)
     return out
 
 

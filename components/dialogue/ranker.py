@@ -226,7 +226,7 @@ def signals(
     emb = index.embeddings
 
     def scaled(values: np.ndarray) -> np.ndarray:
-        return minmax(np.where(ok, values, np.nan))
+        return minmax(values, where=ok)
 
     if use["prior"]:
         out["prior"] = scaled(index.prior)
@@ -239,11 +239,11 @@ def signals(
     if positives and use["cf"]:
         out["cf"] = scaled(neighbours(model, positives))
     if positives and use["content"]:
-        out["content"] = scaled(max_cosine(emb, positives))
+        out["content"] = scaled(max_cosine(index, positives))
     anchors = req.similar[-cfg.max_refs :]
     if anchors and use["similar"]:
         cf = neighbours(model, anchors)
-        text = minmax(max_cosine(emb, anchors))
+        text = minmax(max_cosine(index, anchors))
         close = np.where(ok, text + facet_overlap(index, anchors) + 0.25 * cf, -np.inf)  # cf breaks ties
         close[anchors] = -np.inf
         top = np.argsort(-close, kind="stable")[: cfg.similar_pool]
@@ -254,7 +254,7 @@ def signals(
     mentioned = req.mentioned[-cfg.max_refs :]
     if mentioned and use["mention"]:
         cf = neighbours(model, mentioned)
-        out["mention"] = scaled(0.5 * scaled(max_cosine(emb, mentioned)) + 0.5 * cf)
+        out["mention"] = scaled(0.5 * scaled(max_cosine(index, mentioned)) + 0.5 * cf)
     if req.query is not None and use["dense"]:
         out["dense"] = scaled(emb @ req.query)
     if req.terms and use["lexical"]:
@@ -281,7 +281,7 @@ def signals(
             mood += weight * index.categories[facet].has(value)
         out["mood"] = np.clip(mood, -1.0, 1.0)
     if req.disliked and use["dislike"]:
-        sim = max_cosine(emb, req.disliked[-cfg.max_refs :])
+        sim = max_cosine(index, req.disliked[-cfg.max_refs :])
         out["dislike"] = np.clip((sim - cfg.dislike_similarity) / (1.0 - cfg.dislike_similarity), 0.0, 1.0)
     if req.avoid_terms and use["avoid"]:
         avoid = np.zeros(len(index))
@@ -302,11 +302,12 @@ def signals(
     return out
 
 
-def max_cosine(emb: np.ndarray, refs: Sequence[int]) -> np.ndarray:
-    """(N,) highest cosine of each item to any of ``refs`` (matrix-vector products, fast under load)."""
-    out = np.full(emb.shape[0], -1.0, dtype=np.float64)
+def max_cosine(index: CatalogueIndex, refs: Sequence[int]) -> np.ndarray:
+    """(N,) highest cosine of each item to any of ``refs`` (matrix-vector products, fast under load; each
+    reference's row is kept by the index, as a session refers to the same items turn after turn)."""
+    out = np.full(len(index), -1.0, dtype=np.float64)
     for r in refs:
-        np.maximum(out, emb @ emb[r], out=out)
+        np.maximum(out, index.cosines(int(r)), out=out)
     return out
 
 

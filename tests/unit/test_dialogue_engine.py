@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from components.dialogue.config import ConversationConfig
-from components.dialogue.engine import ChatItem, ChatResult, load_engine
+from components.dialogue.engine import ChatItem, ChatResult, assistant_text, load_engine
 from tests.unit.dialogue_fixtures import fixture, make_engine
 
 
@@ -161,3 +161,78 @@ def test_load_engine_builds_the_same_engine_from_the_bundle() -> None:
     assert engine.index.spec.item_noun == ("film", "films")
     res = engine.chat("load", "a 90s thriller", k=3)
     assert len(res.items) == 3
+
+
+def _wait_for_replies(engine) -> None:
+    with engine._vec_lock:
+        preparing = [job.future for job in engine._preparing.values()]
+    for future in preparing:
+        future.result(timeout=30)
+
+
+def _spy_encoder(engine, monkeypatch) -> list[list[str]]:
+    """The texts this engine sends to the encoder (those not cached), one list per encoder pass."""
+    calls: list[list[str]] = []
+    real = engine._prefetch
+
+    def prefetch(texts):  # noqa: ANN001, ANN202
+        with engine._vec_lock:
+            missing = [t.strip() for t in texts if t.strip() and t.strip() not in engine._vectors]
+        if missing:
+            calls.append(list(dict.fromkeys(missing)))
+        return real(texts)
+
+    monkeypatch.setattr(engine, "_prefetch", prefetch)
+    return calls
+
+
+def test_a_reply_is_parsed_and_encoded_while_the_user_reads(monkeypatch) -> None:
+    """Once no request is being served, the reply's words are encoded (and its titles linked) in the
+    background: the next turn and feedback find them ready and encode only what the user typed."""
+    engine = make_engine(ConversationConfig(prepare_reply=True))
+    engine.prepare_after_idle_s = 0.0
+    answer = engine.chat("prep", "a comedy from the 90s", k=5)
+    _wait_for_replies(engine)
+    rest, named = engine._parsed[assistant_text(answer)]
+    assert rest and rest in engine._vectors
+    assert {engine.index.item_ids[i] for i in named} >= set(ids(answer))  # the listed titles were linked
+    calls = _spy_encoder(engine, monkeypatch)
+    engine.feedback("prep", answer.items[0].item_id, "like")
+    assert calls == []  # everything feedback needs was ready
+    engine.chat("prep", "more recent", k=5)
+    assert calls[0] == ["a comedy from the 90s more recent"]  # the turn's path: only the user's words
+    assert all(rest not in c for c in calls)
+
+
+def test_a_turn_that_comes_first_takes_the_reply_back(monkeypatch) -> None:
+    """A turn (or feedback) arriving before the engine was idle encodes the reply with its own words in one
+    pass: preparing replies never adds an encoder pass when requests come back to back."""
+    engine = make_engine(ConversationConfig(prepare_reply=True))
+    engine.prepare_after_idle_s = 3600.0  # never idle long enough
+    answer = engine.chat("back", "a comedy from the 90s", k=5)
+    job = engine._preparing[assistant_text(answer)]
+    calls = _spy_encoder(engine, monkeypatch)
+    engine.chat("back", "more recent", k=5)
+    rest, _ = engine._parsed[assistant_text(answer)]
+    assert calls == [["a comedy from the 90s more recent", rest]]
+    assert job.dropped and not job.started
+    job.future.result(timeout=10)  # the worker let it go
+
+
+def test_without_preparing_the_reply_is_encoded_with_the_next_message(monkeypatch) -> None:
+    engine = make_engine(ConversationConfig(prepare_reply=False))
+    answer = engine.chat("noprep", "a comedy from the 90s", k=5)
+    assert not engine._preparing and engine._worker is None
+    calls = _spy_encoder(engine, monkeypatch)
+    engine.chat("noprep", "more recent", k=5)
+    rest, _ = engine._parsed[assistant_text(answer)]
+    assert calls == [["a comedy from the 90s more recent", rest]]  # one encoder pass for the turn
+
+
+def test_preparing_replies_changes_no_answer() -> None:
+    turns = ["a funny sci-fi film from the 90s", "no horror", "more recent", "like the second"]
+    answers = {}
+    for prepare in (True, False):
+        engine = make_engine(ConversationConfig(prepare_reply=prepare))
+        answers[prepare] = [ids(engine.chat("same", t, k=8)) for t in turns]
+    assert answers[True] == answers[False]

@@ -63,3 +63,41 @@ def test_mmr_diversifies() -> None:
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     assert mmr(np.arange(3), np.array([1.0, 0.95, 0.9]), emb, 2, 0.5) == [0, 2]
     assert mmr(np.arange(3), np.array([1.0, 0.95, 0.9]), emb, 2, 1.0) == [0, 1]
+
+
+def test_minmax_over_allowed_items_is_the_nan_masked_scaling() -> None:
+    """``minmax(v, where=ok)`` gives exactly (bit for bit) the scaling of ``v`` with the others set to NaN."""
+    from components.dialogue.index import minmax
+
+    def reference(values: np.ndarray) -> np.ndarray:
+        v = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(v)
+        out = np.zeros_like(v)
+        if finite.any():
+            lo, hi = v[finite].min(), v[finite].max()
+            if hi - lo > 1e-12:
+                out[finite] = (v[finite] - lo) / (hi - lo)
+        return out
+
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 60))
+        v = rng.normal(size=n) * rng.choice([1e-14, 1.0, 1e6])
+        v = v.astype(np.float32) if rng.random() < 0.5 else v
+        v[rng.random(n) < 0.1] = np.nan
+        v[rng.random(n) < 0.05] = np.inf
+        if rng.random() < 0.1:
+            v[:] = 3.0
+        ok = rng.random(n) < rng.random()
+        assert minmax(v, where=ok).tobytes() == reference(np.where(ok, v, np.nan)).tobytes()
+        assert minmax(v).tobytes() == reference(v).tobytes()
+
+
+def test_item_similarity_rows_are_kept_and_exact() -> None:
+    ix = fixture().index
+    alien = ix.index("183")
+    row = ix.cosines(alien)
+    assert np.array_equal(row, ix.embeddings @ ix.embeddings[alien])
+    assert ix.cosines(alien) is row and not row.flags.writeable
+    ix.forget_cosines()
+    assert ix.cosines(alien) is not row
