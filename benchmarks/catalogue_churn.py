@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -34,6 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serve_load import stop_process_group  # noqa: E402  (benchmarks/ beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ("zorblax", "quillion", "marzipane", "thundrel", "vexlore", "plimsoll", "gruntle", "orrery")
@@ -93,13 +95,7 @@ def server(tag: str, home: Path, workdir: Path):
             time.sleep(0.5)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_process_group(proc)
         log.close()
 
 

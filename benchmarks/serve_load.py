@@ -60,6 +60,18 @@ DEFAULT_CHAT_PAYLOAD = {
 
 # -- the server ------------------------------------------------------------------------------------------
 @contextlib.contextmanager
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (it was started with start_new_session), SIGKILL after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[str, psutil.Process | None]]:
     """Yield (base URL, root process) of the server under test; start and stop it unless --url is given."""
     if args.url:
@@ -107,14 +119,7 @@ def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[s
             time.sleep(0.5)
         yield url, psutil.Process(proc.pid)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+        stop_process_group(proc)
         log.close()
 
 

@@ -24,7 +24,7 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +164,21 @@ def run_pull(settings: Settings, root: Path) -> Path | None:
     return pull(settings.data.dataset, root / "data" / "raw", os.environ.get("SESSIONFLOW_DATA_MIRROR"))
 
 
+def write_snapshot(
+    table: pd.DataFrame, target: Path, digest_of: Callable[[pd.DataFrame], str]
+) -> tuple[str, bool]:
+    """Write ``table`` to the parquet ``target`` (temporary file + rename) unless the file there has the same
+    content digest already; returns (digest, unchanged). Unchanged files keep file-keyed caches valid."""
+    digest = digest_of(table)
+    unchanged = target.is_file() and digest_of(pd.read_parquet(target)) == digest
+    if not unchanged:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        table.to_parquet(tmp, index=False)
+        tmp.replace(target)
+    return digest, unchanged
+
+
 def run_feedback_export(settings: Settings, root: Path) -> FeedbackExport:
     """Snapshot the live feedback log into data/feedback/<dataset>/events.parquet (the data version DVC
     tracks). Always written -- empty when there is no log yet -- so DVC has a stable output; left untouched
@@ -175,14 +190,8 @@ def run_feedback_export(settings: Settings, root: Path) -> FeedbackExport:
     paths = paths_for(settings, root)
     url = default_feedback_url(root)
     events = read_feedback(url)
-    digest = feedback_hash(events)
     target = paths.feedback_snapshot
-    unchanged = target.is_file() and feedback_hash(pd.read_parquet(target)) == digest
-    if not unchanged:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        events.to_parquet(tmp, index=False)
-        tmp.replace(target)
+    digest, unchanged = write_snapshot(events, target, feedback_hash)
     return FeedbackExport(
         dataset=paths.dataset,
         source=redact_url(url),
@@ -205,14 +214,8 @@ def run_catalogue_export(settings: Settings, root: Path) -> CatalogueExport:
     source = default_overlay_path(root)
     state = OverlayStore(source).read()
     table = overlay_table(state)
-    digest = overlay_hash(table)
     target = paths.catalogue_snapshot
-    unchanged = target.is_file() and overlay_hash(pd.read_parquet(target)) == digest
-    if not unchanged:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        table.to_parquet(tmp, index=False)
-        tmp.replace(target)
+    digest, unchanged = write_snapshot(table, target, overlay_hash)
     return CatalogueExport(
         dataset=paths.dataset,
         source=source.name,

@@ -10,16 +10,9 @@ import httpx
 import pytest
 
 from tests.service import isolated_bentoml_home, make_bundle, save_bentoml_model, served
+from tests.service.test_catalogue_churn import LLAMAS
 
 pytestmark = pytest.mark.slow
-
-LLAMAS = {
-    "item_id": "llama-1",
-    "title": "Zorblax and the Quantum Llamas",
-    "text": "An animated documentary about llamas who discover quantum physics high in the Andes.",
-    "categories": ["Documentary", "Animation"],
-    "year": 2024,
-}
 
 
 def test_acknowledged_catalogue_changes_survive_sigkill(tmp_path):
