@@ -59,7 +59,6 @@ DEFAULT_CHAT_PAYLOAD = {
 
 
 # -- the server ------------------------------------------------------------------------------------------
-@contextlib.contextmanager
 def stop_process_group(proc: subprocess.Popen) -> None:
     """SIGTERM to the server's process group (it was started with start_new_session), SIGKILL after 30 s."""
     with contextlib.suppress(ProcessLookupError):
@@ -72,6 +71,7 @@ def stop_process_group(proc: subprocess.Popen) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
 def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[str, psutil.Process | None]]:
     """Yield (base URL, root process) of the server under test; start and stop it unless --url is given."""
     if args.url:
@@ -87,13 +87,7 @@ def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[s
     }
     # absolute: the bento's server runs from its own folder and would not find a relative store
     env["BENTOML_HOME"] = str(Path(env.get("BENTOML_HOME") or REPO / ".bentoml").resolve())
-    if (
-        args.as_served
-    ):  # the environment `sessionflow serve` gives the server (components/serving_settings.py)
-        sys.path.insert(0, str(REPO))
-        from components.serving_settings import bentoml_environment
-
-        env.update(bentoml_environment(env))
+    env["SESSIONFLOW_WORKERS"] = str(args.workers)  # HTTP worker processes (components/serving_settings)
     env.setdefault("SESSIONFLOW_FEEDBACK_DB", str(Path(args.workdir) / "feedback.db"))
     if args.bento:
         target = args.bento
@@ -315,10 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", default=str(REPO), help="project folder to serve from (default: this one)")
     ap.add_argument("--python", default=sys.executable, help="interpreter of the server (default: this one)")
     ap.add_argument(
-        "--as-served",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="start the server with the environment `sessionflow serve` sets (default; --no-as-served: bare)",
+        "--workers", type=int, default=1, help="HTTP worker processes of a server this script starts"
     )
     ap.add_argument("--port", type=int, default=3700)
     ap.add_argument("--route", default="/recommend")
@@ -352,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "route": args.route,
+        "workers": None if args.url else args.workers,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),

@@ -108,6 +108,18 @@ def catalogue_overlay_path(env: Mapping[str, str] = os.environ, source_root: Pat
     return Path(BentoMLContainer.bentoml_home.get()) / "catalogue" / "overlay.json"
 
 
+def session_db_path(feedback_url: str) -> Path:
+    """Where the workers of one service share their conversation sessions when there is more than one:
+    ``sessions.db`` beside a SQLite feedback log, else ``$BENTOML_HOME/sessionflow/sessions.db``."""
+    from components.feedback_log import sqlite_path
+
+    if not feedback_url.startswith(("postgresql:", "postgres:")):
+        return sqlite_path(feedback_url).resolve().parent / "sessions.db"
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return Path(BentoMLContainer.bentoml_home.get()) / "sessionflow" / "sessions.db"
+
+
 def invalid(model: str, field: str, message: str, value: Any = None) -> ValidationError:
     """A 400-worthy error about ``field`` of request ``model``, shaped like pydantic's own."""
     return invalid_rows(model, [((field,), message, value)])

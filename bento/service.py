@@ -27,8 +27,9 @@ read-only or failing; an ``Idempotency-Key`` header makes a client's retry store
 Feedback goes to ``$SESSIONFLOW_FEEDBACK_URL`` / ``$SESSIONFLOW_FEEDBACK_DB`` or a default next to the
 project or the BentoML home (``bento.schemas.feedback_log_url``); /metadata reports the location in use.
 
-Sessions live in this worker's memory (keep one worker) unless the ``conversation.redis_url`` argument
-points at Redis.
+Sessions live in the worker's memory when one worker serves (the default); with more
+(``SESSIONFLOW_WORKERS``) they live in a SQLite file the workers share (``sessions.db`` beside the feedback
+log), or wherever the ``conversation.session_db`` / ``conversation.redis_url`` arguments point.
 
 Hot reload (``bento/model_holder.py``): the served model -- predictor, conversation engine (built by
 ``components.dialogue.engine.load_engine``), /recommend scorer, lineage -- lives in a ``ModelHolder`` that
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -87,10 +89,18 @@ from bento.schemas import (
     invalid,
     invalid_rows,
     resolve_model_tag,
+    session_db_path,
 )
 from bento.scoring import ScoringUnavailable, Session
 from bento.security import ServingGuard, quiet_client_error_tracebacks
-from components.serving_settings import API_KEY_ENV, GuardSettings
+from components.dialogue.config import ConversationConfig
+from components.serving_settings import (
+    API_KEY_ENV,
+    SERVICE_NAME,
+    GuardSettings,
+    service_workers,
+    tracing_config,
+)
 
 logger = logging.getLogger("sessionflow.service")
 
@@ -112,8 +122,10 @@ def chat_page() -> FileResponse:
 
 
 @bentoml.service(
-    name="sessionflow",
+    name=SERVICE_NAME,
     traffic={"timeout": 30},
+    workers=service_workers(),  # SESSIONFLOW_WORKERS; sessions are shared between workers (see __init__)
+    tracing=tracing_config(),  # no OpenTelemetry span per request unless the deployment configures tracing
     # One line per request through Python logging costs more than the rest of a /recommend answer; 4xx and
     # 5xx answers are logged one line each by bento/security.py. SESSIONFLOW_ACCESS_LOG=1 turns it on.
     logging={"access": {"enabled": runtime.access_log_enabled()}},
@@ -139,9 +151,11 @@ class SessionRecommender:
         # It also owns the catalogue overlay: items added or retired while serving
         from components.catalogue_overlay import OverlayStore
 
+        self.feedback_url = feedback_log_url()
+        conversation = shared_sessions(ARGS.conversation, worker_count(), self.feedback_url)
         self.holder = ModelHolder(
             MODEL_TAG,
-            ARGS.conversation,
+            conversation,
             release_file(MODEL_TAG),
             ARGS.reload_interval_s,
             scoring_process=True,
@@ -157,7 +171,6 @@ class SessionRecommender:
         self.replays = runtime.ReplayCache()
         self.readiness = runtime.ReadinessLog()
         # --- end of production plumbing ---
-        self.feedback_url = feedback_log_url()
         self.feedback_log = FeedbackLog(self.feedback_url)
         self.request_log = open_request_log(self.feedback_url, self.feedback_log, ARGS.log_requests)
         where = runtime.feedback_location(self.feedback_url)  # no absolute path or credentials
@@ -172,7 +185,11 @@ class SessionRecommender:
         )
         self.lineage: dict[str, Any] = {
             "feedback_log": where,
-            "session_store": "redis" if ARGS.conversation.redis_url else "memory",
+            "session_store": "redis"
+            if conversation.redis_url
+            else f"sqlite:{Path(conversation.session_db).name}"
+            if conversation.session_db
+            else "memory",
         }
         runtime.freeze_startup_heap()  # last: nothing loaded above is scanned by the GC again
 
@@ -568,6 +585,28 @@ class SessionRecommender:
             user_id=request.user_id if request is not None else None,
             latency_ms=(time.perf_counter() - t0) * 1000.0,
         )
+
+
+def worker_count() -> int:
+    """HTTP workers of this service as BentoML runs it (the decorator's ``workers``, or a deployment's
+    BentoML configuration)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    try:
+        workers = BentoMLContainer.config.services[SERVICE_NAME].workers.get()
+    except (KeyError, AttributeError):
+        return service_workers()
+    if workers == "cpu_count":
+        return os.cpu_count() or 1
+    return int(workers or 1)
+
+
+def shared_sessions(config: ConversationConfig, workers: int, feedback_url: str) -> ConversationConfig:
+    """``config`` with a session store every worker sees when more than one serves (a session's next turn
+    may reach another worker): a SQLite file beside the feedback log, unless Redis or a file is configured."""
+    if workers <= 1 or config.redis_url or config.session_db:
+        return config
+    return config.model_copy(update={"session_db": str(session_db_path(feedback_url))})
 
 
 def release_file(model_tag: str) -> Path | None:

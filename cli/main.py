@@ -334,7 +334,7 @@ def serve(
     code 1. Then this process becomes the server (exec), so a SIGTERM to it stops everything."""
     from components.catalogue_overlay import OVERLAY_ENV, default_overlay_path
     from components.integrity import BundleIntegrityError
-    from components.serving_settings import API_KEY_ENV, GuardSettings, bentoml_environment
+    from components.serving_settings import API_KEY_ENV, GuardSettings, service_workers
     from flows.package import recorded_bento, serve_command, verify_packaged_model
 
     _env_defaults(root)
@@ -347,6 +347,7 @@ def serve(
     try:
         verify_packaged_model(model_tag)
         guard = GuardSettings.from_env()
+        workers = service_workers()
     except (BundleIntegrityError, LookupError) as exc:
         _fail(RuntimeError(f"model {model_tag} refused: {exc}"))
     except ValueError as exc:
@@ -359,10 +360,9 @@ def serve(
     # one BLAS/torch thread per worker: a chat turn is 10-40x slower with contended threads (docs/results)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    os.environ.update(bentoml_environment())  # no per-request tracing spans unless tracing is configured
     cmd = serve_command(tag, port or settings.serve.port)
     typer.echo(f"serving {tag}: {' '.join(cmd)}")
-    typer.echo(f"settings: {guard.describe()}")
+    typer.echo(f"settings: {guard.describe()}; {workers} HTTP worker(s)")
     if guard.api_key is None:
         typer.secho(
             f"warning: {API_KEY_ENV} is not set: /feedback and /reset are open to anyone who can reach "

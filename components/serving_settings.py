@@ -9,7 +9,8 @@ the server, so a bad value is one line at start, not a worker that fails over an
                                     at least 16 characters. Unset: those routes are open (a warning at start).
 ``SESSIONFLOW_MAX_REQUEST_BYTES``   largest request body (default 1 MiB); larger ones get 413.
 ``SESSIONFLOW_CORS_ORIGINS``        comma-separated origins allowed cross-site (default none: CORS off).
-``SESSIONFLOW_MAX_IN_FLIGHT``       requests in flight before new ones get 503 (default 512).
+``SESSIONFLOW_MAX_IN_FLIGHT``       requests in flight before new ones get 503 (default 512), per worker.
+``SESSIONFLOW_WORKERS``             HTTP worker processes (default 1); sessions are shared between them.
 ==================================  =========================================================================
 """
 
@@ -33,19 +34,27 @@ PROTECTED_ROUTES = frozenset({"/feedback", "/reset", "/reload", "/promote", "/ro
 ROUTE_LIMITS: Mapping[str, int] = {"/chat": 32, "/feedback": 64, "/reset": 64}
 
 
-# Routes whose requests BentoML would wrap in OpenTelemetry spans (see ``bentoml_environment``).
+SERVICE_NAME = "sessionflow"  # the BentoML service (and bento) name
+WORKERS_ENV = "SESSIONFLOW_WORKERS"
+# Routes left out of BentoML's OpenTelemetry tracing (``tracing_config``).
 UNTRACED_ROUTES = ("recommend", "recommend_batch", "chat", "feedback", "reset", "metadata", "readyz", "livez")
 
 
-def bentoml_environment(env: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """Environment additions for ``bentoml serve``: when the deployment configures no BentoML settings of its
-    own (``BENTOML_CONFIG`` / ``BENTOML_CONFIG_OPTIONS``), the service's routes are left out of tracing.
-    Without an exporter BentoML still builds an OpenTelemetry span per request and sends it nowhere; on the
-    2-core box that was about a quarter of /recommend's throughput (docs/results.md). Configure tracing
-    (``BENTOML_CONFIG`` with ``tracing: exporter_type: ...``) and it is left alone."""
-    if env.get("BENTOML_CONFIG") or env.get("BENTOML_CONFIG_OPTIONS"):
-        return {}
-    return {"BENTOML_CONFIG_OPTIONS": f'tracing.excluded_urls="{",".join(UNTRACED_ROUTES)}"'}
+def tracing_config() -> dict[str, list[str]]:
+    """The service's ``tracing`` setting: its routes are left out. Without an exporter BentoML still builds an
+    OpenTelemetry span per request and sends it nowhere; on the 2-core box that halved /recommend's
+    throughput (docs/results.md, "Serving under load"). It is service configuration, so the workers get it
+    too (a top-level ``tracing`` option in ``BENTOML_CONFIG_OPTIONS`` is overwritten by each service's own
+    section when a worker loads the service). A deployment that wants traces configures
+    ``services.sessionflow.tracing`` (exporter and ``excluded_urls``) in its BentoML configuration."""
+    return {"excluded_urls": list(UNTRACED_ROUTES)}
+
+
+def service_workers(env: Mapping[str, str] = os.environ) -> int:
+    """HTTP worker processes of the service (``SESSIONFLOW_WORKERS``, default 1). Each worker has its own
+    event loop and /recommend scoring process; with more than one, conversation sessions move to a store
+    the workers share (components/dialogue/stores.py). ValueError (one line) for a malformed value."""
+    return _positive_int(env, WORKERS_ENV, 1)
 
 
 @dataclass(frozen=True)
@@ -105,6 +114,10 @@ __all__ = [
     "MAX_REQUEST_BYTES_ENV",
     "PROTECTED_ROUTES",
     "ROUTE_LIMITS",
+    "SERVICE_NAME",
+    "UNTRACED_ROUTES",
+    "WORKERS_ENV",
     "GuardSettings",
-    "bentoml_environment",
+    "service_workers",
+    "tracing_config",
 ]

@@ -46,7 +46,7 @@ def evaluate_chat(
     if bundle_dir is not None:
         from components.dialogue.engine import load_engine
 
-        cfg = (config or ConversationConfig()).model_copy(update={"redis_url": None})
+        cfg = (config or ConversationConfig()).model_copy(update={"redis_url": None, "session_db": None})
         engine = load_engine(Path(bundle_dir), cfg)
         ix = engine.index
         matcher = TitleMatcher(ix.item_ids, ix.titles, ix.years)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # re-exported lazily through __getattr__
         InMemorySessionStore,
         RedisSessionStore,
         SessionStore,
+        SqliteSessionStore,
         make_session_store,
     )
 
@@ -36,6 +37,7 @@ _LAZY = {
     "DialogueState": "components.dialogue.state",
     "InMemorySessionStore": "components.dialogue.stores",
     "RedisSessionStore": "components.dialogue.stores",
+    "SqliteSessionStore": "components.dialogue.stores",
     "SessionStore": "components.dialogue.stores",
     "make_session_store": "components.dialogue.stores",
 }

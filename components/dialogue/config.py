@@ -92,6 +92,11 @@ class ConversationConfig(BaseModel):
         100_000, ge=1, description="In-memory store: oldest sessions evicted beyond this."
     )
     redis_url: str | None = Field(None, description="redis://host:port/db: keep sessions in Redis instead.")
+    session_db: str | None = Field(
+        None,
+        description="SQLite file keeping the sessions, shared by the service's worker processes on one host "
+        "(the service picks one next to its feedback log when it runs more than one worker).",
+    )
     embedding_cache_dir: str | None = Field(
         None, description="Folder caching item text embeddings when an index is built on the fly."
     )

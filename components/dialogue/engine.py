@@ -109,7 +109,7 @@ class ConversationEngine:
         self.retired = retired if retired is not None and retired.any() else None  # (N,) bool
         self.config = config
         self.store = store or make_session_store(
-            config.redis_url, config.session_ttl_seconds, config.max_sessions
+            config.redis_url, config.session_ttl_seconds, config.max_sessions, config.session_db
         )
         self.builtin = BuiltinPlanner(index)
         self.planner: Planner = planner or self.builtin

@@ -144,7 +144,14 @@ class ServedService:
     orphaned workers are re-parented) and their process groups.
     """
 
-    def __init__(self, model_tag: str, bentoml_home: Path, feedback_db: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        model_tag: str,
+        bentoml_home: Path,
+        feedback_db: Path,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.feedback_db = feedback_db
@@ -157,6 +164,7 @@ class ServedService:
             "SESSIONFLOW_MODEL_TAG": model_tag,
             "SESSIONFLOW_FEEDBACK_DB": str(feedback_db),
             "SESSIONFLOW_CATALOGUE_OVERLAY": str(feedback_db.parent / "catalogue" / "overlay.json"),
+            **(extra_env or {}),
         }
         env.pop("SESSIONFLOW_FEEDBACK_URL", None)
         cmd = [sys.executable, "-m", "bentoml", "serve", "bento.service:SessionRecommender"]
@@ -237,8 +245,14 @@ class ServedService:
 
 
 @contextlib.contextmanager
-def served(model_tag: str, bentoml_home: Path, feedback_db: Path, log_path: Path) -> Iterator[ServedService]:
-    service = ServedService(model_tag, bentoml_home, feedback_db, log_path)
+def served(
+    model_tag: str,
+    bentoml_home: Path,
+    feedback_db: Path,
+    log_path: Path,
+    extra_env: dict[str, str] | None = None,
+) -> Iterator[ServedService]:
+    service = ServedService(model_tag, bentoml_home, feedback_db, log_path, extra_env)
     try:
         service.wait_ready()
         yield service

@@ -241,13 +241,35 @@ def test_overload_beyond_the_in_flight_limit_is_503_with_retry_after(client):
     assert limited.get("/readyz").status_code == 200  # probes are never limited
 
 
-def test_tracing_is_left_out_only_when_the_deployment_configures_nothing():
-    from components.serving_settings import bentoml_environment
+def test_the_service_routes_are_left_out_of_tracing_in_the_config_a_worker_loads(client):
+    """The setting is the service's own, so it survives the config merge a worker does when it loads the
+    service (a top-level ``tracing`` option did not: every request still built an OpenTelemetry span)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
 
-    added = bentoml_environment({})
-    assert (
-        "tracing.excluded_urls" in added["BENTOML_CONFIG_OPTIONS"]
-        and "recommend" in added["BENTOML_CONFIG_OPTIONS"]
-    )
-    assert bentoml_environment({"BENTOML_CONFIG": "/etc/bentoml.yaml"}) == {}
-    assert bentoml_environment({"BENTOML_CONFIG_OPTIONS": "tracing.exporter_type=otlp"}) == {}
+    from components.serving_settings import SERVICE_NAME
+
+    excluded = BentoMLContainer.tracing_excluded_urls.get()
+    for route in ("recommend", "recommend_batch", "chat", "feedback", "readyz"):
+        assert excluded.url_disabled(f"http://127.0.0.1:3000/{route}"), route
+    assert BentoMLContainer.config.services[SERVICE_NAME].workers.get() == 1  # SESSIONFLOW_WORKERS unset
+
+
+def test_worker_count_comes_from_the_environment():
+    from components.serving_settings import WORKERS_ENV, service_workers
+
+    assert service_workers({}) == 1
+    assert service_workers({WORKERS_ENV: "2"}) == 2
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(ValueError, match=WORKERS_ENV):
+            service_workers({WORKERS_ENV: bad})
+
+
+def test_more_than_one_worker_keeps_sessions_in_a_shared_file(service, tmp_path):
+    from components.dialogue.config import ConversationConfig
+
+    feedback = f"sqlite:///{tmp_path}/feedback.db"
+    shared = service.shared_sessions(ConversationConfig(), 2, feedback)
+    assert shared.session_db == str((tmp_path / "sessions.db").resolve())
+    assert service.shared_sessions(ConversationConfig(), 1, feedback).session_db is None  # one: memory
+    configured = ConversationConfig(redis_url="redis://127.0.0.1:6379/0")
+    assert service.shared_sessions(configured, 2, feedback) == configured

@@ -1,9 +1,10 @@
-"""Session stores: in-process TTL store (expiry, isolation, cap, threads) and Redis (real server when
-present)."""
+"""Session stores: in-process TTL store (expiry, isolation, cap, threads), the SQLite file several worker
+processes share, and Redis (real server when present)."""
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import socket
 import subprocess
@@ -13,7 +14,12 @@ import time
 import pytest
 
 from components.dialogue.state import DialogueState
-from components.dialogue.stores import InMemorySessionStore, RedisSessionStore, make_session_store
+from components.dialogue.stores import (
+    InMemorySessionStore,
+    RedisSessionStore,
+    SqliteSessionStore,
+    make_session_store,
+)
 
 
 class FakeClock:
@@ -73,6 +79,71 @@ def test_in_memory_store_is_thread_safe() -> None:
 
 def test_store_factory_defaults_to_memory() -> None:
     assert isinstance(make_session_store(None, 10), InMemorySessionStore)
+
+
+def test_store_factory_picks_the_shared_file(tmp_path) -> None:
+    store = make_session_store(None, 10, session_db=tmp_path / "sessions.db")
+    assert isinstance(store, SqliteSessionStore) and store.path == tmp_path / "sessions.db"
+
+
+def test_sqlite_store_ttl_expiry_isolation_and_cap(tmp_path) -> None:
+    clock = FakeClock()
+    store = SqliteSessionStore(tmp_path / "s.db", ttl_seconds=60, max_sessions=3, clock=clock)
+    s = DialogueState("a", liked=["1"], constraints=[{"facet": "year", "op": "at_least", "low": 1990}])
+    store.put(s)
+    s.liked.append("2")
+    assert store.get("a") == DialogueState("a", liked=["1"], constraints=s.constraints)
+    clock.now += 59
+    store.put(store.get("a"))  # a write renews the TTL
+    clock.now += 59
+    assert store.get("a") is not None
+    clock.now += 2
+    assert store.get("a") is None and len(store) == 0
+    for i in range(5):
+        clock.now += 1
+        store.put(DialogueState(str(i)))
+    assert store.prune() == 3  # the expired "a" and the two oldest beyond max_sessions
+    assert len(store) == 3 and store.get("1") is None and store.get("4") is not None
+    store.delete("4")
+    assert store.get("4") is None
+
+
+def _turn_in_another_process(path: str, session_id: str) -> None:
+    store = SqliteSessionStore(path)
+    state = store.get(session_id)
+    state.turn += 1
+    state.liked.append("from-the-other-worker")
+    store.put(state)
+
+
+def test_sqlite_store_is_shared_by_processes_and_threads(tmp_path) -> None:
+    """A session started by one worker process carries on in another (the reason the store exists)."""
+    path = tmp_path / "shared.db"
+    store = SqliteSessionStore(path)
+    store.put(DialogueState("s1", turn=1, liked=["7"]))
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_turn_in_another_process, args=(str(path), "s1")
+    )
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0
+    assert store.get("s1").turn == 2 and store.get("s1").liked == ["7", "from-the-other-worker"]
+    errors: list[Exception] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                store.put(DialogueState(f"{n}-{i % 5}", turn=i))
+                store.get(f"{(n + 1) % 4}-{i % 5}")
+        except Exception as exc:  # pragma: no cover - only on failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(store) == 21
 
 
 def _free_port() -> int:
