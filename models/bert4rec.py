@@ -27,6 +27,7 @@ from models.torch_training import (
     PAD,
     TorchRecommender,
     TorchTrainingConfig,
+    batch_width,
     chunks_from_end,
     pad_right,
 )
@@ -113,7 +114,7 @@ class BERT4Rec(TorchRecommender):
         return self.catalogue_loss(hidden, batch[masked] - 1)
 
     def _history_queries(self, histories: list[np.ndarray]) -> torch.Tensor:
-        context = pad_right(histories, self.config.max_len - 1)  # (B, T-1)
+        context = pad_right(histories, batch_width(histories, self.config.max_len - 1))  # (B, T-1)
         lengths = np.array([min(len(h), self.config.max_len - 1) for h in histories], dtype=np.int64)
         items = np.concatenate([context, np.zeros((len(histories), 1), np.int64)], axis=1)  # (B, T)
         items[np.arange(len(histories)), lengths] = self.net.mask_id  # [MASK] right after the history

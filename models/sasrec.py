@@ -23,6 +23,7 @@ from models.torch_training import (
     PAD,
     TorchRecommender,
     TorchTrainingConfig,
+    batch_width,
     chunks_from_end,
     last_positions,
     pad_right,
@@ -99,7 +100,8 @@ class SASRec(TorchRecommender):
         return self.catalogue_loss(hidden[keep], targets[keep] - 1, table[1:])
 
     def _history_queries(self, histories: list[np.ndarray]) -> torch.Tensor:
-        items = torch.from_numpy(pad_right(histories, self.config.max_len)).to(self.device)  # (B, T)
+        width = batch_width(histories, self.config.max_len)
+        items = torch.from_numpy(pad_right(histories, width)).to(self.device)  # (B, T <= max_len)
         hidden = self.net(items)  # (B, T, D)
         last = last_positions(histories, self.config.max_len, self.device)  # (B,)
         return hidden[torch.arange(len(histories), device=self.device), last]  # (B, D)

@@ -147,6 +147,14 @@ def pad_right(sequences: Sequence[np.ndarray], length: int) -> np.ndarray:
     return out
 
 
+def batch_width(histories: Sequence[np.ndarray], cap: int) -> int:
+    """Columns a batch of right-padded histories needs: its longest history, at most ``cap``. Scoring pads
+    to this rather than to ``max_len``: with absolute positions from the left and padding never attended to
+    (causal attention, or a key mask), the query at the last real item is the same, and a session of a few
+    items costs a few positions instead of ``max_len``."""
+    return max(1, min(cap, max((len(h) for h in histories), default=1)))
+
+
 def chunks_from_end(sequence: np.ndarray, size: int, stride: int) -> list[np.ndarray]:
     """Windows of at most ``size`` items ending at the sequence end, then every ``stride`` items earlier."""
     return [sequence[max(0, end - size) : end] for end in range(len(sequence), 0, -stride)]
@@ -375,7 +383,8 @@ class TorchRecommender(Recommender):
         counts = self.net.get_buffer("item_counts").float().cpu().numpy()  # (n_items,)
         out = np.tile(counts, (len(hist), 1))  # (B, n_items): empty histories keep the popularity scores
         nonempty = [row for row, h in enumerate(hist) if len(h)]
-        self.net.eval()
+        if self.net.training:  # eval() walks every submodule: once, not per request
+            self.net.eval()
         with torch.inference_mode():
             for start in range(0, len(nonempty), self.config.score_batch_size):
                 rows = nonempty[start : start + self.config.score_batch_size]

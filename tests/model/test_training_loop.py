@@ -222,3 +222,33 @@ def test_time_budget_cuts_the_epochs_and_replans_the_schedule() -> None:
     assert 1 <= planned < 500 and report.epochs <= planned
     assert sum(report.info["epoch_seconds"]) < 5.0  # stopped near the budget, not after 500 epochs
     assert len(report.curves["valid_ndcg@10"]) == report.epochs  # the last epoch was validated too
+
+
+@pytest.mark.parametrize("name", ["sasrec", "bert4rec", "textsasrec"])
+def test_scoring_pads_a_batch_to_its_longest_history_with_the_same_scores(name: str) -> None:
+    """Scoring pads to the batch's longest history, not to max_len: the query at the last real item must be
+    the one a full-width batch gives (absolute positions, padding never attended to)."""
+    from models import torch_training
+
+    n_items = 12
+    params = TINY[name] | {"epochs": 2, "eval_every": 2, "max_len": 16}
+    model = build_model(name, n_items, params)
+    data = TrainData(successor_sequences(n_items, 40, 6, seed=3), n_items)
+    if name == "textsasrec":
+        data = TrainData(data.sequences, n_items, item_text(n_items))
+    model.fit(data)
+    histories = [[1], [2, 3, 4], list(range(12)) + [0, 1, 2, 3, 4, 5, 6, 7]]  # short, medium, over max_len
+    narrow = model.score(histories)
+    original = torch_training.batch_width
+    try:
+        torch_training.batch_width = lambda hs, cap: cap  # the old behaviour: always max_len columns
+        import models.bert4rec
+        import models.sasrec
+
+        models.sasrec.batch_width = models.bert4rec.batch_width = torch_training.batch_width
+        full = model.score(histories)
+    finally:
+        torch_training.batch_width = models.sasrec.batch_width = models.bert4rec.batch_width = original
+    np.testing.assert_allclose(narrow, full, rtol=1e-5, atol=1e-5)
+    assert torch_training.batch_width([[1], [1, 2, 3]], 16) == 3
+    assert torch_training.batch_width([list(range(30))], 16) == 16
