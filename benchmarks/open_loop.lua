@@ -6,6 +6,8 @@
 --
 --   wrk -t2 -c200 -d20s --timeout 10s -s benchmarks/open_loop.lua URL -- RATE BODY_FILE [Name:value ...]
 --
+-- BODY_FILE holds one JSON body per line; with several lines the requests cycle through them.
+--
 -- Prints one JSON line at the end: requests, duration, statuses, wrk's errors, latency percentiles (us,
 -- from wrk's HdrHistogram: send to last byte), late requests and the largest lag.
 
@@ -36,15 +38,20 @@ next_at = 0
 statuses = {}
 late = 0
 max_lag_us = 0
+bodies = {}
+next_body = 1
 
 function init(args)
   local rate = tonumber(args[1])
   local body_file = args[2]
   local threads_n = tonumber(os.getenv("WRK_THREADS") or "2")
   mean_gap_us = 1e6 * threads_n / rate
-  local fh = assert(io.open(body_file, "rb"))
-  wrk.body = fh:read("*a")
-  fh:close()
+  -- one JSON body per line: with several, each request takes the next one (from a random start)
+  for line in io.lines(body_file) do
+    if string.match(line, "%S") then table.insert(bodies, line) end
+  end
+  assert(#bodies > 0, "no request body in " .. body_file)
+  wrk.body = bodies[1]
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
   for i = 3, #args do
@@ -52,7 +59,14 @@ function init(args)
     if name then wrk.headers[name] = value end
   end
   math.randomseed(os.time() * 1000 + (thread_index or 0))
+  next_body = math.random(#bodies)
   next_at = now_us()
+end
+
+function request()
+  if #bodies == 1 then return wrk.format() end
+  next_body = next_body % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
 end
 
 local function exponential(mean)

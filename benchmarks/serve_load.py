@@ -266,6 +266,25 @@ def _count(values: Any) -> dict[str, int]:
     return out
 
 
+def inspired_chat_payloads(n: int) -> list[dict[str, Any]]:
+    """/chat bodies from what real people typed: the first ``n`` seeker utterances of four words or more of
+    INSPIRED dev ($SESSIONFLOW_DATA_MIRROR/inspired/dev.tsv), one message each, so the encoder sees new
+    text instead of one cached message."""
+    sys.path.insert(0, str(REPO))
+    from components.dialogue.evaluation import read_inspired
+
+    mirror = Path(os.environ.get("SESSIONFLOW_DATA_MIRROR", REPO.parent / "shared" / "datasets"))
+    texts = [
+        u.text
+        for d in read_inspired(mirror / "inspired" / "dev.tsv")
+        for u in d.utterances
+        if u.role == "user" and len(u.text.split()) >= 4
+    ]
+    if len(texts) < n:
+        raise SystemExit(f"INSPIRED dev has {len(texts)} seeker messages of 4+ words, fewer than {n}")
+    return [{"messages": [{"role": "user", "content": t}], "k": 10} for t in texts[:n]]
+
+
 def default_payload(base: str, route: str, headers: dict[str, str]) -> dict[str, Any]:
     if route == "/chat":
         return DEFAULT_CHAT_PAYLOAD
@@ -316,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--payload", help="JSON body (default: a 10-item session for /recommend, a message for /chat)"
     )
+    ap.add_argument(
+        "--inspired-messages",
+        type=int,
+        default=0,
+        help="/chat: cycle through this many real seeker messages of INSPIRED dev (needs the dataset mirror)",
+    )
     ap.add_argument("--header", action="append", default=[], help="extra header 'Name: value' (repeatable)")
     ap.add_argument(
         "--rates", default=",".join(map(str, DEFAULT_RATES)), help="offered req/s, comma-separated"
@@ -359,11 +384,17 @@ def main(argv: list[str] | None = None) -> int:
     log_path = Path(args.workdir) / "server.log"
     with started_server(args, log_path) as (base, root):
         url = base + args.route
-        payload = json.loads(args.payload) if args.payload else default_payload(base, args.route, headers)
-        body = json.dumps(payload).encode()
-        payload_file = Path(args.workdir) / "payload.json"
-        payload_file.write_bytes(body)
-        report["payload"] = payload
+        if args.inspired_messages:
+            payloads = inspired_chat_payloads(args.inspired_messages)
+        else:
+            payloads = [
+                json.loads(args.payload) if args.payload else default_payload(base, args.route, headers)
+            ]
+        body = json.dumps(payloads[0]).encode()
+        payload_file = Path(args.workdir) / "payload.jsonl"  # one body per line: wrk cycles through them
+        payload_file.write_text("".join(json.dumps(p) + "\n" for p in payloads))
+        report["payload"] = payloads[0]
+        report["n_payloads"] = len(payloads)
         sequential_latencies(url, body, headers, 20)  # warm-up
         idle = sequential_latencies(url, body, headers, args.idle_requests)
         idle_p50 = statistics.median(idle)
