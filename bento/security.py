@@ -14,7 +14,10 @@ In order, for every HTTP request:
    otherwise. Unset: open, and a warning is logged at start.
 5. **Concurrency**: more than ``SESSIONFLOW_MAX_IN_FLIGHT`` requests in flight (default 512), or more than a
    route's own limit (``ROUTE_LIMITS``), is answered 503 at once -- overload is refused, never queued into
-   a timeout. Every 503 and 429 leaving the service carries ``Retry-After``.
+   a timeout. So is every request while the worker's event loop runs behind (``LoopLag``: its timer fired
+   more than ``SESSIONFLOW_MAX_LOOP_LAG_MS``, default 30, late throughout the last 100 ms): requests then
+   wait in the loop's queue before any handler sees them, so refusing at the door is what keeps both the
+   refusals and the accepted answers fast. Every 503 and 429 leaving the service carries ``Retry-After``.
 6. **Logs**: one line per 4xx answer: method, route, status and the reason (field names and error types
    only -- never ids, values or a traceback). ``quiet_client_error_tracebacks`` stops BentoML from
    logging a traceback for each of them.
@@ -22,9 +25,12 @@ In order, for every HTTP request:
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import hmac
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -60,6 +66,64 @@ def is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
+class LoopLag:
+    """How far behind the worker's event loop runs, measured the way CoDel measures a queue.
+
+    A timer that should fire every ``interval_s`` records how late it fired. ``behind_s`` is the *smallest*
+    lateness over the last ``window_s``: one slow callback or a burst makes one late sample and is ignored;
+    a standing queue keeps every sample late. The loop is overloaded while ``behind_s > target_s``. The
+    timer runs only while requests come (``ensure_started`` on each one starts it; a second without a
+    request stops it), so an idle worker does not wake up a hundred times a second."""
+
+    IDLE_STOP_S = 1.0
+
+    def __init__(
+        self,
+        target_s: float,
+        interval_s: float = 0.01,
+        window_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.target_s, self.interval_s, self.window_s = target_s, interval_s, window_s
+        self._clock = clock
+        self._last_request = 0.0
+        self._samples: collections.deque[tuple[float, float]] = collections.deque()  # (time, lateness)
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def ensure_started(self) -> None:
+        """Note a request; start the timer in the running loop unless it runs."""
+        self._last_request = self._clock()
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._task is not None and not self._task.done():
+            return
+        self._loop, self._samples = loop, collections.deque()
+        self._task = loop.create_task(self._run(), name="sessionflow-loop-lag")
+
+    async def _run(self) -> None:
+        while self._clock() - self._last_request < self.IDLE_STOP_S:
+            expected = self._clock() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            now = self._clock()
+            self.record(now, max(0.0, now - expected))
+
+    def record(self, now: float, lateness_s: float) -> None:
+        self._samples.append((now, lateness_s))
+        while self._samples and self._samples[0][0] < now - self.window_s:
+            self._samples.popleft()
+
+    @property
+    def behind_s(self) -> float:
+        """The smallest lateness of the window; 0 when the window has no samples (idle or just started)."""
+        if not self._samples or self._samples[-1][0] < self._clock() - self.window_s:
+            return 0.0  # no recent sample: the timer itself is starved or stopped; judged when it fires
+        return min(lateness for _, lateness in self._samples)
+
+    @property
+    def overloaded(self) -> bool:
+        return self.behind_s > self.target_s
+
+
 class ServingGuard:
     """The ASGI middleware of the module docstring; ``Service.add_asgi_middleware(ServingGuard)``."""
 
@@ -69,6 +133,8 @@ class ServingGuard:
         self._key = self.settings.api_key.encode("utf-8") if self.settings.api_key else None
         self._in_flight = 0
         self._route_in_flight: dict[str, int] = dict.fromkeys(self.settings.route_limits, 0)
+        lag_ms = self.settings.max_loop_lag_ms
+        self.loop_lag = LoopLag(lag_ms / 1000.0) if lag_ms else None
         self.app: ASGIApp = self._guarded
         if self.settings.cors_origins:
             from starlette.middleware.cors import CORSMiddleware
@@ -118,6 +184,13 @@ class ServingGuard:
         if path in UNLIMITED_PATHS:
             await self._inner(scope, receive, send)
             return
+        if self.loop_lag is not None:
+            self.loop_lag.ensure_started()
+            if self.loop_lag.overloaded:
+                behind = self.loop_lag.behind_s * 1000
+                return await _reject(
+                    scope, send, 503, f"overloaded: running {behind:.0f} ms behind, retry shortly"
+                )
         limit = self.settings.route_limits.get(path)
         if self._in_flight >= self.settings.max_in_flight or (
             limit is not None and self._route_in_flight[path] >= limit
@@ -266,6 +339,7 @@ __all__ = [
     "MAX_REQUEST_BYTES_ENV",
     "PROTECTED_ROUTES",
     "GuardSettings",
+    "LoopLag",
     "ServingGuard",
     "is_json",
     "is_protected",

@@ -10,6 +10,8 @@ the server, so a bad value is one line at start, not a worker that fails over an
 ``SESSIONFLOW_MAX_REQUEST_BYTES``   largest request body (default 1 MiB); larger ones get 413.
 ``SESSIONFLOW_CORS_ORIGINS``        comma-separated origins allowed cross-site (default none: CORS off).
 ``SESSIONFLOW_MAX_IN_FLIGHT``       requests in flight before new ones get 503 (default 512), per worker.
+``SESSIONFLOW_MAX_LOOP_LAG_MS``     refuse new requests (503) while the worker's event loop has run this far
+                                    behind for 100 ms (default 30; 0 turns it off), per worker.
 ``SESSIONFLOW_WORKERS``             HTTP worker processes (default 1); sessions are shared between them.
 ==================================  =========================================================================
 """
@@ -24,8 +26,10 @@ API_KEY_ENV = "SESSIONFLOW_API_KEY"
 MAX_REQUEST_BYTES_ENV = "SESSIONFLOW_MAX_REQUEST_BYTES"
 CORS_ORIGINS_ENV = "SESSIONFLOW_CORS_ORIGINS"
 MAX_IN_FLIGHT_ENV = "SESSIONFLOW_MAX_IN_FLIGHT"
+MAX_LOOP_LAG_ENV = "SESSIONFLOW_MAX_LOOP_LAG_MS"
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # 1 MiB
 DEFAULT_MAX_IN_FLIGHT = 512
+DEFAULT_MAX_LOOP_LAG_MS = 30
 MIN_API_KEY_CHARS = 16
 # Mutating or admin routes: need the API key when one is configured (and so does anything under /admin/).
 PROTECTED_ROUTES = frozenset({"/feedback", "/reset", "/reload", "/promote", "/rollback"})
@@ -65,6 +69,7 @@ class GuardSettings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     cors_origins: tuple[str, ...] = ()
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_loop_lag_ms: int = DEFAULT_MAX_LOOP_LAG_MS  # 0: off
     route_limits: Mapping[str, int] = field(default_factory=lambda: dict(ROUTE_LIMITS))
 
     @classmethod
@@ -84,6 +89,7 @@ class GuardSettings:
             max_request_bytes=_positive_int(env, MAX_REQUEST_BYTES_ENV, DEFAULT_MAX_REQUEST_BYTES),
             cors_origins=origins,
             max_in_flight=_positive_int(env, MAX_IN_FLIGHT_ENV, DEFAULT_MAX_IN_FLIGHT),
+            max_loop_lag_ms=_positive_int(env, MAX_LOOP_LAG_ENV, DEFAULT_MAX_LOOP_LAG_MS, allow_zero=True),
         )
 
     def describe(self) -> str:
@@ -91,10 +97,14 @@ class GuardSettings:
         auth = "API key required on " + ", ".join(sorted(PROTECTED_ROUTES)) if self.api_key else "no API key"
         cors = f"CORS for {list(self.cors_origins)}" if self.cors_origins else "CORS off"
         limit, flight = self.max_request_bytes, self.max_in_flight
-        return f"{auth}; body limit {limit} bytes; {cors}; at most {flight} requests in flight"
+        lag = f"{self.max_loop_lag_ms} ms" if self.max_loop_lag_ms else "off"
+        return (
+            f"{auth}; body limit {limit} bytes; {cors}; at most {flight} requests in flight; "
+            f"shedding on event-loop lag: {lag}"
+        )
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, allow_zero: bool = False) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -102,8 +112,8 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a whole number") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+    if value < (0 if allow_zero else 1):
+        raise ValueError(f"{name} must be at least {0 if allow_zero else 1}, got {value}")
     return value
 
 
@@ -111,6 +121,7 @@ __all__ = [
     "API_KEY_ENV",
     "CORS_ORIGINS_ENV",
     "MAX_IN_FLIGHT_ENV",
+    "MAX_LOOP_LAG_ENV",
     "MAX_REQUEST_BYTES_ENV",
     "PROTECTED_ROUTES",
     "ROUTE_LIMITS",

@@ -131,7 +131,9 @@ def simulate_champion(
 
     if n_users < 1 or k < 1 or max_turns < 1:
         raise ValueError(f"n_users, k and max_turns must be positive, got {n_users}, {k}, {max_turns}")
-    update: dict[str, Any] = {"llm_url": None, "redis_url": None, "session_db": None, "planner": "builtin", "llm_reply": False}
+    update: dict[str, Any] = {
+        "llm_url": None, "redis_url": None, "session_db": None, "planner": "builtin", "llm_reply": False,
+    }  # fmt: skip
     if embedding_cache is not None and not cfg.embedding_cache_dir:
         update["embedding_cache_dir"] = str(embedding_cache)
     engine = load_engine(Path(bundle_dir), cfg.model_copy(update=update))

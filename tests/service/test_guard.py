@@ -194,8 +194,10 @@ def test_settings_come_from_the_environment():
         "SESSIONFLOW_MAX_REQUEST_BYTES": "4096",
         "SESSIONFLOW_CORS_ORIGINS": "https://a.example, https://b.example/",
         "SESSIONFLOW_MAX_IN_FLIGHT": "64",
+        "SESSIONFLOW_MAX_LOOP_LAG_MS": "0",
     }
     got = GuardSettings.from_env(env)
+    assert got.max_loop_lag_ms == 0 and "shedding on event-loop lag: off" in got.describe()
     assert (got.api_key, got.max_request_bytes, got.max_in_flight) == (KEY, 4096, 64)
     assert got.cors_origins == ("https://a.example", "https://b.example")
     assert KEY not in got.describe()
@@ -205,6 +207,7 @@ def test_settings_come_from_the_environment():
         {"SESSIONFLOW_API_KEY": "short"},
         {"SESSIONFLOW_MAX_REQUEST_BYTES": "1MB"},
         {"SESSIONFLOW_MAX_IN_FLIGHT": "0"},
+        {"SESSIONFLOW_MAX_LOOP_LAG_MS": "-5"},
         {"SESSIONFLOW_API_KEY": KEY, "SESSIONFLOW_CORS_ORIGINS": "*"},
     ):
         with pytest.raises(ValueError, match="SESSIONFLOW_"):
@@ -239,6 +242,69 @@ def test_overload_beyond_the_in_flight_limit_is_503_with_retry_after(client):
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert results["first"].status_code == 200
     assert limited.get("/readyz").status_code == 200  # probes are never limited
+
+
+def test_loop_lag_is_the_smallest_lateness_of_the_window():
+    """CoDel's rule: one late timer (a slow callback, a burst) is not overload; a window of late ones is."""
+    from bento.security import LoopLag
+
+    now = [100.0]
+    lag = LoopLag(target_s=0.03, window_s=0.1, clock=lambda: now[0])
+    for t, late in ((100.02, 0.001), (100.05, 0.25), (100.09, 0.002)):  # one 250 ms stall among quick ticks
+        now[0] = t
+        lag.record(t, late)
+    assert not lag.overloaded and lag.behind_s == 0.001
+    for t in (100.2, 100.24, 100.28):  # every tick of the window 45 ms late: a standing queue
+        now[0] = t
+        lag.record(t, 0.045)
+    assert lag.behind_s == 0.045 and lag.overloaded
+    now[0] = 101.0  # no tick for a second: no judgement until the timer fires again
+    assert lag.behind_s == 0.0 and not lag.overloaded
+
+
+def test_requests_are_refused_at_once_while_the_event_loop_runs_behind(client):
+    """A real event loop kept busy (callbacks that block it 60 ms each, one after the other): the guard's
+    timer fires late throughout, new requests get 503; once the loop is free they pass again."""
+    import asyncio
+    import time
+
+    guarded = ServingGuard(client.app, GuardSettings(max_loop_lag_ms=30))
+    statuses: list[int] = []
+
+    async def scenario() -> None:
+        async def call(path: str) -> int:
+            sent: list[dict] = []
+
+            async def receive():
+                return {"type": "http.request", "body": b"", "more_body": False}
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+            await guarded(scope, receive, send)
+            return sent[0]["status"] if sent else 0
+
+        statuses.append(await call("/metadata"))  # starts the timer; the loop is idle
+        loop = asyncio.get_running_loop()
+        busy_until = time.monotonic() + 0.6
+
+        def hog() -> None:  # blocks the loop 60 ms, then queues itself again: a standing queue
+            time.sleep(0.06)
+            if time.monotonic() < busy_until:
+                loop.call_soon(hog)
+
+        loop.call_soon(hog)
+        await asyncio.sleep(0.4)
+        statuses.append(await call("/metadata"))  # behind: refused
+        statuses.append(await call("/readyz"))  # probes always pass
+        await asyncio.sleep(0.5)  # the hog has stopped; the timer catches up
+        statuses.append(await call("/metadata"))
+        await asyncio.sleep(guarded.loop_lag.IDLE_STOP_S + 0.2)
+        statuses.append(int(guarded.loop_lag._task.done()))  # no requests for a second: the timer stops
+
+    asyncio.run(scenario())
+    assert statuses == [200, 503, 200, 200, 1], statuses
 
 
 def test_the_service_routes_are_left_out_of_tracing_in_the_config_a_worker_loads(client):
