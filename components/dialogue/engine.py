@@ -48,6 +48,8 @@ _SILENT = ("other_language", "not_understood", "off_topic")
 MAX_SUGGESTED = 3  # an assistant turn naming more items than this showed a list, it did not suggest them
 PREPARE_AFTER_IDLE_S = 0.005  # a reply is prepared once no request has been served for this long
 PREPARE_WAIT_S = 10.0  # ... else not at all (the next turn encodes it)
+# what a user asks for (filters while fresh, then only boosts); exclusions ("is_not", "not_between") stay
+ASKED_OPS = ("is", "between", "at_least", "at_most", "any_of_ranges")
 
 
 class ChatItem(NamedTuple):
@@ -446,11 +448,14 @@ class ConversationEngine:
         )
 
     def _constraints(self, state: DialogueState) -> list[Constraint]:
-        """Every negative or range constraint; asked values from the last ``hard_turns`` turns (older ones
-        become ``prefer``: they still boost through the facet signal but no longer filter)."""
+        """Every exclusion ("not horror", "not from the 90s": what the user ruled out stays out); what was
+        asked for -- category values and year or number ranges -- filters for the last
+        ``hard_turns`` user turns, then becomes ``prefer``: it still boosts through the facet signal but no
+        longer filters (people move on: "an 80s comedy" early in a chat does not rule out what they ask
+        for six turns later)."""
         fresh = state.typed_constraints(since_turn=state.turn - self.config.hard_turns + 1)
         return [
-            c if c.op != "is" or c in fresh else c.model_copy(update={"op": "prefer"})
+            c if c.op not in ASKED_OPS or c in fresh else c.model_copy(update={"op": "prefer"})
             for c in state.typed_constraints()
         ]
 

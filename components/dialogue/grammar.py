@@ -80,6 +80,26 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
                 r"more intense|more violent)\b"), "darker"),
 ]  # fmt: skip
 
+# A recency word that is not a wish: it describes a viewing ("the most recent movie I watched", "my latest
+# one", "his newer films I haven't seen") or gives leave ("I don't mind if it's older").
+_VIEWING_AFTER = re.compile(
+    r"^\s*(?:(?:movie|film|show|one|thing)s?\s+)?(?:that\s+)?(?:i|we)\s*(?:'ve|have|had|'d)?\s*"
+    r"(?:just\s+|recently\s+|last\s+|actually\s+)?(?:saw|seen|watched|went to)\b"
+)
+_VIEWING_BEFORE = re.compile(
+    r"(?:\b(?:my|our)\s+(?:very\s+)?"
+    r"|\b(?:haven't|have not|havent|never)\s+(?:seen|watched)\s+(?:\w+\s+){0,3}"
+    r"|\b(?:don't|do not|dont|wouldn't|would not|won't) mind\s+"
+    r"(?:if\s+(?:it's|it is|its|they're|they are)\s+)?(?:an?\s+|something\s+|some\s+)?)$"
+)
+
+
+def describes_not_wishes(text: str, start: int, end: int) -> bool:
+    """Whether the recency/age word at ``text[start:end]`` describes a viewing or gives leave rather than
+    asks for newer or older items."""
+    return bool(_VIEWING_AFTER.match(text[end:]) or _VIEWING_BEFORE.search(text[max(0, start - 60) : start]))
+
+
 STOPWORDS = words(
     """a an the and or but of to in on at for from with by about as into than then so too very really just
     i i'm i'd i've i'll me my mine we us our you your yours it it's its this that these those there here

@@ -302,7 +302,9 @@ class BuiltinPlanner:
             for m in pattern.finditer(s):
                 if any(used[m.start() : m.end()]):
                     continue
-                if critique in ("newer", "older") and self._year_facet is None:
+                if critique in ("newer", "older") and (
+                    self._year_facet is None or g.describes_not_wishes(s, m.start(), m.end())
+                ):
                     continue
                 if critique in ("cheaper", "pricier") and not self._number_facets:
                     continue

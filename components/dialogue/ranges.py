@@ -32,6 +32,9 @@ YEAR_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("between", re.compile(
         rf"\bfrom\s+(?:the\s+)?({_X})\s*(?:to|until|till|through|thru|-|–)\s*(?:the\s+)?({_X})\b")),
     ("between", re.compile(rf"\b({_YR})\s*(?:-|–|to)\s*({_YR})\b")),
+    ("min", re.compile(  # "2017-present", "from 2010 to now"
+        rf"\b(?:from\s+|since\s+)?(?:the\s+)?({_X})\s*(?:-|–|to|until|till|through|thru)\s*(?:the\s+)?"
+        r"(?:present|now|today|date)\b")),
     ("after", re.compile(
         rf"\b(after|since|post|newer than|later than|younger than)[\s-]+(?:the\s+)?({_X})\b")),
     ("before", re.compile(

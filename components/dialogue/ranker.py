@@ -79,11 +79,11 @@ def constraint_mask(index: CatalogueIndex, c: Constraint) -> np.ndarray:
         )
     if c.facet in index.categories:
         has = index.categories[c.facet].has(c.value or "")
-        return ~has if c.op == "is_not" else has if c.op == "is" else np.ones(n, bool)
+        return ~has if c.op == "is_not" else has if c.op in ("is", "prefer") else np.ones(n, bool)
     if c.facet in index.numbers:
         v = index.numbers[c.facet].values
         known = np.isfinite(v)
-        if c.op == "any_of_ranges":
+        if c.op == "any_of_ranges" or (c.op == "prefer" and c.ranges):
             ok = np.zeros(n, bool)
             for a, b in c.ranges:
                 ok |= known & (v >= a) & (v <= b)
@@ -272,9 +272,10 @@ def signals(
             if lex.max() > 0:
                 said = 0.5 * said + 0.5 * scaled(lex)
         out["assistant"] = scaled(said)
-    wanted = [c for c in req.constraints if c.op in ("is", "prefer") and c.facet in index.categories]
-    if wanted and use["facet"]:
-        out["facet"] = np.mean([index.categories[c.facet].has(c.value or "") for c in wanted], axis=0)
+    facets = set(index.categories) | set(index.numbers)
+    wanted = [c for c in req.constraints if c.op in ("is", "prefer") and c.facet in facets]
+    if wanted and use["facet"]:  # asked category values, and the ranges asked turns ago (inside: 1)
+        out["facet"] = np.mean([constraint_mask(index, c) for c in wanted], axis=0)
     if req.mood and use["mood"]:
         mood = np.zeros(len(index))
         for (facet, value), weight in req.mood.items():

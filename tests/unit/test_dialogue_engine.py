@@ -49,6 +49,26 @@ def test_constraints_carry_over_and_critiques_move_them(engine) -> None:
     assert all("Comedy" in genres(engine, i) for i in ids(newer))
 
 
+def test_asked_ranges_filter_while_fresh_then_only_boost_and_exclusions_stay(engine) -> None:
+    """'a film from the 90s' filters for ``hard_turns`` user turns, then prefers the 90s; 'no horror'
+    stays out however long ago it was said."""
+    engine.reset("age")
+    engine.chat("age", "a film from the 90s, no horror", k=5)
+    engine.chat("age", "something lighter", k=5)
+    state = engine.store.get("age")
+    by_facet = {(c.facet, c.op) for c in engine._constraints(state)}
+    assert ("year", "between") in by_facet and ("genre", "is_not") in by_facet
+    for n in range(engine.config.hard_turns):
+        engine.chat("age", f"tell me more {n}", k=5)
+    state = engine.store.get("age")
+    by_facet = {(c.facet, c.op) for c in engine._constraints(state)}
+    assert ("year", "prefer") in by_facet and ("genre", "is_not") in by_facet
+    assert ("year", "between") not in by_facet
+    res = engine.chat("age", "what else", k=10)
+    assert all("Horror" not in genres(engine, i) for i in ids(res))
+    assert sum(1990 <= y <= 1999 for y in years(engine, res)) >= 1  # still preferred
+
+
 def test_nothing_fits_is_relaxed_and_said(engine) -> None:
     res = engine.chat("relax", "a western from 1931", k=5)
     assert res.items, "a constraint should have been relaxed"

@@ -137,6 +137,33 @@ def test_critiques_and_reset(planner) -> None:
 
 
 @pytest.mark.parametrize(
+    "message",
+    [
+        "the latest film we saw was a comedy",
+        "My most recent one was a horror flick",
+        "the newest movie that I have watched is a thriller",
+        "honestly I wouldn't mind something older",
+        "I do not mind if they're older",
+        "I never watched his newer films",
+    ],
+)
+def test_recency_words_that_describe_a_viewing_or_give_leave_ask_for_nothing(planner, message) -> None:
+    q = planner.plan(message)
+    assert q.critique is None and not [c for c in q.constraints if c.facet == "year"], (
+        q.critique,
+        q.constraints,
+    )
+
+
+@pytest.mark.parametrize(
+    "message", ["anything from 2012 to now", "films from 2012-present", "2012 until today"]
+)
+def test_a_year_to_the_present_is_an_open_range(planner, message) -> None:
+    (c,) = [c for c in planner.plan(message).constraints if c.facet == "year"]
+    assert (c.op, c.low, c.high) == ("at_least", 2012, None)
+
+
+@pytest.mark.parametrize(
     ("message", "intent"),
     [
         ("asdkjh qwe", "not_understood"),
