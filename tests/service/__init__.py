@@ -247,6 +247,17 @@ class ServedService:
         self._log.close()
 
 
+def packaged_model(home: Path, folder: Path) -> str:
+    """The tiny item-kNN bundle with its conversation index written as packaging writes it (so the service
+    starts without encoding), saved in the BentoML store at ``home``; returns the model tag."""
+    from components.dialogue.packaging import write_index
+
+    with isolated_bentoml_home(home):
+        bundle = make_bundle(folder / "bundle")
+        write_index(bundle)
+        return save_bentoml_model(bundle, {"model": "itemknn"})
+
+
 @contextlib.contextmanager
 def served(
     model_tag: str,

@@ -9,20 +9,15 @@ import json
 import httpx
 import pytest
 
-from tests.service import isolated_bentoml_home, make_bundle, save_bentoml_model, served
+from tests.service import packaged_model, served
 from tests.service.test_catalogue_churn import LLAMAS
 
 pytestmark = pytest.mark.slow
 
 
 def test_acknowledged_catalogue_changes_survive_sigkill(tmp_path):
-    from components.dialogue.packaging import write_index
-
     home = tmp_path / "bentoml_home"
-    with isolated_bentoml_home(home):
-        bundle = make_bundle(tmp_path / "bundle")
-        write_index(bundle)
-        tag = save_bentoml_model(bundle, {"model": "itemknn"})
+    tag = packaged_model(home, tmp_path)
     db = (
         tmp_path / "feedback" / "feedback.db"
     )  # the overlay lives next to it: feedback/catalogue/overlay.json

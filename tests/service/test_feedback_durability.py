@@ -14,20 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from tests.service import isolated_bentoml_home, make_bundle, save_bentoml_model, served
+from tests.service import packaged_model, served
 
 ACKS_BEFORE_KILL = 40
 EVENTS = ("click", "like", "dislike", "skip", "purchase")
 
 
 def test_acknowledged_feedback_survives_sigkill(tmp_path):
-    from components.dialogue.packaging import write_index
-
     home = tmp_path / "bentoml_home"
-    with isolated_bentoml_home(home):
-        bundle = make_bundle(tmp_path / "bundle")
-        write_index(bundle)  # as packaging does: the service starts without encoding
-        tag = save_bentoml_model(bundle, {"model": "itemknn"})
+    tag = packaged_model(home, tmp_path)
     db = tmp_path / "feedback" / "feedback.db"
 
     acked: list[dict] = []

@@ -8,19 +8,14 @@ import httpx
 import psutil
 import pytest
 
-from tests.service import isolated_bentoml_home, make_bundle, save_bentoml_model, served
+from tests.service import packaged_model, served
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_session_carries_on_across_two_workers(tmp_path):
-    from components.dialogue.packaging import write_index
-
     home = tmp_path / "bentoml_home"
-    with isolated_bentoml_home(home):
-        bundle = make_bundle(tmp_path / "bundle")
-        write_index(bundle)
-        tag = save_bentoml_model(bundle, {"model": "itemknn"})
+    tag = packaged_model(home, tmp_path)
     db = tmp_path / "feedback" / "feedback.db"
     with served(tag, home, db, tmp_path / "serve.log", {"SESSIONFLOW_WORKERS": "2"}) as service:
         workers = [

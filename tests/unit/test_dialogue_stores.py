@@ -57,24 +57,30 @@ def test_in_memory_store_caps_sessions() -> None:
     assert len(store) == 3 and store.get("0") is None and store.get("4") is not None
 
 
-def test_in_memory_store_is_thread_safe() -> None:
-    store = InMemorySessionStore(ttl_seconds=60)
+def hammer(store, threads: int = 4, writes: int = 200, keys: int = 7) -> None:
+    """Writers and readers on several threads at once; no call may fail."""
     errors: list[Exception] = []
 
     def work(n: int) -> None:
         try:
-            for i in range(200):
-                store.put(DialogueState(f"{n}-{i % 7}", turn=i))
-                store.get(f"{(n + 1) % 4}-{i % 7}")
+            for i in range(writes):
+                store.put(DialogueState(f"{n}-{i % keys}", turn=i))
+                store.get(f"{(n + 1) % threads}-{i % keys}")
         except Exception as exc:  # pragma: no cover - only on failure
             errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for t in pool:
         t.start()
-    for t in threads:
+    for t in pool:
         t.join()
-    assert not errors and len(store) == 28
+    assert not errors
+
+
+def test_in_memory_store_is_thread_safe() -> None:
+    store = InMemorySessionStore(ttl_seconds=60)
+    hammer(store)
+    assert len(store) == 28
 
 
 def test_store_factory_defaults_to_memory() -> None:
@@ -128,22 +134,8 @@ def test_sqlite_store_is_shared_by_processes_and_threads(tmp_path) -> None:
     proc.join(60)
     assert proc.exitcode == 0
     assert store.get("s1").turn == 2 and store.get("s1").liked == ["7", "from-the-other-worker"]
-    errors: list[Exception] = []
-
-    def work(n: int) -> None:
-        try:
-            for i in range(50):
-                store.put(DialogueState(f"{n}-{i % 5}", turn=i))
-                store.get(f"{(n + 1) % 4}-{i % 5}")
-        except Exception as exc:  # pragma: no cover - only on failure
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(store) == 21
+    hammer(store, writes=50, keys=5)
+    assert len(store) == 21
 
 
 def _free_port() -> int:
