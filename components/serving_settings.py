@@ -45,11 +45,11 @@ UNTRACED_ROUTES = ("recommend", "recommend_batch", "chat", "feedback", "reset", 
 
 
 def tracing_config() -> dict[str, list[str]]:
-    """The service's ``tracing`` setting: its routes are left out. Without an exporter BentoML still builds an
-    OpenTelemetry span per request and sends it nowhere; on the 2-core box that halved /recommend's
-    throughput (docs/results.md, "Serving under load"). It is service configuration, so the workers get it
-    too (a top-level ``tracing`` option in ``BENTOML_CONFIG_OPTIONS`` is overwritten by each service's own
-    section when a worker loads the service). A deployment that wants traces configures
+    """The service's ``tracing`` setting: its routes are left out. Without an exporter BentoML still builds
+    an OpenTelemetry span per request and sends it nowhere; on the 2-core box that cost about 40% of
+    /recommend's throughput (docs/results.md, "Serving under load"). It is service configuration, so the
+    workers get it too (a top-level ``tracing`` option in ``BENTOML_CONFIG_OPTIONS`` is overwritten by each
+    service's own section when a worker loads the service). A deployment that wants traces configures
     ``services.sessionflow.tracing`` (exporter and ``excluded_urls``) in its BentoML configuration."""
     return {"excluded_urls": list(UNTRACED_ROUTES)}
 
