@@ -83,6 +83,12 @@ def check(engine: Any, case: dict[str, Any], last: Any, previous: Any) -> list[s
             need(bool(items) and all(g & set(want) for g in genres), f"every item should be one of {want}")
         elif key == "all_genres":
             need(bool(items) and all(set(want) <= g for g in genres), f"every item should be all of {want}")
+        elif key == "some_genre":
+            need(any(g & set(want) for g in genres), f"some item should be one of {want}")
+        elif key == "not_all_genre":
+            need(bool(items) and not all(g & set(want) for g in genres), f"not every item should be {want}")
+        elif key == "some_year_outside":
+            need(any(not want[0] <= y <= want[1] for y in years), f"some year outside {want} (not a filter)")
         elif key == "no_genre":
             need(all(not g & set(want) for g in genres), f"no item may be {want}")
         elif key == "year_min":

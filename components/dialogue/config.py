@@ -21,6 +21,12 @@ class ConversationConfig(BaseModel):
     w_prior: float = Field(0.972, ge=0, description="Popularity prior (the model's empty-history score).")
     w_recency: float = Field(0.095, ge=0, description="Newer items first (year facet), where new is better.")
     w_model: float = Field(0.79, ge=0, description="Session model over the session's items + liked items.")
+    mentions_in_history: bool = Field(
+        True,
+        description="The items a conversation is about (named or seen by the user, or suggested by the "
+        "assistant, and not turned down) join the session model's history next to the liked ones: what "
+        "people talk about says what they are into (see docs/results-conversation.md).",
+    )
     w_cf: float = Field(0.007, ge=0, description="Collaborative neighbours of each liked item (best of).")
     w_content: float = Field(0.291, ge=0, description="Embedding similarity to liked/mentioned items.")
     w_mention: float = Field(

@@ -29,7 +29,7 @@ from components.dialogue import grammar as g
 from components.dialogue.config import ConversationConfig
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.planner import BuiltinPlanner, PlanContext, Planner
-from components.dialogue.query import Constraint, Query
+from components.dialogue.query import ASKED_OPS, Constraint, Query
 from components.dialogue.ranker import RankRequest, RankResult, rank
 from components.dialogue.reasons import ReasonContext, explain, query_terms
 from components.dialogue.reply import compose, describe_item
@@ -48,8 +48,6 @@ _SILENT = ("other_language", "not_understood", "off_topic")
 MAX_SUGGESTED = 3  # an assistant turn naming more items than this showed a list, it did not suggest them
 PREPARE_AFTER_IDLE_S = 0.005  # a reply is prepared once no request has been served for this long
 PREPARE_WAIT_S = 10.0  # ... else not at all (the next turn encodes it)
-# what a user asks for (filters while fresh, then only boosts); exclusions ("is_not", "not_between") stay
-ASKED_OPS = ("is", "between", "at_least", "at_most", "any_of_ranges")
 
 
 class ChatItem(NamedTuple):
@@ -171,12 +169,13 @@ class ConversationEngine:
         context = PlanContext()
         last_query = Query(intent="chit_chat", planner="none")
         last_user = ""
+        previous = None
         for n, msg in enumerate(messages):
             if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
                 raise ValueError(f"messages[{n}] must be a dict with 'role' and 'content', got {msg!r}")
             content = _check_message(msg["content"])
             if msg["role"] == "assistant":
-                context = self._assistant_turn(state, content)
+                context = self._assistant_turn(state, content, continues=previous == "assistant")
             elif msg["role"] == "user":
                 last_user = content
                 last_query = self.planner.plan(content, context)
@@ -184,6 +183,7 @@ class ConversationEngine:
                 context = PlanContext(shown=self._dense(state.shown))
             else:
                 raise ValueError(f"messages[{n}].role must be 'user' or 'assistant', got {msg['role']!r}")
+            previous = msg["role"]
         return state, last_query, last_user
 
     def feedback(
@@ -377,8 +377,10 @@ class ConversationEngine:
             understood["relaxed"] = [c.model_dump(exclude_defaults=True) for c in ranked.relaxed]
         return ChatResult(reply, items, state.to_dict(), understood, "template")
 
-    def _assistant_turn(self, state: DialogueState, content: str) -> PlanContext:
-        """An assistant message of a stateless history: what it named was shown to the user."""
+    def _assistant_turn(self, state: DialogueState, content: str, continues: bool = False) -> PlanContext:
+        """An assistant message of a stateless history: what it named was shown to the user. Consecutive
+        assistant messages (``continues``) are one turn: a person writes one reply in several messages
+        ("It's also Wes Anderson." "It has Bill Murray."), and what the assistant said is read by turns."""
         toks = tokenize(content)
         links, _ = self.index.linker.link(toks, [True] * len(toks))
         named = list(dict.fromkeys(self.index.item_ids[lk.item] for lk in links))
@@ -386,7 +388,10 @@ class ConversationEngine:
             record_shown(state, named)
         if 0 < len(named) <= MAX_SUGGESTED:  # a recommendation in conversation, not a list of results
             state.suggested = list(dict.fromkeys([*state.suggested, *named]))[-50:]
-        state.assistant = [*state.assistant, content][-3:]
+        if continues and state.assistant:
+            state.assistant = [*state.assistant[:-1], f"{state.assistant[-1]} {content}"]
+        else:
+            state.assistant = [*state.assistant, content][-3:]
         return PlanContext(shown=self._dense(state.shown), suggested=self._dense(named),
                            assistant_asked="?" in content)  # fmt: skip
 
@@ -427,11 +432,17 @@ class ConversationEngine:
         for future in preparing.values():  # a reply being prepared: wait for it (it started first)
             future.exception()
         said = self._assistant_parts(replies)
+        mentioned = list(dict.fromkeys(d(state.mentioned) + d(state.suggested)))
+        context = liked
+        if self.config.mentions_in_history:  # what the conversation is about, unless turned down
+            turned_down = set(d(state.disliked)) | set(d(state.rejected))
+            talked = [*d(state.seen), *mentioned]
+            context = list(dict.fromkeys(liked + [i for i in talked if i not in turned_down]))
         return RankRequest(
-            history=history + [i for i in liked if i not in history],
+            history=history + [i for i in context if i not in history],
             liked=liked,
             similar=d(state.similar),
-            mentioned=list(dict.fromkeys(d(state.mentioned) + d(state.suggested))),
+            mentioned=mentioned,
             disliked=d(state.disliked),
             banned=banned,
             shown_before=set(d(state.shown_before)) - banned,

@@ -18,6 +18,8 @@ NEGATION_CUES = words(
     "nothing_like unlike"
 )
 NEGATION_BIGRAMS = frozenset({("anything", "but"), ("other", "than"), ("rather", "than")})
+# a negation cue right before one of these gives leave instead ("I don't mind comedy", "not against horror")
+LEAVE_AFTER_NEGATION = words("mind object opposed against averse")
 # a negation's scope ends at these ("no horror or war" keeps it across "or")
 CLAUSE_BOUNDARIES = words(
     ", . ; : ! ? ( ) but and though although however instead yet just only so then plus also with because "
@@ -89,15 +91,38 @@ _VIEWING_AFTER = re.compile(
 _VIEWING_BEFORE = re.compile(
     r"(?:\b(?:my|our)\s+(?:very\s+)?"
     r"|\b(?:haven't|have not|havent|never)\s+(?:seen|watched)\s+(?:\w+\s+){0,3}"
+    r"|\b(?:i|we)\s+(?:\w+\s+)?(?:saw|watched|'ve seen|have seen|had seen)\s+(?:\w+\s+){0,3}"
+    r"|\b(?:used to|grew up)\s+(?:\S+\s+){0,10}"
+    r"|\b(?:it|this)\s*(?:'s|is|was|isn't|wasn't)\s+(?:not\s+)?(?:really\s+|quite\s+|exactly\s+|"
+    r"very\s+|too\s+|kind of\s+|sort of\s+|more of\s+|more\s+|also\s+)*(?:an?\s+)?"
     r"|\b(?:don't|do not|dont|wouldn't|would not|won't) mind\s+"
     r"(?:if\s+(?:it's|it is|its|they're|they are)\s+)?(?:an?\s+|something\s+|some\s+)?)$"
 )
+# a yes/no question about what was shown ("Is this a movie from 2019?", "Does it have a lot of action?")
+_ASKS_ABOUT_IT = re.compile(
+    r"^\s*(?:is|are|was|were|does|do|did|has|have|will|would|can|could)\s+(?:it|this|that|they|these|those|"
+    r"he|she|the (?:first|second|third|last|new|old|original) one)\b[^?]*\?"
+)
+_SENTENCE_END = re.compile(r"[.!?]+\s+|\n+")
 
 
 def describes_not_wishes(text: str, start: int, end: int) -> bool:
-    """Whether the recency/age word at ``text[start:end]`` describes a viewing or gives leave rather than
-    asks for newer or older items."""
-    return bool(_VIEWING_AFTER.match(text[end:]) or _VIEWING_BEFORE.search(text[max(0, start - 60) : start]))
+    """Whether the words at ``text[start:end]`` (a recency or age word, a category value, a year range)
+    describe a viewing or an item ("the last action movie I saw", "I used to watch it in the eighties",
+    "it's not quite sci-fi"), give leave ("I don't mind comedy") or ask about what was shown ("Is this a
+    movie from 2019?") rather than ask for (or rule out) such items."""
+    return bool(
+        _VIEWING_AFTER.match(text[end:])
+        or _VIEWING_BEFORE.search(text[max(0, start - 60) : start])
+        or _ASKS_ABOUT_IT.match(text[_sentence_start(text, start) :])
+    )
+
+
+def _sentence_start(text: str, pos: int) -> int:
+    start = 0
+    for m in _SENTENCE_END.finditer(text, 0, pos):
+        start = m.end()
+    return start
 
 
 STOPWORDS = words(

@@ -20,7 +20,7 @@ from typing import Protocol
 from components.dialogue import grammar as g
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.language import detect_language
-from components.dialogue.query import Constraint, Intent, ItemRef, Query, Stance
+from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance
 from components.dialogue.ranges import find_ranges
 from components.dialogue.text import Token, fold, informativeness, is_known_word, normalise, tokenize, zipf
 
@@ -116,9 +116,12 @@ class BuiltinPlanner:
         self._franchises(toks, free, negated, q)
         for found in find_ranges(s, used, self._year_facet, self._number_facets, self._max_year):
             _claim(toks, free, used, found.start, found.end)
-            if found.constraint is not None:
-                q.constraints.append(found.constraint)
-        self._facets(toks, free, negated, q)
+            c = found.constraint
+            if c is not None and c.op in ASKED_OPS and g.describes_not_wishes(s, found.start, found.end):
+                c = c.model_copy(update={"op": "prefer"})  # a taste, not a filter
+            if c is not None:
+                q.constraints.append(c)
+        self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
         self._unresolved_after_cues(message, toks, free, q)
@@ -257,8 +260,10 @@ class BuiltinPlanner:
                 free[p] = False
             i = span[-1] + 1
 
-    def _facets(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
-        """Facet phrases (hard evidence only) on free tokens, inside or outside a negation."""
+    def _facets(self, s: str, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
+        """Facet phrases (hard evidence only) on free tokens, inside or outside a negation; a value named in a
+        description of a viewing, as leave or in a question about the shown items is a taste (``prefer``:
+        it boosts, never filters)."""
         sub: list[tuple[str, int]] = [
             (w, i) for i, t in enumerate(toks) if free[i] for w in fold(t.text).split()
         ]
@@ -279,13 +284,17 @@ class BuiltinPlanner:
             length, rows = hit
             first, last = sub[j][1], sub[j + length - 1][1]
             op = "is_not" if negated[first] else "is"
+            if g.describes_not_wishes(s, toks[first].start, toks[last].end):
+                op = "prefer" if op == "is" else "none"  # "I haven't seen a horror film": no exclusion
             words = [w for w, _ in sub[j : j + length]]
             written = all(toks[p].has_upper for p in range(first, last + 1))
             applied = False
             for facet, value, weight in rows:
                 if facet in self._names and not written and all(zipf(w) >= 3.5 for w in words):
                     continue  # "small parts" is not the brand Small Parts unless written so
-                if weight >= 1.0:
+                if weight >= 1.0 and op == "none":
+                    applied = True
+                elif weight >= 1.0:
                     c = Constraint(facet=facet, op=op, value=value, said=" ".join(words))
                     if c not in q.constraints:
                         q.constraints.append(c)
@@ -382,7 +391,7 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
     mask = [False] * len(toks)
     for i, t in enumerate(toks):
         cue = t.text in g.NEGATION_CUES or (i > 0 and (toks[i - 1].text, t.text) in g.NEGATION_BIGRAMS)
-        if not cue:
+        if not cue or (i + 1 < len(toks) and toks[i + 1].text in g.LEAVE_AFTER_NEGATION):
             continue
         for j in range(i + 1, min(len(toks), i + 1 + g.NEGATION_WINDOW)):
             if toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):

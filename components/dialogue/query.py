@@ -24,6 +24,9 @@ Intent = Literal[
 ]
 Stance = Literal["liked", "disliked", "seen", "mentioned", "asked_about", "rejected"]
 Op = Literal["is", "is_not", "prefer", "at_least", "at_most", "between", "not_between", "any_of_ranges"]
+# what a user asks for: filters while fresh, then only boosts (as ``prefer``, which also holds a taste said in
+# passing); exclusions ("is_not", "not_between") always filter
+ASKED_OPS = ("is", "between", "at_least", "at_most", "any_of_ranges")
 Critique = Literal["newer", "older", "cheaper", "pricier", "lighter", "darker", "more_like", "less_like"]
 
 
@@ -42,7 +45,7 @@ class Constraint(BaseModel):
 
     def key(self) -> tuple[str, str, str | None]:
         """Constraints with the same key replace each other in the dialogue state."""
-        if self.op in ("is", "is_not"):
+        if self.op in ("is", "is_not") or (self.op == "prefer" and self.value is not None):
             return (self.facet, "value", self.value)
         return (self.facet, "range", None)
 

@@ -66,7 +66,7 @@ def explain(
     held = index.facet_values(idx)
     matched = tuple(
         (c.facet, c.value) for c in ctx.constraints
-        if c.op in ("is", "prefer") and c.value is not None and c.value in held.get(c.facet, [])
+        if c.op == "is" and c.value is not None and c.value in held.get(c.facet, [])
     )  # fmt: skip
     if matched:
         fragments.append(f"{_join([v for _, v in matched])}, as asked")
@@ -74,7 +74,7 @@ def explain(
     year_val = index.years[idx]
     year_facet = index.year_facet
     for c in ctx.constraints:
-        if year_facet is None or c.facet != year_facet.spec.name or c.op in ("not_between",):
+        if year_facet is None or c.facet != year_facet.spec.name or c.op in ("not_between", "prefer"):
             continue
         if np.isfinite(year_val) and _inside(float(year_val), c):
             label = range_label(c)
@@ -85,7 +85,7 @@ def explain(
             break
     for c in ctx.constraints:
         facet = index.numbers.get(c.facet)
-        if facet is None or facet.spec.kind != "number" or c.op == "not_between":
+        if facet is None or facet.spec.kind != "number" or c.op in ("not_between", "prefer"):
             continue
         v = facet.values[idx]
         if np.isfinite(v) and _inside(float(v), c):

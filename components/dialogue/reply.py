@@ -45,13 +45,13 @@ def describe(state: DialogueState, index: CatalogueIndex, relaxed: Sequence[Cons
     cons = [c for c in state.typed_constraints() if c.key() not in dropped]
     phrases: dict[str, list[str]] = {}  # values one phrase names together read "A and B" ("rom-com")
     for n, c in enumerate(cons):
-        if c.op in ("is", "prefer"):
+        if c.op == "is":
             phrases.setdefault(f"{c.facet}|{c.said}" if c.said else str(n), []).append(str(c.value))
     wanted = [join(values) for values in phrases.values()]
     head = f"{join(wanted, 'or')} {index.nouns}" if wanted else index.nouns
     parts = [head]
     for c in cons:
-        if c.op in ("is", "is_not") or c.facet == "title":
+        if c.op in ("is", "is_not", "prefer") or c.facet == "title":
             continue
         label = constraint_label(c, index)
         parts.append(f"from {label}" if label.startswith("the ") else label)

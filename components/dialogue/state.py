@@ -125,6 +125,8 @@ def set_constraint(state: DialogueState, c: Constraint, turn: int | None = None)
     """Add a constraint (said at ``turn``); it replaces any earlier one on the same facet value (or the
     same range facet)."""
     key = c.key()
+    if c.op == "prefer" and any(d["op"] != "prefer" and _typed(d).key() == key for d in state.constraints):
+        return  # a mention in passing never weakens what was asked
     state.constraints = [d for d in state.constraints if _typed(d).key() != key]
     state.constraints.append(
         {**c.model_dump(exclude_defaults=True), "turn": state.turn if turn is None else turn}

@@ -115,6 +115,33 @@ def test_a_history_may_start_with_the_assistant(engine) -> None:
     assert "100" not in ids(only_assistant)  # what the assistant named is not suggested again
 
 
+def test_consecutive_assistant_messages_are_one_turn(engine) -> None:
+    """A person writes one reply in several messages; what the assistant said is read by turns, so the
+    first of three messages still counts (only the last two turns are read)."""
+    said = ["I know one.", "It's a western.", "Lots of horses.", "You'll see."]
+    split = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello!"},
+             {"role": "user", "content": "something for tonight"},
+             *({"role": "assistant", "content": t} for t in said)]  # fmt: skip
+    state, _, _ = engine.replay(split)
+    assert state.assistant == ["Hello!", "I know one. It's a western. Lots of horses. You'll see."]
+    joined = [*split[:3], {"role": "assistant", "content": state.assistant[-1]}]
+    assert ids(engine.chat_stateless(split, k=5)) == ids(engine.chat_stateless(joined, k=5))
+
+
+def test_items_the_conversation_mentions_inform_the_session_model(engine) -> None:
+    messages = [{"role": "user", "content": "I watched Toy Story (1995) yesterday"},
+                {"role": "assistant", "content": "Have you seen Fargo (1996)?"},
+                {"role": "user", "content": "no, what else?"}]  # fmt: skip
+    state, _, _ = engine.replay(messages)
+    ix = engine.index
+    req = engine.request(state)
+    assert {ix.index("1"), ix.index("100")} <= set(req.history)  # Toy Story and Fargo
+    plain = make_engine(ConversationConfig(mentions_in_history=False))
+    assert not set(plain.request(plain.replay(messages)[0]).history) & {ix.index("1"), ix.index("100")}
+    state.rejected.append("100")  # turned down: no longer evidence of taste
+    assert ix.index("100") not in engine.request(state).history
+
+
 def test_seen_items_leave_the_list(engine) -> None:
     engine.reset("seen")
     first = engine.chat("seen", "a thriller", k=5)

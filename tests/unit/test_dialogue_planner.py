@@ -156,6 +156,44 @@ def test_recency_words_that_describe_a_viewing_or_give_leave_ask_for_nothing(pla
 
 
 @pytest.mark.parametrize(
+    ("message", "genre", "years"),
+    [
+        ("The last action movie that I saw was Heat", "Action", None),
+        ("animation movie i saw last", "Animation", None),
+        ("I just watched a great horror film", "Horror", None),
+        ("I'm into action movies and I don't mind comedy as well", "Comedy", None),
+        ("Is this a comedy?", "Comedy", None),
+        ("Is it from the 90s?", None, (1990.0, 1999.0)),
+        ("I used to watch the series back in the early nineteen eighties", None, (1980.0, 1989.0)),
+    ],
+)
+def test_what_people_say_about_themselves_is_a_taste_not_a_filter(planner, message, genre, years) -> None:
+    """A value named in a description of a viewing, as leave ("I don't mind comedy") or in a question
+    about what was shown boosts (``prefer``) but never filters or excludes."""
+    q = planner.plan(message)
+    if genre:
+        assert genre in values(q, "prefer") and genre not in values(q) + values(q, "is_not"), q.constraints
+    if years:
+        [(op, low, high, _)] = ranges(q)
+        assert (op, low, high) == ("prefer", *years)
+
+
+def test_a_negation_that_describes_an_item_or_a_viewing_excludes_nothing(planner) -> None:
+    q = planner.plan("I thought Heat was pretty intense, it's not quite a thriller but close")
+    assert "Thriller" not in values(q, "is_not") + values(q)
+    assert "Horror" not in values(q, "is_not") + values(q, "prefer") + values(q)  # no value made up
+    assert values(planner.plan("I haven't seen a horror film in years")) == []
+    assert values(planner.plan("I haven't seen a horror film in years"), "is_not") == []
+    assert values(planner.plan("no horror please"), "is_not") == ["Horror"]
+
+
+def test_asking_for_what_one_watched_still_filters(planner) -> None:
+    assert values(planner.plan("I want to watch a horror movie")) == ["Horror"]
+    assert values(planner.plan("Have you seen any good horror movies?")) == ["Horror"]
+    assert values(planner.plan("I'm usually into action movies")) == ["Action"]
+
+
+@pytest.mark.parametrize(
     "message", ["anything from 2012 to now", "films from 2012-present", "2012 until today"]
 )
 def test_a_year_to_the_present_is_an_open_range(planner, message) -> None:
