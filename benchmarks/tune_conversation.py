@@ -99,6 +99,7 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=300)
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--config", type=str, default="{}", help="JSON overrides of ConversationConfig")
+    p.add_argument("--seed", type=int, default=0, help="Seed of the TPE sampler and of the fold split")
     p.add_argument("--output", type=Path, default=Path("results/tune_conversation.json"))
     args = p.parse_args()
     if "test" in args.dialogues.name:
@@ -117,13 +118,13 @@ def main() -> None:
             return r[10] + 0.25 * r[50]
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=args.seed))
         study.optimize(objective, n_trials=trials)
         return {_signal(name): round(v, 3) for name, v in study.best_params.items()}
 
     default = {_signal(name): cfg.__class__.model_fields[name].default for name in TUNED}
     dialogues = sorted({c[0] for c in cases})
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     rng.shuffle(dialogues)
     folds = [set(dialogues[i :: args.folds]) for i in range(args.folds)]
     cv = []
@@ -133,7 +134,7 @@ def main() -> None:
     best = search(cases, args.trials)
     report = {
         "bundle": str(args.bundle), "dialogues": str(args.dialogues), "n_cases": len(cases),
-        "n_targets": sum(len(c[3]) for c in cases), "trials": args.trials,
+        "n_targets": sum(len(c[3]) for c in cases), "trials": args.trials, "seed": args.seed,
         "default_weights": default, "default_recall": recall(cases, default, cfg, emb),
         "best_weights": {_field(k): v for k, v in best.items()},
         "in_sample_recall": recall(cases, best, cfg, emb),

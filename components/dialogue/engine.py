@@ -33,7 +33,13 @@ from components.dialogue.query import ASKED_OPS, Constraint, Query
 from components.dialogue.ranker import RankRequest, RankResult, rank
 from components.dialogue.reasons import ReasonContext, explain, query_terms
 from components.dialogue.reply import compose, describe_item
-from components.dialogue.state import DialogueState, apply_query, record_feedback, record_shown
+from components.dialogue.state import (
+    MAX_TEXTS,
+    DialogueState,
+    apply_query,
+    record_feedback,
+    record_shown,
+)
 from components.dialogue.stores import SessionStore, make_session_store
 from components.dialogue.text import fold, informativeness, tokenize
 from components.schema import EVENTS, STRONG_POSITIVE_EVENTS, event_polarity
@@ -382,10 +388,12 @@ class ConversationEngine:
         assistant messages (``continues``) are one turn: a person writes one reply in several messages
         ("It's also Wes Anderson." "It has Bill Murray."), and what the assistant said is read by turns."""
         toks = tokenize(content)
-        links, _ = self.index.linker.link(toks, [True] * len(toks))
+        links, unresolved = self.index.linker.link(toks, [True] * len(toks))
         named = list(dict.fromkeys(self.index.item_ids[lk.item] for lk in links))
         if named:
             record_shown(state, named)
+        if unresolved:  # "Toy Story 4" that the catalogue lacks: its words still find the others
+            state.title_words = [*state.title_words, *(u.text for u in unresolved)][-MAX_TEXTS:]
         if 0 < len(named) <= MAX_SUGGESTED:  # a recommendation in conversation, not a list of results
             state.suggested = list(dict.fromkeys([*state.suggested, *named]))[-50:]
         if continues and state.assistant:

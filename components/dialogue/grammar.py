@@ -114,15 +114,17 @@ def describes_not_wishes(text: str, start: int, end: int) -> bool:
     return bool(
         _VIEWING_AFTER.match(text[end:])
         or _VIEWING_BEFORE.search(text[max(0, start - 60) : start])
-        or _ASKS_ABOUT_IT.match(text[_sentence_start(text, start) :])
+        or any(_ASKS_ABOUT_IT.match(text[at:]) for at in _clause_starts(text, start))
     )
 
 
-def _sentence_start(text: str, pos: int) -> int:
+def _clause_starts(text: str, pos: int) -> list[int]:
+    """Where the sentence holding ``pos`` starts, and each clause after a comma in it before ``pos``
+    ("Those sound cool, do they have a lot of action?")."""
     start = 0
     for m in _SENTENCE_END.finditer(text, 0, pos):
         start = m.end()
-    return start
+    return [start, *(start + m.end() for m in re.finditer(r",\s*", text[start:pos]))]
 
 
 STOPWORDS = words(

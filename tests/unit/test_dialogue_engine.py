@@ -128,6 +128,15 @@ def test_consecutive_assistant_messages_are_one_turn(engine) -> None:
     assert ids(engine.chat_stateless(split, k=5)) == ids(engine.chat_stateless(joined, k=5))
 
 
+def test_titles_the_assistant_named_that_the_catalogue_lacks_still_find_the_others(engine) -> None:
+    messages = [{"role": "user", "content": "something for the kids"},
+                {"role": "assistant", "content": "Toy Story 4, think you will see that?"},
+                {"role": "user", "content": "maybe, anything else?"}]  # fmt: skip
+    state, _, _ = engine.replay(messages)
+    assert [t.lower() for t in state.title_words] == ["toy story 4"]
+    assert "1" in ids(engine.chat_stateless(messages, k=10))  # Toy Story (1995)
+
+
 def test_items_the_conversation_mentions_inform_the_session_model(engine) -> None:
     messages = [{"role": "user", "content": "I watched Toy Story (1995) yesterday"},
                 {"role": "assistant", "content": "Have you seen Fargo (1996)?"},

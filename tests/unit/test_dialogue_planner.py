@@ -163,6 +163,7 @@ def test_recency_words_that_describe_a_viewing_or_give_leave_ask_for_nothing(pla
         ("I just watched a great horror film", "Horror", None),
         ("I'm into action movies and I don't mind comedy as well", "Comedy", None),
         ("Is this a comedy?", "Comedy", None),
+        ("Those sound very cool, do they have a lot of action in them?", "Action", None),
         ("Is it from the 90s?", None, (1990.0, 1999.0)),
         ("I used to watch the series back in the early nineteen eighties", None, (1980.0, 1989.0)),
     ],
@@ -191,6 +192,7 @@ def test_asking_for_what_one_watched_still_filters(planner) -> None:
     assert values(planner.plan("I want to watch a horror movie")) == ["Horror"]
     assert values(planner.plan("Have you seen any good horror movies?")) == ["Horror"]
     assert values(planner.plan("I'm usually into action movies")) == ["Action"]
+    assert values(planner.plan("ok, is there any action?")) == ["Action"]
 
 
 @pytest.mark.parametrize(
