@@ -90,11 +90,16 @@ class BuiltinPlanner:
         negated = _negation_mask(toks)
         self._shown_refs(toks, free, used, negated, context, q)
         links, unresolved = self.index.linker.link(toks, free)
+        links = sorted(links, key=lambda lk: lk.first)
+        previous: tuple[int, Stance] | None = None  # (last token, stance) of the title before
         for lk in links:
             for p in range(lk.first, lk.last + 1):
                 free[p] = False
                 used[toks[p].start : toks[p].end] = b"\x01" * (toks[p].end - toks[p].start)
             stance = self._stance(toks, lk.first, lk.last, negated, lk.cue)
+            if previous and _coordinated(toks, previous[0], lk.first) and not _says_own(toks, lk.last):
+                stance = previous[1]  # "not into Saw and The Purge": one stance for both
+            previous = (lk.last, stance)
             q.refs.append(self._ref(lk.item, stance))
             if stance == "liked" and _asks_similar(toks, lk.first, lk.last):
                 if q.critique is None:
@@ -377,6 +382,31 @@ class BuiltinPlanner:
         if "?" in s or len(grounded) < max(1, len(soft) // 2 + 1):
             return "off_topic"
         return "recommend"
+
+
+_COORDINATION = frozenset({"and", "or", "nor", ",", "&", '"', "'", "“", "”", "as", "well", "both"})
+
+
+def _coordinated(toks: list[Token], last: int, first: int) -> bool:
+    """Whether only coordination ("and", "or", commas, quotes) stands between two titles."""
+    between = [t.text for t in toks[last + 1 : first]]
+    return (
+        bool(between)
+        and all(w in _COORDINATION for w in between)
+        and any(w in ("and", "or", "nor", ",", "&") for w in between)
+    )
+
+
+def _says_own(toks: list[Token], last: int) -> bool:
+    """Whether the words after a title, to the end of its clause, say something of their own about it
+    ("..., and Heat was amazing")."""
+    tail = []
+    for t in toks[last + 1 :]:
+        if t.text in (".", "!", "?", ";", ",", "but"):
+            break
+        tail.append(t.text)
+    cues = g.LIKE_CUES | g.DISLIKE_CUES | g.SEEN_CUES
+    return bool(set(tail) & cues) or abs(sentiment(" ".join(tail))) >= 0.3
 
 
 def _claim(toks: list[Token], free: list[bool], used: bytearray, a: int, b: int) -> None:

@@ -88,6 +88,13 @@ def test_stances_from_cues_and_sentiment(planner) -> None:
     assert q.intent == "ask_about"
 
 
+def test_titles_joined_by_and_or_share_one_stance_unless_each_has_its_own(planner) -> None:
+    q = planner.plan('Not into movies like "Scream" and "Alien".')
+    assert refs(q) == {("Scream (1996)", "disliked"), ("Alien (1979)", "disliked")}
+    q = planner.plan("I didn't like Scream, and Fargo was amazing")
+    assert refs(q) == {("Scream (1996)", "disliked"), ("Fargo (1996)", "liked")}
+
+
 def test_common_words_are_not_titles(planner) -> None:
     # "Heat" and "Seven" are titles here, and ordinary words too: no cue, no link
     assert planner.plan("I can't stand the heat in summer, something cool").refs == []
