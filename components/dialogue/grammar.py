@@ -18,8 +18,9 @@ NEGATION_CUES = words(
     "nothing_like unlike"
 )
 NEGATION_BIGRAMS = frozenset({("anything", "but"), ("other", "than"), ("rather", "than")})
-# a negation cue right before one of these gives leave instead ("I don't mind comedy", "not against horror")
-LEAVE_AFTER_NEGATION = words("mind object opposed against averse")
+# a negation cue right before one of these negates no wish: it gives leave ("I don't mind comedy", "not
+# against horror") or speaks of knowing ("I don't know what I want or maybe a comedy")
+NOT_NEGATING_AFTER = words("mind object opposed against averse know remember recall")
 # a negation's scope ends at these ("no horror or war" keeps it across "or")
 CLAUSE_BOUNDARIES = words(
     ", . ; : ! ? ( ) but and though although however instead yet just only so then plus also with because "

@@ -12,7 +12,7 @@ free words (soft text, or avoided text inside a negation).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -91,12 +91,13 @@ class BuiltinPlanner:
         self._shown_refs(toks, free, used, negated, context, q)
         links, unresolved = self.index.linker.link(toks, free)
         links = sorted(links, key=lambda lk: lk.first)
+        titled = {p for lk in links for p in range(lk.first, lk.last + 1)}
         previous: tuple[int, Stance] | None = None  # (last token, stance) of the title before
         for lk in links:
             for p in range(lk.first, lk.last + 1):
                 free[p] = False
                 used[toks[p].start : toks[p].end] = b"\x01" * (toks[p].end - toks[p].start)
-            stance = self._stance(toks, lk.first, lk.last, negated, lk.cue)
+            stance = self._stance(toks, lk.first, lk.last, negated, lk.cue, titled)
             if previous and _coordinated(toks, previous[0], lk.first) and not _says_own(toks, lk.last):
                 stance = previous[1]  # "not into Saw and The Purge": one stance for both
             previous = (lk.last, stance)
@@ -138,8 +139,9 @@ class BuiltinPlanner:
         return ItemRef(item_id=self.index.item_ids[idx], title=self.index.label(idx), stance=stance)
 
     def _stance(
-        self, toks: list[Token], first: int, last: int, negated: list[bool], cue: str | None
-    ) -> Stance:
+        self, toks: list[Token], first: int, last: int, negated: list[bool], cue: str | None,
+        titled: Collection[int] = (),
+    ) -> Stance:  # fmt: skip
         before = [t.text for t in toks[max(0, first - 4) : first]]
         clause = _clause_text(toks, first, last)
         if negated[first]:
@@ -154,7 +156,7 @@ class BuiltinPlanner:
         )
         if asking and (question or "tell me" in clause):
             return "asked_about"
-        score = sentiment(clause)
+        score = sentiment(_clause_text(toks, first, last, skip=titled))  # the titles' own words say nothing
         if cue in g.SEEN_CUES:
             return "liked" if score >= 0.3 else "disliked" if score <= -0.3 else "seen"
         if cue in g.LIKE_CUES or cue in g.SIMILAR_CUES or cue in ("fan", "favorite", "favourite"):
@@ -421,14 +423,19 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
     mask = [False] * len(toks)
     for i, t in enumerate(toks):
         cue = t.text in g.NEGATION_CUES or (i > 0 and (toks[i - 1].text, t.text) in g.NEGATION_BIGRAMS)
-        if not cue or (i + 1 < len(toks) and toks[i + 1].text in g.LEAVE_AFTER_NEGATION):
+        if not cue or (i + 1 < len(toks) and toks[i + 1].text in g.NOT_NEGATING_AFTER):
             continue
-        for j in range(i + 1, min(len(toks), i + 1 + g.NEGATION_WINDOW)):
+        end = min(len(toks), i + 1 + g.NEGATION_WINDOW)
+        j = i + 1
+        while j < end:
             if toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):
                 break
             if toks[j].text == "," and j + 1 < len(toks) and toks[j + 1].text not in ("or", "nor"):
                 break
             mask[j] = True
+            j += 1
+            if j < len(toks) and toks[j].text in ("or", "nor"):
+                end = min(len(toks), max(end, j + 4))  # "not a fan of sci fi or action films": both
     return mask
 
 
@@ -455,8 +462,11 @@ def _asks_similar(toks: list[Token], first: int, last: int) -> bool:
     return bool(_SIMILAR_AFTER.search(_clause_text(toks, first, last)))
 
 
-def _clause_text(toks: list[Token], first: int, last: int, back: int = 8, ahead: int = 8) -> str:
-    """The words around a span within its clause (stops at sentence punctuation and 'but')."""
+def _clause_text(
+    toks: list[Token], first: int, last: int, back: int = 8, ahead: int = 8, skip: Collection[int] = ()
+) -> str:
+    """The words around a span within its clause (stops at sentence punctuation and 'but'), without the
+    tokens at ``skip`` (titles: "Raging Bull" says nothing about liking it)."""
     stops = {".", ";", "!", "?", "but", "though", "although", "however"}
     a = first
     while a > 0 and first - a < back and toks[a - 1].text not in stops:
@@ -464,4 +474,4 @@ def _clause_text(toks: list[Token], first: int, last: int, back: int = 8, ahead:
     b = last
     while b + 1 < len(toks) and b - last < ahead and toks[b + 1].text not in stops:
         b += 1
-    return " ".join(t.text for t in toks[a : b + 1])
+    return " ".join(toks[i].text for i in range(a, b + 1) if i not in skip)

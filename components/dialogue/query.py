@@ -47,6 +47,8 @@ class Constraint(BaseModel):
         """Constraints with the same key replace each other in the dialogue state."""
         if self.op in ("is", "is_not") or (self.op == "prefer" and self.value is not None):
             return (self.facet, "value", self.value)
+        if self.op == "not_between":  # several exclusions hold together ("nothing from the 80s or 90s")
+            return (self.facet, "not_between", f"{self.low}:{self.high}")
         return (self.facet, "range", None)
 
 

@@ -104,6 +104,9 @@ def find_ranges(
     return out
 
 
+_OR_NEXT = re.compile(r"\s*,?\s*(?:or|nor)\s+(?:from\s+)?(?:the\s+)?")
+
+
 def _years(s: str, used: bytearray, facet: str | None, max_year: int) -> list[Found]:
     lo: float | None = None
     hi: float | None = None
@@ -115,6 +118,8 @@ def _years(s: str, used: bytearray, facet: str | None, max_year: int) -> list[Fo
             if not _free(used, m.start(), m.end()):
                 continue
             neg = _negated(s, m.start())
+            if neg is None and negated_ranges and _OR_NEXT.fullmatch(s[negated_ranges[-1][3] : m.start()]):
+                neg = m.start()  # "nothing from the 80s or 90s": the negation holds across "or"
             if kind == "between":
                 a1, b1 = decade_or_year(m.group(1), max_year)
                 a2, b2 = decade_or_year(m.group(2), max_year)

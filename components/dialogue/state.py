@@ -122,15 +122,25 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
 
 
 def set_constraint(state: DialogueState, c: Constraint, turn: int | None = None) -> None:
-    """Add a constraint (said at ``turn``); it replaces any earlier one on the same facet value (or the
-    same range facet)."""
+    """Add a constraint (said at ``turn``); it replaces any earlier one on the same facet value or range
+    facet (an asked range and an exclusion of that facet said in different turns replace each other;
+    several exclusions hold together)."""
     key = c.key()
     if c.op == "prefer" and any(d["op"] != "prefer" and _typed(d).key() == key for d in state.constraints):
         return  # a mention in passing never weakens what was asked
-    state.constraints = [d for d in state.constraints if _typed(d).key() != key]
-    state.constraints.append(
-        {**c.model_dump(exclude_defaults=True), "turn": state.turn if turn is None else turn}
-    )
+    turn = state.turn if turn is None else turn
+
+    def replaced(d: dict[str, Any]) -> bool:
+        if _typed(d).key() == key:
+            return True
+        if d["facet"] != c.facet or d.get("turn") == turn or c.op == "prefer":
+            return False  # what one message says holds together ("not the 80s, but the 90s")
+        if key[1] == "range":  # an asked range replaces earlier exclusions ("the 90s are fine now")
+            return d["op"] == "not_between"
+        return key[1] == "not_between" and _typed(d).key()[1] == "range"  # ... and the reverse
+
+    state.constraints = [d for d in state.constraints if not replaced(d)]
+    state.constraints.append({**c.model_dump(exclude_defaults=True), "turn": turn})
 
 
 def _typed(d: dict[str, Any]) -> Constraint:

@@ -57,6 +57,17 @@ def test_years_with_comparatives_and_negation(planner, message, expected) -> Non
         assert high == expected[2]
 
 
+def test_a_negation_holds_across_or(planner) -> None:
+    assert values(planner.plan("I am not a huge fan of sci fi or action films."), "is_not") == [
+        "Action", "Sci-Fi",
+    ]  # fmt: skip
+    assert ranges(planner.plan("nothing from the 80s or 90s")) == [
+        ("not_between", 1980.0, 1989.0, ()), ("not_between", 1990.0, 1999.0, ()),
+    ]  # fmt: skip
+    q = planner.plan("I don't know what I want, maybe a comedy or a thriller")
+    assert values(q) == ["Comedy", "Thriller"] and values(q, "is_not") == []
+
+
 def test_two_options_are_never_an_empty_range(planner) -> None:
     q = planner.plan("enjoyed Heat, something from 1995 or 2004")
     assert ranges(q) == [("any_of_ranges", None, None, ((1995.0, 1995.0), (2004.0, 2004.0)))]

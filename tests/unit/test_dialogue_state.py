@@ -39,6 +39,28 @@ def test_constraints_replace_per_facet_value_and_range() -> None:
     assert got == [("genre", "is_not", "Horror", None), ("year", "at_least", None, 2000.0)]
 
 
+def test_exclusions_hold_together_and_replace_asked_ranges_across_turns() -> None:
+    ix = fixture().index
+    s = DialogueState("s")
+    not80, not90 = (
+        c(facet="year", op="not_between", low=1980, high=1989),
+        c(facet="year", op="not_between", low=1990, high=1999),
+    )
+    apply_query(s, Query(constraints=[not80, not90]), ix)  # "nothing from the 80s or 90s"
+    assert s.typed_constraints() == [not80, not90]
+    nineties = c(facet="year", op="between", low=1990, high=1999)
+    apply_query(s, Query(constraints=[nineties]), ix)  # "the 90s are fine now": the exclusions go
+    assert s.typed_constraints() == [nineties]
+    apply_query(s, Query(constraints=[not90]), ix)  # "not from the 90s after all"
+    assert s.typed_constraints() == [not90]
+    s = DialogueState("t")
+    seventies = c(facet="year", op="between", low=1970, high=1979)
+    apply_query(s, Query(constraints=[seventies, not80]), ix)  # "not the 80s, but the 70s": one message
+    assert s.typed_constraints() == [seventies, not80]
+    apply_query(s, Query(constraints=[c(facet="year", op="prefer", low=1980, high=1989)]), ix)
+    assert s.typed_constraints() == [seventies, not80]  # a question never undoes an exclusion
+
+
 def test_stances_move_items_between_lists() -> None:
     ix = fixture().index
     s = DialogueState("s")
