@@ -147,6 +147,8 @@ class BuiltinPlanner:
         if negated[first]:
             if cue in ("like", "unlike") or "like" in before or "unlike" in before:
                 return "disliked"  # "nothing like Alien"
+            if set(before) & {"seen", "watched", "saw", "heard"}:
+                return "mentioned"  # "I have not seen Airplane": new to them, not turned down
             return "rejected"  # "not Gorilla", "no Star Wars"
         if cue in g.DISLIKE_CUES:
             return "disliked"
@@ -156,7 +158,9 @@ class BuiltinPlanner:
         )
         if asking and (question or "tell me" in clause):
             return "asked_about"
-        score = sentiment(_clause_text(toks, first, last, skip=titled))  # the titles' own words say nothing
+        # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
+        facet_words = {i for i, t in enumerate(toks) if self.index.phrases.get(fold(t.text))}
+        score = sentiment(_clause_text(toks, first, last, skip=set(titled) | facet_words))
         if cue in g.SEEN_CUES:
             return "liked" if score >= 0.3 else "disliked" if score <= -0.3 else "seen"
         if cue in g.LIKE_CUES or cue in g.SIMILAR_CUES or cue in ("fan", "favorite", "favourite"):
@@ -274,6 +278,8 @@ class BuiltinPlanner:
         sub: list[tuple[str, int]] = [
             (w, i) for i, t in enumerate(toks) if free[i] for w in fold(t.text).split()
         ]
+        alpha = [t for t in toks if t.text[0].isalpha()]
+        capitals_mean_names = sum(t.capitalised for t in alpha) < 0.7 * len(alpha)
         j = 0
         while j < len(sub):
             hit = None
@@ -290,6 +296,9 @@ class BuiltinPlanner:
                 continue
             length, rows = hit
             first, last = sub[j][1], sub[j + length - 1][1]
+            if capitals_mean_names and self._in_a_name(toks, first, last):
+                j += length  # "Star Wars", "Avengers Infinity War": a name, not the War genre
+                continue
             op = "is_not" if negated[first] else "is"
             if g.describes_not_wishes(s, toks[first].start, toks[last].end):
                 op = "prefer" if op == "is" else "none"  # "I haven't seen a horror film": no exclusion
@@ -312,6 +321,16 @@ class BuiltinPlanner:
             for p in range(first, last + 1):
                 free[p] = False
             j += length
+
+    def _in_a_name(self, toks: list[Token], first: int, last: int) -> bool:
+        """Whether capitalised facet words stand inside a longer capitalised name (a title, a person)."""
+        if not all(toks[p].capitalised for p in range(first, last + 1)):
+            return False
+        return any(
+            0 <= p < len(toks) and toks[p].capitalised and toks[p].text.isalpha() and toks[p].text != "i"
+            and not self.index.phrases.get(fold(toks[p].text))
+            for p in (first - 1, last + 1)
+        )  # fmt: skip
 
     def _critiques(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
         for pattern, critique in g.CRITIQUES:

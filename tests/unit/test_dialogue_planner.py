@@ -106,6 +106,13 @@ def test_titles_joined_by_and_or_share_one_stance_unless_each_has_its_own(planne
     assert refs(q) == {("Scream (1996)", "disliked"), ("Fargo (1996)", "liked")}
 
 
+def test_names_and_genre_words_say_nothing_about_liking(planner) -> None:
+    assert values(planner.plan("My recent favorite is Avengers Infinity War")) == []  # a name, not War
+    assert values(planner.plan("I want a War movie")) == ["War"]
+    assert ("Scream (1996)", "seen") in refs(planner.plan("I watched Scream, a horror film"))
+    assert ("Airplane! (1980)", "rejected") not in refs(planner.plan("I have not seen Airplane! yet"))
+
+
 def test_common_words_are_not_titles(planner) -> None:
     # "Heat" and "Seven" are titles here, and ordinary words too: no cue, no link
     assert planner.plan("I can't stand the heat in summer, something cool").refs == []
