@@ -88,6 +88,7 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
 _VIEWING_AFTER = re.compile(
     r"^\s*(?:(?:movie|film|show|one|thing)s?\s+)?(?:that\s+)?(?:i|we)\s*(?:'ve|have|had|'d)?\s*"
     r"(?:just\s+|recently\s+|last\s+|actually\s+)?(?:saw|seen|watched|went to)\b"
+    r"|^\s*than\s+(?:i|me|we|us|you|he|she|they)\b"  # "I'm way older than I look"
 )
 _VIEWING_BEFORE = re.compile(
     r"(?:\b(?:my|our)\s+(?:very\s+)?"
@@ -101,7 +102,8 @@ _VIEWING_BEFORE = re.compile(
 )
 # a yes/no question about what was shown ("Is this a movie from 2019?", "Does it have a lot of action?")
 _ASKS_ABOUT_IT = re.compile(
-    r"^\s*(?:is|are|was|were|does|do|did|has|have|will|would|can|could)\s+(?:it|this|that|they|these|those|"
+    r"^\s*(?:is|are|was|were|does|do|did|has|have|will|would|can|could|isn't|aren't|wasn't|doesn't|don't|"
+    r"didn't)\s+(?:it|this|that|they|these|those|"
     r"he|she|the (?:first|second|third|last|new|old|original) one)\b[^?]*\?"
 )
 _SENTENCE_END = re.compile(r"[.!?]+\s+|\n+")

@@ -254,6 +254,8 @@ class BuiltinPlanner:
                 if length == 1 and informativeness(toks[i].text) < 0.6:
                     continue  # "out" begins many titles and means nothing alone
                 key = " ".join(toks[p].text for p in span)
+                if all(t in g.STOPWORDS for t in key.split()):
+                    continue  # "in the movies" names no franchise
                 if any(w >= 1.0 for _, _, w in self.index.phrases.get(fold(key), [])):
                     continue  # a facet value ("not Gorilla" is the brand): the facet extractor takes it
                 if self.index.linker.prefix_count(key) >= 2:

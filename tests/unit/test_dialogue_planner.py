@@ -113,6 +113,13 @@ def test_names_and_genre_words_say_nothing_about_liking(planner) -> None:
     assert ("Airplane! (1980)", "rejected") not in refs(planner.plan("I have not seen Airplane! yet"))
 
 
+def test_small_words_name_no_franchise_and_age_of_people_is_no_critique(planner) -> None:
+    q = planner.plan("the scientists are never listened to in the movies")
+    assert not [c for c in q.constraints if c.facet == "title"]
+    assert planner.plan("I'm actually way older than I look.").critique is None
+    assert planner.plan("Isn't it from the 90s?").constraints[0].op == "prefer"
+
+
 def test_common_words_are_not_titles(planner) -> None:
     # "Heat" and "Seven" are titles here, and ordinary words too: no cue, no link
     assert planner.plan("I can't stand the heat in summer, something cool").refs == []
