@@ -35,9 +35,10 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serve_load import stop_process_group  # noqa: E402  (benchmarks/ beside this script)
+from serve_load import stop_process_group, wait_ready  # noqa: E402  (benchmarks/ beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
+START_TIMEOUT_S = 600.0
 WORDS = ("zorblax", "quillion", "marzipane", "thundrel", "vexlore", "plimsoll", "gruntle", "orrery")
 
 
@@ -83,16 +84,7 @@ def server(tag: str, home: Path, workdir: Path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {workdir / 'serve.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError("server not ready after 600 s")
-            time.sleep(0.5)
+        wait_ready(proc, url, workdir / "serve.log", START_TIMEOUT_S)
         yield url
     finally:
         stop_process_group(proc)

@@ -59,6 +59,26 @@ DEFAULT_CHAT_PAYLOAD = {
 
 
 # -- the server ------------------------------------------------------------------------------------------
+STARTUP_FAILED = b"Application startup failed"  # BentoML's line when the service cannot start (it retries)
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float) -> None:
+    """Until ``GET {url}/readyz`` answers 200. Fails at once, naming the log, when the server exits or its log
+    says the service could not start (BentoML then starts it again and again instead of exiting)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
+        if log_path.is_file() and STARTUP_FAILED in log_path.read_bytes():
+            raise RuntimeError(f"the service could not start; see {log_path}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"server not ready after {timeout_s} s; see {log_path}")
+        time.sleep(0.5)
+
+
 def stop_process_group(proc: subprocess.Popen) -> None:
     """SIGTERM to the server's process group (it was started with start_new_session), SIGKILL after 30 s."""
     with contextlib.suppress(ProcessLookupError):
@@ -101,16 +121,7 @@ def started_server(args: argparse.Namespace, log_path: Path) -> Iterator[tuple[s
     )
     url = f"http://127.0.0.1:{args.port}"
     try:
-        deadline = time.monotonic() + args.start_timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server not ready after {args.start_timeout} s; see {log_path}")
-            time.sleep(0.5)
+        wait_ready(proc, url, log_path, args.start_timeout)
         yield url, psutil.Process(proc.pid)
     finally:
         stop_process_group(proc)

@@ -17,7 +17,10 @@ In order, for every HTTP request:
    a timeout. So is every request while the worker's event loop runs behind (``LoopLag``: its timer fired
    more than ``SESSIONFLOW_MAX_LOOP_LAG_MS``, default 30, late throughout the last 100 ms): requests then
    wait in the loop's queue before any handler sees them, so refusing at the door is what keeps both the
-   refusals and the accepted answers fast. Every 503 and 429 leaving the service carries ``Retry-After``.
+   refusals and the accepted answers fast. Admin requests are not shed on lag (a rollback must get through
+   an overload), and nothing is while one runs: a catalogue change holds the loop by design, and shedding
+   /recommend then failed calls that would have been answered.
+   Every 503 and 429 leaving the service carries ``Retry-After``.
 6. **Logs**: one line per 4xx answer: method, route, status and the reason (field names and error types
    only -- never ids, values or a traceback). ``quiet_client_error_tracebacks`` stops BentoML from
    logging a traceback for each of them.
@@ -109,19 +112,25 @@ class LoopLag:
 
     def record(self, now: float, lateness_s: float) -> None:
         self._samples.append((now, lateness_s))
-        while self._samples and self._samples[0][0] < now - self.window_s:
-            self._samples.popleft()
+        while len(self._samples) > 2 and self._samples[0][0] < now - self.window_s:
+            self._samples.popleft()  # the window, and never fewer than the last two ticks
 
     @property
     def behind_s(self) -> float:
-        """The smallest lateness of the window; 0 when the window has no samples (idle or just started)."""
-        if not self._samples or self._samples[-1][0] < self._clock() - self.window_s:
+        """The smallest lateness of the window (at least the last two ticks: a single long stall, such as a
+        catalogue change that held the loop 250 ms, is one late tick after a prompt one, not a queue); 0
+        without two samples or without a recent one (idle or just started)."""
+        if len(self._samples) < 2 or self._samples[-1][0] < self._clock() - self.window_s:
             return 0.0  # no recent sample: the timer itself is starved or stopped; judged when it fires
         return min(lateness for _, lateness in self._samples)
 
     @property
     def overloaded(self) -> bool:
         return self.behind_s > self.target_s
+
+    def forget(self) -> None:
+        """Drop the samples so far (lateness with a known cause that has ended)."""
+        self._samples.clear()
 
 
 class ServingGuard:
@@ -132,6 +141,9 @@ class ServingGuard:
         self._inner = app
         self._key = self.settings.api_key.encode("utf-8") if self.settings.api_key else None
         self._in_flight = 0
+        # an admin operation (a catalogue change, a reload) holds the loop for a while by design: the lag it
+        # causes is not a queue of traffic, so no request is shed on lag while one runs
+        self._admin_in_flight = 0
         self._route_in_flight: dict[str, int] = dict.fromkeys(self.settings.route_limits, 0)
         lag_ms = self.settings.max_loop_lag_ms
         self.loop_lag = LoopLag(lag_ms / 1000.0) if lag_ms else None
@@ -184,9 +196,10 @@ class ServingGuard:
         if path in UNLIMITED_PATHS:
             await self._inner(scope, receive, send)
             return
+        admin = path.startswith(ADMIN_PREFIX)
         if self.loop_lag is not None:
             self.loop_lag.ensure_started()
-            if self.loop_lag.overloaded:
+            if not admin and self._admin_in_flight == 0 and self.loop_lag.overloaded:
                 behind = self.loop_lag.behind_s * 1000
                 return await _reject(
                     scope, send, 503, f"overloaded: running {behind:.0f} ms behind, retry shortly"
@@ -197,12 +210,16 @@ class ServingGuard:
         ):
             return await _reject(scope, send, 503, "overloaded: too many requests in flight, retry shortly")
         self._in_flight += 1
+        self._admin_in_flight += admin
         if limit is not None:
             self._route_in_flight[path] += 1
         try:
             await self._inner(scope, receive, _ResponseWatch(scope, send))
         finally:
             self._in_flight -= 1
+            self._admin_in_flight -= admin
+            if admin and self._admin_in_flight == 0 and self.loop_lag is not None:
+                self.loop_lag.forget()  # the lateness its work caused is not traffic's
             if limit is not None:
                 self._route_in_flight[path] -= 1
 

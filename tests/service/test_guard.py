@@ -262,6 +262,73 @@ def test_loop_lag_is_the_smallest_lateness_of_the_window():
     assert lag.behind_s == 0.0 and not lag.overloaded
 
 
+def test_one_long_stall_after_quiet_ticks_is_not_overload():
+    """A catalogue change holds the loop 260 ms: the first tick after it is late, the one before was not.
+    Before, the window held only the late tick and /recommend calls queued behind the stall got 503."""
+    from bento.security import LoopLag
+
+    now = [200.0]
+    lag = LoopLag(target_s=0.03, window_s=0.1, clock=lambda: now[0])
+    for t, late in ((200.0, 0.001), (200.01, 0.001), (200.28, 0.26)):
+        now[0] = t
+        lag.record(t, late)
+    assert not lag.overloaded
+    now[0] = 200.55
+    lag.record(200.55, 0.26)  # a second late tick in a row: a standing queue after all
+    assert lag.overloaded
+
+
+def test_no_request_is_shed_on_lag_while_an_admin_request_runs():
+    """A catalogue change (POST /admin/items) holds the loop by design; /recommend calls meanwhile were
+    answered 503 (benchmarks/catalogue_churn.py: 3-4 failed per batch). While an admin request runs the
+    lag is not judged, and the samples it caused are dropped when it ends."""
+    import asyncio
+
+    class Lagging:  # a loop running far behind, as during the change
+        behind_s, overloaded, forgotten = 0.25, True, 0
+
+        def ensure_started(self) -> None: ...
+
+        def forget(self) -> None:
+            self.forgotten += 1
+            self.overloaded = False
+
+    release = asyncio.Event()
+
+    async def app(scope, receive, send):
+        if scope["path"].startswith("/admin/"):
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    guard = ServingGuard(app, GuardSettings(max_loop_lag_ms=30))
+    guard.loop_lag = Lagging()  # type: ignore[assignment]
+
+    async def call(path: str) -> int:
+        sent: list[dict] = []
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+        await guard(scope, receive, send)
+        return sent[0]["status"]
+
+    async def scenario() -> list[int]:
+        before = await call("/recommend")
+        admin = asyncio.create_task(call("/admin/items"))
+        await asyncio.sleep(0.01)
+        during = await call("/recommend")
+        release.set()
+        return [before, during, await admin, await call("/recommend")]
+
+    assert asyncio.run(scenario()) == [503, 200, 200, 200]
+    assert guard.loop_lag.forgotten == 1
+
+
 def test_requests_are_refused_at_once_while_the_event_loop_runs_behind(client):
     """A real event loop kept busy (callbacks that block it 60 ms each, one after the other): the guard's
     timer fires late throughout, new requests get 503; once the loop is free they pass again."""
