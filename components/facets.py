@@ -50,7 +50,9 @@ class FacetSpec(BaseModel):
     proper_names: bool = Field(
         False,
         description="Values are names (brands, people): one that is also a common English word "
-        "('Inland', 'Small Parts') counts only when written with capitals.",
+        "('Inland', 'Small Parts') counts only when written with capitals, and one written beside other "
+        "capitalised words still counts ('Titebond Glue'); a value of a facet without this flag inside a "
+        "longer capitalised name is part of that name ('Avengers Infinity War' asks for no War genre).",
     )
 
     @field_validator("pattern")

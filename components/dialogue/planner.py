@@ -298,7 +298,11 @@ class BuiltinPlanner:
                 continue
             length, rows = hit
             first, last = sub[j][1], sub[j + length - 1][1]
-            if capitals_mean_names and self._in_a_name(toks, first, last):
+            if (
+                capitals_mean_names
+                and not any(facet in self._names for facet, _, _ in rows)  # brands are names themselves
+                and self._in_a_name(toks, first, last)
+            ):
                 j += length  # "Star Wars", "Avengers Infinity War": a name, not the War genre
                 continue
             op = "is_not" if negated[first] else "is"

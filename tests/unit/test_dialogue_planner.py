@@ -273,9 +273,11 @@ def test_brand_negation_on_a_shop_catalogue() -> None:
     index, _ = tiny_index(
         ["Gorilla Glue Original", "Titebond Wood Glue", "Loctite Super Glue"],
         attributes=[{"brand": "Gorilla"}, {"brand": "Titebond"}, {"brand": "Loctite"}],
-        facets=[{"name": "brand", "kind": "category", "column": "attributes.brand"}],
+        facets=[{"name": "brand", "kind": "category", "column": "attributes.brand", "proper_names": True}],
         item_noun=("product", "products"),
     )
     q = BuiltinPlanner(index).plan("a waterproof glue for wood, not Gorilla")
     assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "is_not", "Gorilla")]
     assert "waterproof" in q.soft and "wood" in q.soft
+    q = BuiltinPlanner(index).plan("I need some Titebond Glue for my table")  # a brand beside a name
+    assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "is", "Titebond")]
