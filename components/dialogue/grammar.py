@@ -87,13 +87,15 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
 # one", "his newer films I haven't seen") or gives leave ("I don't mind if it's older").
 _VIEWING_AFTER = re.compile(
     r"^\s*(?:(?:movie|film|show|one|thing)s?\s+)?(?:that\s+)?(?:i|we)\s*(?:'ve|have|had|'d)?\s*"
-    r"(?:just\s+|recently\s+|last\s+|actually\s+)?(?:saw|seen|watched|went to)\b"
+    r"(?:just\s+|recently\s+|last\s+|actually\s+)?(?:saw|seen|watched|went to|read|bought|ordered|"
+    r"purchased|got|tried|used)\b"
     r"|^\s*than\s+(?:i|me|we|us|you|he|she|they)\b"  # "I'm way older than I look"
 )
 _VIEWING_BEFORE = re.compile(
     r"(?:\b(?:my|our)\s+(?:very\s+)?"
     r"|\b(?:haven't|have not|havent|never)\s+(?:seen|watched)\s+(?:\w+\s+){0,3}"
-    r"|\b(?:i|we)\s+(?:\w+\s+)?(?:saw|watched|'ve seen|have seen|had seen)\s+(?:\w+\s+){0,3}"
+    r"|\b(?:i|we)\s+(?:\w+\s+)?(?:saw|watched|'ve seen|have seen|had seen|read|bought|ordered|purchased|"
+    r"tried|used)\s+(?:\w+\s+){0,3}"
     r"|\b(?:used to|grew up)\s+(?:\S+\s+){0,10}"
     r"|\b(?:it|this)\s*(?:'s|is|was|isn't|wasn't)\s+(?:not\s+)?(?:really\s+|quite\s+|exactly\s+|"
     r"very\s+|too\s+|kind of\s+|sort of\s+|more of\s+|more\s+|also\s+)*(?:an?\s+)?"
@@ -144,5 +146,5 @@ STOPWORDS = words(
     already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
     much many
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
-    instead"""
+    instead mind"""
 )

@@ -308,6 +308,11 @@ class BuiltinPlanner:
             op = "is_not" if negated[first] else "is"
             if g.describes_not_wishes(s, toks[first].start, toks[last].end):
                 op = "prefer" if op == "is" else "none"  # "I haven't seen a horror film": no exclusion
+                if (
+                    op == "prefer"
+                    and sentiment(_clause_text(toks, first, last, skip=range(first, last + 1))) <= -0.3
+                ):
+                    op = "none"  # "the last glue I bought was from Gorilla and it was bad": no boost either
             words = [w for w, _ in sub[j : j + length]]
             written = all(toks[p].has_upper for p in range(first, last + 1))
             applied = False

@@ -281,3 +281,10 @@ def test_brand_negation_on_a_shop_catalogue() -> None:
     assert "waterproof" in q.soft and "wood" in q.soft
     q = BuiltinPlanner(index).plan("I need some Titebond Glue for my table")  # a brand beside a name
     assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "is", "Titebond")]
+    q = BuiltinPlanner(index).plan("the last glue I bought was from Gorilla")  # a purchase: a taste
+    assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "prefer", "Gorilla")]
+    q = BuiltinPlanner(index).plan("the last glue I bought was from Gorilla and it was bad")
+    assert q.constraints == []  # a bad purchase is no taste either
+    q = BuiltinPlanner(index).plan("I don't mind Loctite")
+    assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "prefer", "Loctite")]
+    assert "mind" not in q.soft
