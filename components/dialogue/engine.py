@@ -409,10 +409,10 @@ class ConversationEngine:
 
     def _unsupported(self, query: Query) -> list[str]:
         """Facets the message asked about that this catalogue does not have ('price' on films)."""
-        out = []
+        out = list(query.unsupported)
         said = fold(" ".join([query.soft, query.avoid])).split()
         money = ("price", "cheap", "dollar", "expensive", "pricier", "budget", "afford")
-        if not self.builtin._number_facets and any(w.startswith(money) for w in said):
+        if not self.builtin._number_facets and any(w.startswith(money) for w in said) and "prices" not in out:
             out.append("prices")
         return out
 

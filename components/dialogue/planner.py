@@ -123,6 +123,8 @@ class BuiltinPlanner:
         for found in find_ranges(s, used, self._year_facet, self._number_facets, self._max_year):
             _claim(toks, free, used, found.start, found.end)
             c = found.constraint
+            if c is None and found.kind == "number" and "prices" not in q.unsupported:
+                q.unsupported.append("prices")  # "under $20" on a catalogue without prices
             if c is not None and c.op in ASKED_OPS and g.describes_not_wishes(s, found.start, found.end):
                 c = c.model_copy(update={"op": "prefer"})  # a taste, not a filter
             if c is not None:

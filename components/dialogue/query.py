@@ -77,6 +77,11 @@ class Query(BaseModel):
         default_factory=list, description="Words that begin several titles ('the Toy Story movies')."
     )
     language: str = "en"
+    unsupported: list[str] = Field(
+        default_factory=list,
+        description="What the message asked that this catalogue cannot answer ('prices' for '$20' without a "
+        "price facet).",
+    )
     planner: str = Field("builtin", description="Which planner produced this query (and any fallback).")
 
     @property

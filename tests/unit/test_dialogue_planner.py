@@ -257,6 +257,12 @@ def test_answer_to_a_question_is_on_topic(planner) -> None:
     assert q.intent == "recommend"
 
 
+def test_an_amount_on_a_catalogue_without_prices_is_said_to_be_unsupported(planner) -> None:
+    q = planner.plan("a comedy under $20")
+    assert q.unsupported == ["prices"] and values(q) == ["Comedy"]
+    assert planner.plan("a comedy").unsupported == []
+
+
 def test_prices_on_a_catalogue_that_has_them() -> None:
     index, _ = tiny_index(
         ["Glue A", "Glue B", "Tape C"],
