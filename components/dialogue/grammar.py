@@ -106,7 +106,8 @@ _VIEWING_BEFORE = re.compile(
 _ASKS_ABOUT_IT = re.compile(
     r"^\s*(?:is|are|was|were|does|do|did|has|have|will|would|can|could|isn't|aren't|wasn't|doesn't|don't|"
     r"didn't)\s+(?:it|this|that|they|these|those|"
-    r"he|she|the (?:first|second|third|last|new|old|original) one)\b[^?]*\?"
+    r"he|she|the (?:first|second|third|last|new|old|original) one|the (?:movie|film|show|book|product|item|"
+    r"one))\b[^?]*\?"
 )
 _SENTENCE_END = re.compile(r"[.!?]+\s+|\n+")
 
@@ -119,8 +120,14 @@ def describes_not_wishes(text: str, start: int, end: int) -> bool:
     return bool(
         _VIEWING_AFTER.match(text[end:])
         or _VIEWING_BEFORE.search(text[max(0, start - 60) : start])
-        or any(_ASKS_ABOUT_IT.match(text[at:]) for at in _clause_starts(text, start))
+        or asks_about_shown(text, start)
     )
+
+
+def asks_about_shown(text: str, pos: int) -> bool:
+    """Whether ``pos`` stands in a yes/no question about what was shown ("Is the movie a tearjerker like
+    Philadelphia?", "Those sound cool, do they have a lot of action?")."""
+    return any(_ASKS_ABOUT_IT.match(text[at:]) for at in _clause_starts(text, pos))
 
 
 def _clause_starts(text: str, pos: int) -> list[int]:

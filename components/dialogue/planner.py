@@ -100,6 +100,8 @@ class BuiltinPlanner:
             stance = self._stance(toks, lk.first, lk.last, negated, lk.cue, titled)
             if previous and _coordinated(toks, previous[0], lk.first) and not _says_own(toks, lk.last):
                 stance = previous[1]  # "not into Saw and The Purge": one stance for both
+            if stance == "liked" and g.asks_about_shown(s, toks[lk.first].start):
+                stance = "mentioned"  # "Is the movie a tearjerker like Philadelphia?": a comparison asked
             previous = (lk.last, stance)
             q.refs.append(self._ref(lk.item, stance))
             if stance == "liked" and _asks_similar(toks, lk.first, lk.last):

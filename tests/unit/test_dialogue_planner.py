@@ -120,6 +120,13 @@ def test_small_words_name_no_franchise_and_age_of_people_is_no_critique(planner)
     assert planner.plan("Isn't it from the 90s?").constraints[0].op == "prefer"
 
 
+def test_a_comparison_asked_about_the_shown_item_is_no_similarity_request(planner) -> None:
+    q = planner.plan("Is the movie a thriller like Fargo?")
+    assert refs(q) == {("Fargo (1996)", "mentioned")} and q.critique is None
+    q = planner.plan("is there anything like Fargo?")
+    assert refs(q) == {("Fargo (1996)", "liked")} and q.critique == "more_like"
+
+
 def test_common_words_are_not_titles(planner) -> None:
     # "Heat" and "Seven" are titles here, and ordinary words too: no cue, no link
     assert planner.plan("I can't stand the heat in summer, something cool").refs == []
