@@ -148,8 +148,10 @@ def _free_port() -> int:
 def test_redis_store_round_trip_and_ttl(tmp_path) -> None:
     pytest.importorskip("redis", reason="redis-py is not installed")
     port = _free_port()
+    cmd = ["redis-server", "--bind", "127.0.0.1", "--port", str(port)]  # loopback only
+    cmd += ["--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        cmd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
