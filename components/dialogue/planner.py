@@ -91,13 +91,15 @@ class BuiltinPlanner:
         self._shown_refs(toks, free, used, negated, context, q)
         links, unresolved = self.index.linker.link(toks, free)
         links = sorted(links, key=lambda lk: lk.first)
-        titled = {p for lk in links for p in range(lk.first, lk.last + 1)}
+        # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
+        quiet = {p for lk in links for p in range(lk.first, lk.last + 1)}
+        quiet |= {i for i, t in enumerate(toks) if self.index.phrases.get(fold(t.text))}
         previous: tuple[int, Stance] | None = None  # (last token, stance) of the title before
         for lk in links:
             for p in range(lk.first, lk.last + 1):
                 free[p] = False
                 used[toks[p].start : toks[p].end] = b"\x01" * (toks[p].end - toks[p].start)
-            stance = self._stance(toks, lk.first, lk.last, negated, lk.cue, titled)
+            stance = self._stance(toks, lk.first, lk.last, negated, lk.cue, quiet)
             if previous and _coordinated(toks, previous[0], lk.first) and not _says_own(toks, lk.last):
                 stance = previous[1]  # "not into Saw and The Purge": one stance for both
             if stance == "liked" and g.asks_about_shown(s, toks[lk.first].start):
@@ -144,7 +146,7 @@ class BuiltinPlanner:
 
     def _stance(
         self, toks: list[Token], first: int, last: int, negated: list[bool], cue: str | None,
-        titled: Collection[int] = (),
+        quiet: Collection[int] = (),
     ) -> Stance:  # fmt: skip
         before = [t.text for t in toks[max(0, first - 4) : first]]
         clause = _clause_text(toks, first, last)
@@ -162,9 +164,7 @@ class BuiltinPlanner:
         )
         if asking and (question or "tell me" in clause):
             return "asked_about"
-        # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
-        facet_words = {i for i, t in enumerate(toks) if self.index.phrases.get(fold(t.text))}
-        score = sentiment(_clause_text(toks, first, last, skip=set(titled) | facet_words))
+        score = sentiment(_clause_text(toks, first, last, skip=quiet))  # without words that say nothing
         if cue in g.SEEN_CUES:
             return "liked" if score >= 0.3 else "disliked" if score <= -0.3 else "seen"
         if cue in g.LIKE_CUES or cue in g.SIMILAR_CUES or cue in ("fan", "favorite", "favourite"):

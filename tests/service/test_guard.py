@@ -16,6 +16,21 @@ from components.serving_settings import GuardSettings
 KEY = "k" * 20 + "-test-api-key"
 
 
+async def asgi_get(app, path: str) -> int:  # noqa: ANN001
+    """GET ``path`` straight through an ASGI app in the running loop; the status (0 when none was sent)."""
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+    return sent[0]["status"] if sent else 0
+
+
 def client_with(client: TestClient, **settings) -> TestClient:
     """The running service (its own guard has the default settings, as the environment of the test run
     gives it) behind a guard with ``settings``: what the service does when the environment says so. No
@@ -304,18 +319,8 @@ def test_no_request_is_shed_on_lag_while_an_admin_request_runs():
     guard = ServingGuard(app, GuardSettings(max_loop_lag_ms=30))
     guard.loop_lag = Lagging()  # type: ignore[assignment]
 
-    async def call(path: str) -> int:
-        sent: list[dict] = []
-
-        async def receive():
-            return {"type": "http.request", "body": b"", "more_body": False}
-
-        async def send(message):
-            sent.append(message)
-
-        scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
-        await guard(scope, receive, send)
-        return sent[0]["status"]
+    def call(path: str):  # noqa: ANN202
+        return asgi_get(guard, path)
 
     async def scenario() -> list[int]:
         before = await call("/recommend")
@@ -339,18 +344,8 @@ def test_requests_are_refused_at_once_while_the_event_loop_runs_behind(client):
     statuses: list[int] = []
 
     async def scenario() -> None:
-        async def call(path: str) -> int:
-            sent: list[dict] = []
-
-            async def receive():
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message):
-                sent.append(message)
-
-            scope = {"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""}
-            await guarded(scope, receive, send)
-            return sent[0]["status"] if sent else 0
+        def call(path: str):  # noqa: ANN202
+            return asgi_get(guarded, path)
 
         statuses.append(await call("/metadata"))  # starts the timer; the loop is idle
         loop = asyncio.get_running_loop()
