@@ -55,9 +55,13 @@ class SentenceEncoder:
         import torch
 
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
+        # batches of similar length: a batch pads to its longest text, so shuffled lengths waste most of
+        # the work (9.7k film texts: 2.35x faster sorted, same vectors to 1e-7)
+        order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
-                batch = [t if t else " " for t in texts[start : start + batch_size]]
+                rows = order[start : start + batch_size]
+                batch = [texts[i] or " " for i in rows]
                 with self._tokenizer_lock:
                     tok = self.tokenizer(
                         batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
@@ -67,7 +71,7 @@ class SentenceEncoder:
                 mask = tok["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # (B, 384)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[start : start + len(batch)] = pooled.float().cpu().numpy()
+                out[rows] = pooled.float().cpu().numpy()
         return out
 
 
