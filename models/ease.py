@@ -1,8 +1,10 @@
 """EASE (Steck 2019): a closed-form linear item-item model with zero diagonal.
 
 ``P = (X^T X + lambda I)^-1``, ``B = I - P / diag(P)`` (column-wise), so ``diag(B) = 0``; a history
-scores the catalogue as ``x @ B`` with ``x`` its binary item vector. Dense in ``n_items``: memory is
-``n_items^2`` float32 for the weights (576 MB at 12k items) and float64 while solving.
+scores the catalogue as ``x @ B``. EASE's ``x`` is the binary item vector; here each item's entry is
+``recency_decay ** (steps before the most recent item)`` of its latest occurrence, so the items a user met
+last count most (the next-item task is sequential; 1.0 gives the paper's binary vector). Dense in
+``n_items``: memory is ``n_items^2`` float32 for the weights (576 MB at 12k items) and float64 while solving.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ class EASEConfig(ModelConfig):
     l2: float = Field(
         100.0, gt=0.0, description="L2 regularisation lambda added to the Gram matrix diagonal."
     )
+    recency_decay: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="Weight of a history item per step back from the most recent one; 1.0 is EASE's "
+        "binary history vector.",
+    )
 
 
 def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:
@@ -38,6 +47,20 @@ def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:
     b = -p / p.diagonal()[None, :]  # B_ij = -P_ij / P_jj
     b.diagonal().zero_()
     return b
+
+
+def history_vector_times(weights: np.ndarray, history: Sequence[int], decay: float) -> np.ndarray:
+    """``x @ weights`` for the recency-weighted history vector ``x`` without building it: O(|h| N).
+
+    ``x[i] = decay ** (steps from item i's latest occurrence to the end of the history)``, 0 elsewhere.
+    weights (N, N), history (L,) -> (N,) float32.
+    """
+    h = np.asarray(history, dtype=np.int64)
+    if not h.size:
+        return np.zeros(weights.shape[1], dtype=np.float32)
+    items, first_from_end = np.unique(h[::-1], return_index=True)  # steps back to each latest occurrence
+    x = (decay ** first_from_end.astype(np.float64)).astype(np.float32)  # (U,)
+    return x @ weights[items]  # (N,)
 
 
 class EASE(Recommender):
@@ -66,9 +89,7 @@ class EASE(Recommender):
         hist = as_histories(histories, self.n_items)
         out = np.empty((len(hist), self.n_items), dtype=np.float32)  # (B, n_items)
         for row, h in enumerate(hist):
-            # binary history vector @ weights == the sum of the history's rows: O(|h| N), not O(N^2)
-            items = np.unique(np.asarray(h, dtype=np.int64))
-            out[row] = self.weights[items].sum(axis=0) if items.size else 0.0
+            out[row] = history_vector_times(self.weights, h, self.config.recency_decay)
         return out + self.prior  # (B, n_items)
 
     def _save_state(self, directory: Path) -> None:

@@ -139,11 +139,13 @@ class Hybrid(Recommender):
         self.weights = grid[int(np.argmax(ndcg))]
         return float(ndcg.max()), ndcg.round(5).tolist()
 
-    def _member_scores(self, histories: Sequence[History]) -> np.ndarray:
+    def _member_scores(self, histories: Sequence[History], which: Sequence[int] | None = None) -> np.ndarray:
+        """Standardised scores of the members ``which`` (all by default). -> (M, B, n_items)."""
+        members = self.members if which is None else [self.members[i] for i in which]
         return np.stack(
             [
                 standardise(np.asarray(m.score(cast(Sequence[Sequence[int]], histories)), np.float32))
-                for m in self.members
+                for m in members
             ]
         )
 
@@ -151,8 +153,9 @@ class Hybrid(Recommender):
         hist = as_histories(histories, self.n_items)
         if not self.members:
             return np.zeros((len(hist), self.n_items), dtype=np.float32)
-        z = self._member_scores(hist)  # (M, B, n_items)
-        return np.tensordot(self.weights, z, axes=1).astype(np.float32)  # (B, n_items)
+        used = np.flatnonzero(self.weights)  # a member fitted to weight 0 is not scored at all
+        z = self._member_scores(hist, used)  # (M', B, n_items)
+        return np.tensordot(self.weights[used], z, axes=1).astype(np.float32)  # (B, n_items)
 
     def _save_state(self, directory: Path) -> None:
         for i, member in enumerate(self.members):

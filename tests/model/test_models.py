@@ -220,10 +220,15 @@ def test_popularity_scores_are_training_counts() -> None:
 def test_ease_matches_a_hand_computed_example() -> None:
     # X = [[1, 1], [1, 0]] -> G = X^T X = [[2, 1], [1, 1]]; lambda = 1 -> G + I = [[3, 1], [1, 2]], det 5,
     # P = [[2/5, -1/5], [-1/5, 3/5]]; B_ij = -P_ij / P_jj: B_01 = 1/3, B_10 = 1/2, diagonal 0.
-    model = build_model("ease", 2, {"l2": 1.0})
+    model = build_model("ease", 2, {"l2": 1.0, "recency_decay": 1.0})  # the paper's binary history
     model.fit(TrainData([np.array([0, 1]), np.array([0])], 2))
     expected = np.array([[0.0, 1 / 3], [1 / 2, 0.0], [1 / 2, 1 / 3]])
     np.testing.assert_allclose(model.score([[0], [1], [0, 1]]), expected, atol=2e-6)  # prior <= 1e-6
+    # recency weights: in [0, 1] item 0 is one step back (x_0 = decay), a repeat counts once, at its
+    # latest position ([1, 0, 1]: x_0 = decay, x_1 = 1)
+    model.config.recency_decay = 0.5
+    expected = np.array([[0.5 * 0.0 + 1 / 2, 0.5 * 1 / 3 + 0.0]] * 2)
+    np.testing.assert_allclose(model.score([[0, 1], [1, 0, 1]]), expected, atol=2e-6)
 
 
 def test_itemknn_weights_recent_items_more() -> None:

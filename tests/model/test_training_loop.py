@@ -170,6 +170,24 @@ def test_hybrid_fits_weights_on_validation() -> None:
     assert valid_ndcg(hybrid, valid) >= max(valid_ndcg(m, valid) for m in members) - 1e-9
 
 
+def test_hybrid_does_not_score_a_member_fitted_to_weight_zero() -> None:
+    from models.hybrid import Hybrid
+
+    n_items = 12
+    train = TrainData(successor_sequences(n_items, 40, 7), n_items)
+    members = [build_model("popularity", n_items), build_model("itemknn", n_items, {"neighbours": 4})]
+    for m in members:
+        m.fit(train)
+    hybrid = Hybrid.from_members(members)
+    hybrid.weights = np.array([0.0, 1.0])
+    calls: list[int] = []
+    original = members[0].score
+    members[0].score = lambda h: calls.append(1) or original(h)  # type: ignore[method-assign]
+    fused = hybrid.score([[1, 2], [5]])
+    assert not calls
+    np.testing.assert_allclose(fused, standardise(members[1].score([[1, 2], [5]])), atol=1e-6)
+
+
 def test_fusion_helpers() -> None:
     grid = simplex_grid(3, 4)
     assert len(grid) == 15 and np.allclose(grid.sum(1), 1.0)
