@@ -36,6 +36,10 @@ class ModelConfig(BaseModel):
 
     seed: int = Field(42, description="Seed for numpy/torch/python RNGs; runs are repeatable.")
 
+    # Values for fields a model saved before they existed did not write: loading such a model keeps the
+    # behaviour it was evaluated and promoted with, while new models get the field's (new) default.
+    saved_before_defaults: ClassVar[dict[str, Any]] = {}
+
 
 @dataclass(frozen=True)
 class TrainData:
@@ -158,7 +162,8 @@ class Recommender(ABC):
         meta = read_model_meta(directory)
         if meta["model"] != cls.name:
             raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
-        model = cls(cls.config_cls.model_validate(meta["config"]), int(meta["n_items"]))
+        config = {**cls.config_cls.saved_before_defaults, **meta["config"]}
+        model = cls(cls.config_cls.model_validate(config), int(meta["n_items"]))
         model._load_state(directory)
         return model
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -37,6 +37,8 @@ class EASEConfig(ModelConfig):
         description="Weight of a history item per step back from the most recent one; 1.0 is EASE's "
         "binary history vector.",
     )
+
+    saved_before_defaults: ClassVar[dict[str, Any]] = {"recency_decay": 1.0}  # EASE saved before 2026-12-02
 
 
 def ease_weights(gram: torch.Tensor, l2: float) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -229,6 +231,18 @@ def test_ease_matches_a_hand_computed_example() -> None:
     model.config.recency_decay = 0.5
     expected = np.array([[0.5 * 0.0 + 1 / 2, 0.5 * 1 / 3 + 0.0]] * 2)
     np.testing.assert_allclose(model.score([[0, 1], [1, 0, 1]]), expected, atol=2e-6)
+
+
+def test_ease_saved_before_recency_loads_with_its_binary_history(tmp_path: Path) -> None:
+    model = build_model("ease", 3, {"l2": 1.0})
+    model.fit(TrainData([np.array([0, 1, 2]), np.array([0, 2])], 3))
+    folder = model.save(tmp_path / "ease")
+    meta = json.loads((folder / "config.json").read_text())
+    del meta["config"]["recency_decay"]  # as a bundle written before the field existed
+    (folder / "config.json").write_text(json.dumps(meta))
+    old = load_model(folder)
+    assert old.config.recency_decay == 1.0
+    assert load_model(model.save(tmp_path / "new")).config.recency_decay == 0.9
 
 
 def test_itemknn_weights_recent_items_more() -> None:
