@@ -98,6 +98,7 @@ from components.serving_settings import (
     API_KEY_ENV,
     SERVICE_NAME,
     GuardSettings,
+    service_threads,
     service_workers,
     tracing_config,
 )
@@ -125,6 +126,7 @@ def chat_page() -> FileResponse:
     name=SERVICE_NAME,
     traffic={"timeout": 30},
     workers=service_workers(),  # SESSIONFLOW_WORKERS; sessions are shared between workers (see __init__)
+    threads=service_threads(),  # SESSIONFLOW_THREADS: concurrent /chat, /feedback, /reset calls per worker
     tracing=tracing_config(),  # no OpenTelemetry span per request unless the deployment configures tracing
     # One line per request through Python logging costs more than the rest of a /recommend answer; 4xx and
     # 5xx answers are logged one line each by bento/security.py. SESSIONFLOW_ACCESS_LOG=1 turns it on.

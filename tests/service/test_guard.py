@@ -380,6 +380,7 @@ def test_the_service_routes_are_left_out_of_tracing_in_the_config_a_worker_loads
     for route in ("recommend", "recommend_batch", "chat", "feedback", "readyz"):
         assert excluded.url_disabled(f"http://127.0.0.1:3000/{route}"), route
     assert BentoMLContainer.config.services[SERVICE_NAME].workers.get() == 1  # SESSIONFLOW_WORKERS unset
+    assert BentoMLContainer.config.services[SERVICE_NAME].threads.get() == 2  # SESSIONFLOW_THREADS unset
 
 
 def test_worker_count_comes_from_the_environment():
@@ -390,6 +391,16 @@ def test_worker_count_comes_from_the_environment():
     for bad in ("0", "two", "-1"):
         with pytest.raises(ValueError, match=WORKERS_ENV):
             service_workers({WORKERS_ENV: bad})
+
+
+def test_threads_per_worker_come_from_the_environment():
+    from components.serving_settings import THREADS_ENV, service_threads
+
+    assert service_threads({}) == 2
+    assert service_threads({THREADS_ENV: "1"}) == 1
+    for bad in ("0", "many", "-2"):
+        with pytest.raises(ValueError, match=THREADS_ENV):
+            service_threads({THREADS_ENV: bad})
 
 
 def test_more_than_one_worker_keeps_sessions_in_a_shared_file(service, tmp_path):

@@ -20,3 +20,39 @@ def test_each_text_gets_its_own_vector_whatever_the_batching() -> None:
     assert batched.shape == (len(texts), 384)
     np.testing.assert_allclose(batched, alone, atol=1e-5)
     assert np.all(np.abs(np.linalg.norm(batched, axis=1) - 1) < 1e-5)
+
+
+def test_onnx_runtime_and_pytorch_give_the_same_vectors(tmp_path, monkeypatch) -> None:
+    from components.text_encoder import CACHE_DIR_ENV, SentenceEncoder
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
+    texts = ["I loved Heat and Collateral", "", "a waterproof glue for wood, not Gorilla", "Saw"]
+    fast = SentenceEncoder(device="cpu", backend="onnx")
+    slow = SentenceEncoder(device="cpu", backend="torch")
+    assert (fast.backend, slow.backend) == ("onnx", "torch")
+    assert len(list((tmp_path / "encoder").glob("*.onnx"))) == 1  # exported once, no temporary file left
+    assert not list((tmp_path / "encoder").glob("*.tmp"))
+    np.testing.assert_allclose(fast.encode(texts), slow.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(fast.encode(texts[:1]), slow.encode(texts[:1]), atol=1e-5)
+    again = SentenceEncoder(device="cpu", backend="onnx")  # reads the cached file
+    np.testing.assert_allclose(again.encode(texts), fast.encode(texts), atol=1e-6)
+
+
+def test_a_failing_export_falls_back_to_pytorch_with_one_line(monkeypatch, caplog) -> None:
+    import pytest
+
+    from components import text_encoder
+
+    def broken(*_args, **_kwargs):
+        raise OSError("read-only file system: '/nowhere'\nmore detail")
+
+    monkeypatch.setattr(text_encoder, "onnx_session", broken)
+    with caplog.at_level("WARNING", logger="components.text_encoder"):
+        enc = text_encoder.SentenceEncoder(device="cpu", backend="auto")
+    assert enc.backend == "torch"
+    assert "OSError: read-only file system" in caplog.text and "more detail" not in caplog.text
+    assert enc.encode(["still works"]).shape == (1, 384)
+    with pytest.raises(OSError):
+        text_encoder.SentenceEncoder(device="cpu", backend="onnx")  # asked for explicitly: no silent fallback
+    with pytest.raises(ValueError, match="SESSIONFLOW_ENCODER_BACKEND"):
+        text_encoder.SentenceEncoder(device="cpu", backend="tensorrt")
