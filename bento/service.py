@@ -92,10 +92,11 @@ from bento.schemas import (
     session_db_path,
 )
 from bento.scoring import ScoringUnavailable, Session
-from bento.security import ServingGuard, quiet_client_error_tracebacks
+from bento.security import front_door, quiet_client_error_tracebacks
 from components.dialogue.config import ConversationConfig
 from components.serving_settings import (
     API_KEY_ENV,
+    REQUEST_TIMEOUT_S,
     SERVICE_NAME,
     GuardSettings,
     service_threads,
@@ -124,7 +125,7 @@ def chat_page() -> FileResponse:
 
 @bentoml.service(
     name=SERVICE_NAME,
-    traffic={"timeout": 30},
+    traffic={"timeout": REQUEST_TIMEOUT_S},  # enforced by the guard (bento/security.py), not by BentoML
     workers=service_workers(),  # SESSIONFLOW_WORKERS; sessions are shared between workers (see __init__)
     threads=service_threads(),  # SESSIONFLOW_THREADS: concurrent /chat, /feedback, /reset calls per worker
     tracing=tracing_config(),  # no OpenTelemetry span per request unless the deployment configures tracing
@@ -636,7 +637,19 @@ def open_request_log(feedback_url: str, feedback_log: Any, enabled: bool) -> Any
     return RequestLog(path, pseudonymise=feedback_log.pseudonymise)
 
 
-SessionRecommender.add_asgi_middleware(ServingGuard)  # bento/security.py: in front of every route
+class _GuardedService(type(SessionRecommender)):  # type: ignore[misc]
+    """The service with bento/security.py's guard as the outermost layer of the ASGI app each worker builds
+    (``to_asgi``). ``add_asgi_middleware`` would put it behind BentoML's own middlewares, where a refusal
+    costs six times as much and BentoML's never-cancelled per-request timer could not be taken out.
+    tests/service/test_guard.py checks the app a worker gets."""
+
+    __slots__ = ()
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        return front_door(super().to_asgi(is_main))
+
+
+SessionRecommender.__class__ = _GuardedService
 runtime.cache_api_signatures(SessionRecommender)
 
 

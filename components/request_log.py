@@ -125,9 +125,12 @@ class RequestLog:
         if len(self._queue) >= self.max_queue:
             self._counts["dropped"] += 1
             return
+        # tuples of strings and numbers only: the garbage collector stops tracking them at its first look,
+        # so rows waiting for the writer never lengthen a full collection (lists stayed tracked: under load
+        # the queue made each full collection 20-70 ms, and every request waited behind it)
         self._queue.append(
             (time.time(), endpoint, model_tag, model_version, user_id, session_id,
-             items, unknown, shown, scores, k, latency_ms)
+             tuple(items), tuple(unknown), tuple(shown), tuple(scores), k, latency_ms)
         )  # fmt: skip
 
     # -- the writer -----------------------------------------------------------------------------------------

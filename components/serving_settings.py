@@ -9,7 +9,7 @@ the server, so a bad value is one line at start, not a worker that fails over an
                                     at least 16 characters. Unset: those routes are open (a warning at start).
 ``SESSIONFLOW_MAX_REQUEST_BYTES``   largest request body (default 1 MiB); larger ones get 413.
 ``SESSIONFLOW_CORS_ORIGINS``        comma-separated origins allowed cross-site (default none: CORS off).
-``SESSIONFLOW_MAX_IN_FLIGHT``       requests in flight before new ones get 503 (default 512), per worker.
+``SESSIONFLOW_MAX_IN_FLIGHT``       requests in flight before new ones get 503 (default 64), per worker.
 ``SESSIONFLOW_MAX_LOOP_LAG_MS``     refuse new requests (503) while the worker's event loop has run this far
                                     behind for 100 ms (default 30; 0 turns it off), per worker.
 ``SESSIONFLOW_WORKERS``             HTTP worker processes (default 1); sessions are shared between them.
@@ -30,7 +30,10 @@ CORS_ORIGINS_ENV = "SESSIONFLOW_CORS_ORIGINS"
 MAX_IN_FLIGHT_ENV = "SESSIONFLOW_MAX_IN_FLIGHT"
 MAX_LOOP_LAG_ENV = "SESSIONFLOW_MAX_LOOP_LAG_MS"
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # 1 MiB
-DEFAULT_MAX_IN_FLIGHT = 512
+DEFAULT_MAX_IN_FLIGHT = 64
+# A request not answered (no response started) within this many seconds gets 504 (the guard's timeout; it
+# replaces BentoML's TimeoutMiddleware, whose timer outlived every request: bento/security.py).
+REQUEST_TIMEOUT_S = 30.0
 DEFAULT_MAX_LOOP_LAG_MS = 30
 MIN_API_KEY_CHARS = 16
 # Mutating or admin routes: need the API key when one is configured (and so does anything under /admin/).
@@ -82,6 +85,7 @@ class GuardSettings:
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     cors_origins: tuple[str, ...] = ()
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    request_timeout_s: float = REQUEST_TIMEOUT_S
     max_loop_lag_ms: int = DEFAULT_MAX_LOOP_LAG_MS  # 0: off
     route_limits: Mapping[str, int] = field(default_factory=lambda: dict(ROUTE_LIMITS))
 
@@ -137,6 +141,7 @@ __all__ = [
     "MAX_LOOP_LAG_ENV",
     "MAX_REQUEST_BYTES_ENV",
     "PROTECTED_ROUTES",
+    "REQUEST_TIMEOUT_S",
     "ROUTE_LIMITS",
     "SERVICE_NAME",
     "UNTRACED_ROUTES",
