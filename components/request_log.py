@@ -125,9 +125,9 @@ class RequestLog:
         if len(self._queue) >= self.max_queue:
             self._counts["dropped"] += 1
             return
-        # tuples of strings and numbers only: the garbage collector stops tracking them at its first look,
-        # so rows waiting for the writer never lengthen a full collection (lists stayed tracked: under load
-        # the queue made each full collection 20-70 ms, and every request waited behind it)
+        # tuples of strings and numbers only: the garbage collector stops tracking them within two looks,
+        # so rows waiting for the writer (up to a second of traffic) never lengthen a full collection of the
+        # HTTP worker, which stalls every request while it runs (lists stay tracked until written)
         self._queue.append(
             (time.time(), endpoint, model_tag, model_version, user_id, session_id,
              tuple(items), tuple(unknown), tuple(shown), tuple(scores), k, latency_ms)

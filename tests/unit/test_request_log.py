@@ -117,3 +117,18 @@ def test_delete_subject(tmp_path):
 def test_request_log_path(env, url, expected):
     path = request_log_path(url, env)
     assert (str(path) if path else None) == expected
+
+
+def test_queued_rows_are_not_walked_by_the_garbage_collector(tmp_path):
+    """Rows wait up to a second for the writer; as tuples of strings and numbers the collector stops
+    tracking them within two looks, so they never lengthen a full collection of the HTTP worker."""
+    import gc
+
+    log = RequestLog(tmp_path / "requests.db", start=False)
+    log.record("recommend", items=["1", "2"], shown=["3", "4"], scores=[0.5, 0.25], k=2, latency_ms=1.0)
+    gc.collect()
+    gc.collect()  # inner tuples are untracked in the first pass, the row itself in the next
+    row = log._queue[0]
+    assert not gc.is_tracked(row) and not any(gc.is_tracked(part) for part in row)
+    assert log.flush() == 1
+    log.close()
