@@ -42,6 +42,9 @@ def _env_defaults(root: Path) -> None:
     # busy 2-core machine (a fresh clone's `sessionflow pipeline` timed out at 20 s under load)
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("BENTOML_HOME", str(root / ".bentoml"))
+    # absolute: a bento's server runs from the bento's own folder, where a relative store is not found and
+    # every worker failed its start-up forever ("Model ... is not found in BentoML store .bentoml/models")
+    os.environ["BENTOML_HOME"] = str(Path(os.environ["BENTOML_HOME"]).expanduser().resolve())
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
