@@ -383,24 +383,22 @@ def test_the_service_routes_are_left_out_of_tracing_in_the_config_a_worker_loads
     assert BentoMLContainer.config.services[SERVICE_NAME].threads.get() == 2  # SESSIONFLOW_THREADS unset
 
 
-def test_worker_count_comes_from_the_environment():
-    from components.serving_settings import WORKERS_ENV, service_workers
+@pytest.mark.parametrize(
+    ("setting", "env", "default", "given", "bad"),
+    [
+        ("service_workers", "WORKERS_ENV", 1, ("2", 2), ("0", "two", "-1")),
+        ("service_threads", "THREADS_ENV", 2, ("1", 1), ("0", "many", "-2")),
+    ],
+)
+def test_worker_and_thread_counts_come_from_the_environment(setting, env, default, given, bad):
+    from components import serving_settings
 
-    assert service_workers({}) == 1
-    assert service_workers({WORKERS_ENV: "2"}) == 2
-    for bad in ("0", "two", "-1"):
-        with pytest.raises(ValueError, match=WORKERS_ENV):
-            service_workers({WORKERS_ENV: bad})
-
-
-def test_threads_per_worker_come_from_the_environment():
-    from components.serving_settings import THREADS_ENV, service_threads
-
-    assert service_threads({}) == 2
-    assert service_threads({THREADS_ENV: "1"}) == 1
-    for bad in ("0", "many", "-2"):
-        with pytest.raises(ValueError, match=THREADS_ENV):
-            service_threads({THREADS_ENV: bad})
+    read, name = getattr(serving_settings, setting), getattr(serving_settings, env)
+    assert read({}) == default
+    assert read({name: given[0]}) == given[1]
+    for value in bad:
+        with pytest.raises(ValueError, match=name):
+            read({name: value})
 
 
 def test_more_than_one_worker_keeps_sessions_in_a_shared_file(service, tmp_path):
