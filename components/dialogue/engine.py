@@ -461,7 +461,8 @@ class ConversationEngine:
             title_terms=_weighted_terms(state.title_words[-turns:]),
             said_words={w for text in state.said[-turns:] for w in fold(text).split()},
             assistant=self._assistant_vector(said) if use_assistant else None,
-            assistant_terms=_weighted_terms(state.assistant[-2:]) if self.config.w_assistant > 0 else {},
+            # the words beside the titles it named: 'similar to Lion' must not find The Lion King by its title
+            assistant_terms=_weighted_terms([rest for rest, _ in said]),
             mood=mood,
             retired=self.retired,
         )

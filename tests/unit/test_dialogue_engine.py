@@ -137,6 +137,15 @@ def test_titles_the_assistant_named_that_the_catalogue_lacks_still_find_the_othe
     assert "1" in ids(engine.chat_stateless(messages, k=10))  # Toy Story (1995)
 
 
+def test_the_titles_the_assistant_named_are_not_its_search_words(engine) -> None:
+    """'Fairly similar to Lion' named the film Lion: its title word must not find The Lion King by BM25."""
+    messages = [{"role": "user", "content": "something for tonight"},
+                {"role": "assistant", "content": "A lot like Fargo (1996), only darker."},
+                {"role": "user", "content": "ok"}]  # fmt: skip
+    req = engine.request(engine.replay(messages)[0])
+    assert "fargo" not in req.assistant_terms and "darker" in req.assistant_terms
+
+
 def test_items_the_conversation_mentions_inform_the_session_model(engine) -> None:
     messages = [{"role": "user", "content": "I watched Toy Story (1995) yesterday"},
                 {"role": "assistant", "content": "Have you seen Fargo (1996)?"},
