@@ -136,6 +136,7 @@ class BuiltinPlanner:
         self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
+        _settle_conflicts(q)
         self._unresolved_after_cues(message, toks, free, q)
         q.intent = self._intent(q, toks, words, s, context, links)
         return q
@@ -452,6 +453,41 @@ def _claim(toks: list[Token], free: list[bool], used: bytearray, a: int, b: int)
             free[i] = False
 
 
+def _settle_conflicts(q: Query) -> None:
+    """One message that asks for a category value and rules it out too: "something scary but not gory" (both
+    words lead to Horror) wants Horror without gore, so a negated word that only goes with the value is
+    avoided text, not an exclusion of the whole category; "scary, but not horror" names the value itself,
+    so that exclusion holds and the other word stays a taste (free text)."""
+    asked = {(c.facet, c.value): c for c in q.constraints if c.op == "is"}
+    dropped: set[int] = set()
+    soft, avoid = [q.soft] if q.soft else [], [q.avoid] if q.avoid else []
+    for c in q.constraints:
+        wish = asked.get((c.facet, c.value)) if c.op == "is_not" else None
+        if wish is None or id(wish) in dropped:
+            continue
+        if _names_value(c) and not _names_value(wish):
+            dropped.add(id(wish))
+            soft.append(fold(wish.said))
+        elif not _names_value(c):
+            dropped.add(id(c))
+            avoid.append(fold(c.said))
+    if dropped:
+        q.constraints = [c for c in q.constraints if id(c) not in dropped]
+        q.soft, q.avoid = " ".join(soft), " ".join(avoid)
+
+
+def _names_value(c: Constraint) -> bool:
+    """Whether a constraint was said with its value's own name ("horror films" for Horror; not "gory")."""
+    said, value = fold(c.said), fold(c.value or "")
+    return bool(value and said) and (value in said or said.rstrip("s") in value)
+
+
+# a negation reaches across "with" right after it: "nothing with Tom Cruise", "no films with gore"
+_NEGATED_WITH_AFTER = g.words(
+    "films film movies movie ones one items products shows books anything something"
+)
+
+
 def _negation_mask(toks: list[Token]) -> list[bool]:
     """True for tokens inside the scope of a negation cue (to the clause boundary; "or"/"nor" keep it)."""
     mask = [False] * len(toks)
@@ -462,6 +498,11 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
         end = min(len(toks), i + 1 + g.NEGATION_WINDOW)
         j = i + 1
         while j < end:
+            if toks[j].text == "with" and all(toks[x].text in _NEGATED_WITH_AFTER for x in range(i + 1, j)):
+                end = min(len(toks), max(end, j + 1 + g.NEGATION_WINDOW))
+                mask[j] = True
+                j += 1
+                continue
             if toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):
                 break
             if toks[j].text == "," and j + 1 < len(toks) and toks[j + 1].text not in ("or", "nor"):

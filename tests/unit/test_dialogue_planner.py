@@ -89,6 +89,25 @@ def test_negation_scope_stops_at_the_clause(planner) -> None:
     assert "wwii" in q.avoid
 
 
+def test_a_word_that_goes_with_an_asked_category_is_avoided_not_the_category(planner) -> None:
+    """'scary but not gory': both words lead to Horror; the wish holds and the gore is avoided text."""
+    q = planner.plan("something scary but not gory, from the 80s")
+    assert values(q) == ["Horror"] and values(q, "is_not") == []
+    assert q.avoid == "gory"
+    q = planner.plan("something scary, but not horror")  # the category named itself: the exclusion holds
+    assert values(q) == [] and values(q, "is_not") == ["Horror"]
+    assert "scary" in q.soft
+
+
+def test_a_negation_reaches_across_with(planner) -> None:
+    q = planner.plan("nothing with Tom Cruise please, I want action")
+    assert q.avoid == "tom cruise" and "cruise" not in q.soft and values(q) == ["Action"]
+    assert planner.plan("no films with gore").avoid == "gore"
+    assert planner.plan("what would you suggest after watching Fargo?").soft == ""  # 'after' asks nothing
+    q = planner.plan("no horror, with lots of action")  # "with" after a value still ends the scope
+    assert values(q, "is_not") == ["Horror"] and values(q) == ["Action"]
+
+
 def test_stances_from_cues_and_sentiment(planner) -> None:
     assert refs(planner.plan("I hated Scream")) == {("Scream (1996)", "disliked")}
     assert refs(planner.plan("I watched Fargo last week")) == {("Fargo (1996)", "seen")}
