@@ -179,6 +179,8 @@ def fuse(
     """Fused scores (N,) with -inf where not allowed, and each weighted signal (N,)."""
     w = weights(cfg)
     parts = {name: w[name] * v for name, v in signals(index, model, req, cfg, ok).items() if w[name] != 0}
+    if "similar" in parts and "mood" in parts:  # "like Heat but lighter": both halves weigh alike (signals)
+        parts["mood"] *= w["similar"] / w["mood"]
     total = np.zeros(len(index))
     for v in parts.values():
         total += v
@@ -280,7 +282,13 @@ def signals(
         mood = np.zeros(len(index))
         for (facet, value), weight in req.mood.items():
             mood += weight * index.categories[facet].has(value)
-        out["mood"] = np.clip(mood, -1.0, 1.0)
+        if "similar" in out:
+            # "like Heat but less violent": among the items close to Heat, those lighter than Heat rise, by
+            # how much lighter; far from Heat no mood lifts an item (a cartoon is not what was asked)
+            lift = np.clip(mood - mood[anchors].mean(), 0.0, None) * (out["similar"] > 0)
+            out["mood"] = lift / max(float(lift.max()), 1e-9)
+        else:
+            out["mood"] = np.clip(mood, -1.0, 1.0)
     if req.disliked and use["dislike"]:
         sim = max_cosine(index, req.disliked[-cfg.max_refs :])
         out["dislike"] = np.clip((sim - cfg.dislike_similarity) / (1.0 - cfg.dislike_similarity), 0.0, 1.0)

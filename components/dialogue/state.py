@@ -111,7 +111,9 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
         state.title_words = [*state.title_words, *q.unresolved_titles, *q.franchises][-MAX_TEXTS:]
     if q.avoid:
         state.avoid = [*state.avoid, q.avoid][-MAX_TEXTS:]
-    if q.critique == "more_like":  # a new "more like" request replaces the last one
+    # a new "more like" request replaces the last one; "like Heat but less violent" asks for more like Heat
+    # too (the planner keeps the item a critique is about in ``critique_of``)
+    if q.critique == "more_like" or (q.critique is not None and q.critique_of):
         anchors = [r.item_id for r in q.refs if r.stance == "liked"] or [q.critique_of or ""]
         state.similar = [a for a in dict.fromkeys(anchors) if a][-MAX_TEXTS:]
     state.similar = [s for s in state.similar if s not in by["disliked"] and s not in by["rejected"]]

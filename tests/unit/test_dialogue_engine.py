@@ -137,6 +137,16 @@ def test_titles_the_assistant_named_that_the_catalogue_lacks_still_find_the_othe
     assert "1" in ids(engine.chat_stateless(messages, k=10))  # Toy Story (1995)
 
 
+def test_like_an_item_but_lighter_stays_close_to_the_item(engine) -> None:
+    """'like Heat but less violent' asks for Heat-like films, the lighter ones first: not for cartoons."""
+    res = engine.chat("lighter-than-heat", "something like Heat but less violent", k=10)
+    heat = res.understood["refs"][0]["item_id"]
+    assert res.understood["critique"] == "lighter" and res.state["similar"] == [heat]
+    kids = {"Children", "Children's", "Animation"}
+    assert not any(genres(engine, i) & kids for i in ids(res))
+    assert sum("Heat" in (i.reason or "") for i in res.items) >= 8  # Heat's neighbours, lighter first
+
+
 def test_the_titles_the_assistant_named_are_not_its_search_words(engine) -> None:
     """'Fairly similar to Lion' named the film Lion: its title word must not find The Lion King by BM25."""
     messages = [{"role": "user", "content": "something for tonight"},
