@@ -373,8 +373,9 @@ class ConversationEngine:
             record_shown(state, [i.item_id for i in items])
         about = self.index.index(state.focus) if query.intent == "ask_about" and state.focus else None
         unsupported = self._unsupported(query)
+        unknown = self._unknown_avoid(query)
         reply = compose(query, state, self.index, [i.title for i in items], k,
-                        ranked.relaxed if ranked else (), unsupported, about)  # fmt: skip
+                        ranked.relaxed if ranked else (), unsupported, about, unknown)  # fmt: skip
         understood = query.model_dump(exclude_defaults=True) | {
             "intent": query.intent,
             "planner": query.planner,
@@ -406,6 +407,16 @@ class ConversationEngine:
     def _context(self, state: DialogueState) -> PlanContext:
         asked = bool(state.assistant) and "?" in state.assistant[-1]
         return PlanContext(shown=self._dense(state.shown), assistant_asked=asked)
+
+    def _unknown_avoid(self, query: Query) -> list[str]:
+        """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a
+        catalogue without cast): it cannot be left out, and the reply says so."""
+        words = [w for w in fold(query.avoid).split() if w not in g.STOPWORDS]
+        if not words or query.intent in _SILENT:
+            return []
+        text = " ".join(words)
+        ix = self.index
+        return [] if ix.lexical.mentions_all(text) or ix.title_lexical.mentions_all(text) else [text]
 
     def _unsupported(self, query: Query) -> list[str]:
         """Facets the message asked about that this catalogue does not have ('price' on films)."""

@@ -63,6 +63,17 @@ class LexicalIndex:
         """Whether the (stemmed) word occurs in any item text."""
         return self.stem(word) in self._vocab
 
+    def mentions_all(self, text: str) -> bool:
+        """Whether some item's text holds every word of ``text`` (stemmed): 'tom cruise' in a catalogue
+        whose texts never name him is False."""
+        stems = [self.stem(w) for w in fold(text).split()]
+        if not stems or any(s not in self._vocab for s in stems):
+            return False
+        found = np.ones(self.n_items, dtype=bool)
+        for stem in dict.fromkeys(stems):
+            found &= np.asarray(self._retriever.get_scores([stem])) > 0
+        return bool(found.any())
+
     def score(self, terms: Mapping[str, float]) -> np.ndarray:
         """(N,) sum over terms of weight * BM25(term, item); unknown terms add nothing."""
         out = np.zeros(self.n_items, dtype=np.float64)

@@ -81,6 +81,7 @@ def compose(
     relaxed: Sequence[Constraint] = (),
     unsupported: Sequence[str] = (),
     about: int | None = None,
+    unknown_avoid: Sequence[str] = (),
 ) -> str:
     """A short reply: what changed this turn, then what the list is."""
     noun, nouns = index.noun, index.nouns
@@ -108,6 +109,8 @@ def compose(
         lead.append(f"I couldn't find '{title}' in the catalogue.")
     for what in unsupported:
         lead.append(f"This catalogue has no {what}, so I can't filter by it.")
+    for what in unknown_avoid:
+        lead.append(f"Nothing in the catalogue mentions '{what}', so I couldn't leave those {nouns} out.")
     seen = [r.title for r in q.refs if r.stance in ("seen", "rejected")]
     if seen:
         lead.append(f"Noted, I'll leave out {join(seen[:3])}{' and others' if len(seen) > 3 else ''}.")

@@ -89,6 +89,15 @@ def test_off_topic_keeps_the_list_of_a_real_conversation(engine) -> None:
     assert "only help" in res.reply and len(res.items) == 5
 
 
+def test_what_cannot_be_left_out_is_said(engine) -> None:
+    """The catalogue's texts never name a cast: 'nothing with Tom Cruise' cannot be honoured, and the reply
+    says so; a word some item's text holds is left out silently, as asked."""
+    res = engine.chat("no-cruise", "nothing with Tom Cruise please, I want action", k=5)
+    assert "Nothing in the catalogue mentions 'tom cruise'" in res.reply and res.items
+    res = engine.chat("no-space", "an action film, nothing about space", k=5)
+    assert res.understood["avoid"] == "space" and "mentions" not in res.reply
+
+
 def test_stateless_with_assistant_turns_equals_stateful(engine) -> None:
     turns = ["a funny sci-fi film from the 90s", "no horror", "more recent"]
     engine.reset("sf")
