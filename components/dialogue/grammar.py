@@ -151,7 +151,7 @@ STOPWORDS = words(
     hi hello hey thanks thank cheers sure yep hmm ah oh pick picks option options recommendation
     recommendations tell what's whats gotta try trying idea ideas mood feel feeling evening night weekend
     already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
-    much many after
+    much many after else
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind"""
 )

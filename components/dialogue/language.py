@@ -90,6 +90,8 @@ def detect_language(message: str, words: list[str]) -> str:
     if lang in _WORDFREQ_LANGS:
         english = sum(1 for w in alpha if zipf(w, "en") >= zipf(w, lang) and zipf(w, "en") > 0)
         return "en" if english / len(alpha) >= 0.5 else str(lang)
+    if prob < 0.5:  # a language word frequencies cannot confirm needs a confident classifier ("qwerty asdf")
+        return "en"
     english = sum(1 for w in alpha if zipf(w, "en") >= 3.0)
     return "en" if english / len(alpha) >= 0.5 else str(lang)
 
@@ -98,9 +100,13 @@ LANGUAGE_NAMES = {
     "fr": "French", "de": "German", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
     "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ru": "Russian", "ar": "Arabic", "hi": "Hindi",
     "pl": "Polish", "tr": "Turkish", "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish",
-    "el": "Greek", "he": "Hebrew", "uk": "Ukrainian", "cs": "Czech", "ca": "Catalan",
+    "el": "Greek", "he": "Hebrew", "uk": "Ukrainian", "cs": "Czech", "ca": "Catalan", "sw": "Swahili",
+    "la": "Latin", "id": "Indonesian", "ms": "Malay", "vi": "Vietnamese", "th": "Thai", "ro": "Romanian",
+    "hu": "Hungarian", "bg": "Bulgarian", "hr": "Croatian", "sk": "Slovak", "fa": "Persian", "bn": "Bengali",
+    "ta": "Tamil", "ur": "Urdu", "tl": "Tagalog", "et": "Estonian", "lt": "Lithuanian", "lv": "Latvian",
 }  # fmt: skip
 
 
 def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)
+    """English name of a language code; a code without one reads "a language other than English"."""
+    return LANGUAGE_NAMES.get(code, "a language other than English")

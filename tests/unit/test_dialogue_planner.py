@@ -265,6 +265,7 @@ def test_a_year_to_the_present_is_an_open_range(planner, message) -> None:
     ("message", "intent"),
     [
         ("asdkjh qwe", "not_understood"),
+        ("nataka filamu ya kuchekesha", "other_language"),  # Swahili, confidently
         ("what's the weather in Paris?", "off_topic"),
         ("推荐几部90年代的科幻电影", "other_language"),
         ("je voudrais un film drôle des années 90", "other_language"),
@@ -276,6 +277,11 @@ def test_a_year_to_the_present_is_an_open_range(planner, message) -> None:
 )
 def test_intents(planner, message, intent) -> None:
     assert planner.plan(message).intent == intent
+
+
+def test_keyboard_mashing_is_not_a_foreign_language(planner) -> None:
+    """py3langid reads "qwerty asdf" as Kabyle at p=0.20, and no word frequencies can confirm Kabyle."""
+    assert planner.plan("qwerty asdf").intent in ("not_understood", "off_topic")
 
 
 def test_answer_to_a_question_is_on_topic(planner) -> None:
