@@ -172,9 +172,19 @@ def onnx_session(model, tokenizer):  # -> onnxruntime.InferenceSession
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-@lru_cache(maxsize=2)
+_ENCODER_LOCK = threading.Lock()
+
+
 def get_encoder(device: str | None = None) -> SentenceEncoder:
-    """One encoder per process (loading takes about a second; the first ONNX export about five more)."""
+    """One encoder per process (loading takes about a second; the first ONNX export about five more). Threads
+    asking at once wait for the one that loads it: importing transformers from two threads at a time fails
+    ("cannot import name 'AutoModel'"), as the conversation's background reply preparation met it."""
+    with _ENCODER_LOCK:
+        return _load_encoder(device)
+
+
+@lru_cache(maxsize=2)
+def _load_encoder(device: str | None) -> SentenceEncoder:
     return SentenceEncoder(device)
 
 

@@ -56,3 +56,30 @@ def test_a_failing_export_falls_back_to_pytorch_with_one_line(monkeypatch, caplo
         text_encoder.SentenceEncoder(device="cpu", backend="onnx")  # asked for explicitly: no silent fallback
     with pytest.raises(ValueError, match="SESSIONFLOW_ENCODER_BACKEND"):
         text_encoder.SentenceEncoder(device="cpu", backend="tensorrt")
+
+
+def test_threads_asking_at_once_share_one_encoder() -> None:
+    """In a fresh process two threads ask for the encoder at once (the conversation's reply preparation and a
+    request): both get the same one, loaded once, and neither fails importing transformers."""
+    import subprocess
+    import sys
+
+    code = """
+import threading
+from components import text_encoder as te
+barrier, got, errors = threading.Barrier(2), [], []
+def ask():
+    barrier.wait()
+    try:
+        got.append(te.get_encoder())
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=ask) for _ in range(2)]
+[t.start() for t in threads]; [t.join() for t in threads]
+assert not errors, errors
+assert len(got) == 2 and got[0] is got[1], got
+print("ok")
+"""
+    cmd = [sys.executable, "-c", code]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
