@@ -79,6 +79,15 @@ class ConversationConfig(BaseModel):
     exclude_session_items: bool = Field(True, description="Never recommend items already in the session.")
     mmr_lambda: float = Field(0.85, ge=0, le=1, description="MMR trade-off: 1 = relevance only.")
     mmr_pool: int = Field(50, ge=1, description="Candidates (at least 5k) re-ranked by MMR for the top k.")
+    weak_match_cosine: float = Field(
+        0.42,
+        ge=0,
+        le=1,
+        description="A request said only in free words whose best sentence-embedding match over the "
+        "catalogue stays below this cosine is answered with 'nothing matches closely; here are the nearest' "
+        "(0: never). Set for all-MiniLM-L6-v2 on item texts: requests a catalogue meets reach 0.44-0.71, "
+        "ones it cannot ('running shoes' on lab supplies) 0.28-0.41 (docs/results-conversation.md).",
+    )
     reason_min_similarity: float = Field(
         0.5, ge=-1, le=1, description="Cosine above which a reason may say 'similar to <item>'."
     )

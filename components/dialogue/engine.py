@@ -374,8 +374,9 @@ class ConversationEngine:
         about = self.index.index(state.focus) if query.intent == "ask_about" and state.focus else None
         unsupported = self._unsupported(query)
         unknown = self._unknown_avoid(query)
+        weak = self._weak_match(state, query) if items else None
         reply = compose(query, state, self.index, [i.title for i in items], k,
-                        ranked.relaxed if ranked else (), unsupported, about, unknown)  # fmt: skip
+                        ranked.relaxed if ranked else (), unsupported, about, unknown, weak)  # fmt: skip
         understood = query.model_dump(exclude_defaults=True) | {
             "intent": query.intent,
             "planner": query.planner,
@@ -407,6 +408,24 @@ class ConversationEngine:
     def _context(self, state: DialogueState) -> PlanContext:
         asked = bool(state.assistant) and "?" in state.assistant[-1]
         return PlanContext(shown=self._dense(state.shown), assistant_asked=asked)
+
+    def _weak_match(self, state: DialogueState, query: Query) -> str | None:
+        """This turn's free words when they are all the list follows and no item's text comes close to what
+        was said ("running shoes" in a lab-supply shop): the reply then says these are only the nearest."""
+        threshold = self.config.weak_match_cosine
+        if not threshold or not query.soft or query.intent in _SILENT or self.config.w_dense <= 0:
+            return None
+        if any((state.constraints, state.liked, state.similar, state.mentioned, state.history, state.mood)):
+            return None
+        turns = self.config.text_turns
+        texts = state.soft[-turns:] if self.config.dense_text == "soft" else state.said[-turns:]
+        vector = self._vector(" ".join(texts))  # the dense signal's own query: cached, not encoded again
+        if vector is None:
+            return None
+        cos = self.index.embeddings @ vector
+        if self.retired is not None:
+            cos = np.where(self.retired, -1.0, cos)
+        return query.soft if float(cos.max()) < threshold else None
 
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a

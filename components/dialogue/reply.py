@@ -82,6 +82,7 @@ def compose(
     unsupported: Sequence[str] = (),
     about: int | None = None,
     unknown_avoid: Sequence[str] = (),
+    weak_match: str | None = None,
 ) -> str:
     """A short reply: what changed this turn, then what the list is."""
     noun, nouns = index.noun, index.nouns
@@ -128,6 +129,8 @@ def compose(
         main = f"Here are {n} popular {nouns} to start; tell me what you are in the mood for."
     elif about is not None:
         main = f"Here are {n} {nouns} you may like next."
+    elif weak_match:
+        main = f"Nothing in the catalogue matches '{weak_match}' closely; here are the {n} nearest {nouns}."
     elif n == 1 and k > 1:
         main = f"Only one fits ({desc}); here it is."
     elif n < k:

@@ -98,6 +98,15 @@ def test_what_cannot_be_left_out_is_said(engine) -> None:
     assert res.understood["avoid"] == "space" and "mentions" not in res.reply
 
 
+def test_a_request_nothing_comes_close_to_is_answered_with_the_nearest_and_said(engine) -> None:
+    res = engine.chat("origami", "a film about origami", k=5)
+    assert "Nothing in the catalogue matches 'origami' closely" in res.reply and len(res.items) == 5
+    res = engine.chat("submarines", "movies about submarines", k=5)  # Das Boot, Crimson Tide: close
+    assert "closely" not in res.reply
+    res = engine.chat("origami-comedy", "a comedy about origami", k=5)  # a genre asked: the list follows it
+    assert "closely" not in res.reply
+
+
 def test_stateless_with_assistant_turns_equals_stateful(engine) -> None:
     turns = ["a funny sci-fi film from the 90s", "no horror", "more recent"]
     engine.reset("sf")
