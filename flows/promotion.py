@@ -138,6 +138,19 @@ def promote(
         return record_decision(client, decision, parent_run_id)
 
     old_version = str(champion.version)
+    served, trained = _run_dataset(client, champion.run_id), _run_dataset(client, run_id)
+    if served and trained and served != trained:
+        # another catalogue's champion: its ids mean other items here, so no comparison means anything
+        evidence["champion"] = {"version": old_version, "run_id": champion.run_id, "dataset": served}
+        evidence["challenger"]["dataset"] = trained
+        reason = (
+            f"Champion version {old_version} kept: it serves {served} and challenger {label} was trained "
+            f"on {trained}; one registered model holds one catalogue's champion. Give {trained} its own "
+            f"(promote.registered_model, e.g. sessionflow-{trained}), or promote by hand (sessionflow "
+            f"promote {new_version}) to switch this one."
+        )
+        decision = PromotionDecision(False, new_version, old_version, old_version, reason, evidence)
+        return record_decision(client, decision, parent_run_id)
     champion_metrics, source = _champion_metrics(client, champion, evaluate_champion)
     evidence["champion"] = {
         "version": old_version,
@@ -227,6 +240,16 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersio
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
             return None
         raise
+
+
+def _run_dataset(client: MlflowClient, run_id: str | None) -> str:
+    """The dataset a candidate run was trained on (its ``dataset`` tag; '' when unknown)."""
+    if not run_id:
+        return ""
+    try:
+        return str(client.get_run(run_id).data.tags.get("dataset", ""))
+    except Exception:  # noqa: BLE001 - a run deleted from the store: unknown, compared as before
+        return ""
 
 
 def _champion_metrics(

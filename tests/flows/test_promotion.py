@@ -201,6 +201,27 @@ def test_champion_is_reevaluated_on_current_data(log: Logger) -> None:
     assert "re-evaluation failed: RuntimeError" in kept.evidence["champion"]["metrics_source"]
 
 
+def test_a_champion_of_another_catalogue_is_never_compared(log: Logger, tmp_path: Path) -> None:
+    """A pipeline on another dataset into the same registry: its ids mean other items, so the champion is
+    kept with a reason that names both datasets and what to do, and nothing is re-evaluated."""
+    promote([log("popularity", 0.10)], CFG, PRIMARY)  # dataset "tiny"
+    other = start_pipeline_run(EXPERIMENT, "other-shop", "hash-2", {})
+    result = CandidateResult(
+        model_name="ease", bundle_dir=make_bundle(tmp_path / "other", "popularity"), params={},
+        curves={}, epochs=1, data_hash="hash-2",
+        metrics={PRIMARY: 0.9, "hr@10": 0.95, "coverage@10": 0.9, "latency_p95_ms": 1.0},
+    )  # fmt: skip
+    run_id, _ = log_candidate(result, other, EXPERIMENT)
+
+    def evaluate(bundle: Path) -> dict[str, float]:
+        raise AssertionError("another catalogue's champion must not be re-evaluated here")
+
+    decision = promote([(result, run_id)], CFG, PRIMARY, evaluate_champion=evaluate)
+    assert not decision.promoted and champion_version() == "1" and alias_version("challenger") == "2"
+    assert "it serves tiny" in decision.reason and "trained on other-shop" in decision.reason
+    assert "sessionflow promote 2" in decision.reason
+
+
 def test_challenger_is_selected_on_validation_not_test(log: Logger) -> None:
     # b is better on test, a on validation: the challenger is chosen on validation (test stays unbiased)
     a = log("a", ndcg=0.20, valid=0.30)
