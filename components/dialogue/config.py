@@ -86,7 +86,9 @@ class ConversationConfig(BaseModel):
         description="A request said only in free words whose best sentence-embedding match over the "
         "catalogue stays below this cosine is answered with 'nothing matches closely; here are the nearest' "
         "(0: never). Set for all-MiniLM-L6-v2 on item texts: requests a catalogue meets reach 0.44-0.71, "
-        "ones it cannot ('running shoes' on lab supplies) 0.28-0.41 (docs/results-conversation.md).",
+        "ones it cannot ('running shoes' on lab supplies) 0.28-0.41 (docs/results-conversation.md). In a "
+        "shop (titles describe items) a free-text request is a search: popularity lifts only the items it "
+        "finds (a word of theirs in the text, or an embedding at least this close).",
     )
     reason_min_similarity: float = Field(
         0.5, ge=-1, le=1, description="Cosine above which a reason may say 'similar to <item>'."

@@ -415,7 +415,7 @@ class ConversationEngine:
         threshold = self.config.weak_match_cosine
         if not threshold or not query.soft or query.intent in _SILENT or self.config.w_dense <= 0:
             return None
-        if any((state.constraints, state.liked, state.similar, state.mentioned, state.history, state.mood)):
+        if not _text_only(state):
             return None
         turns = self.config.text_turns
         texts = state.soft[-turns:] if self.config.dense_text == "soft" else state.said[-turns:]
@@ -495,6 +495,7 @@ class ConversationEngine:
             assistant_terms=_weighted_terms([rest for rest, _ in said]),
             mood=mood,
             retired=self.retired,
+            text_only=_text_only(state),
         )
 
     def _constraints(self, state: DialogueState) -> list[Constraint]:
@@ -682,6 +683,12 @@ def assistant_text(answer: ChatResult) -> str:
     sends back as the assistant's turn."""
     listing = "; ".join(i.title for i in answer.items)
     return f"{answer.reply} {listing}".strip()
+
+
+def _text_only(state: DialogueState) -> bool:
+    """Whether free words are all a list follows: no facet asked, no item named or liked, no mood."""
+    shaped = (state.constraints, state.liked, state.similar, state.mentioned, state.history, state.mood)
+    return bool(state.soft) and not any(shaped)
 
 
 def _weighted_terms(texts: Sequence[str]) -> dict[str, float]:

@@ -53,6 +53,7 @@ class RankRequest:
     assistant_terms: dict[str, float] = field(default_factory=dict)
     mood: dict[tuple[str, str], float] = field(default_factory=dict)
     retired: np.ndarray | None = None  # (N,) bool: items no longer in the catalogue, never recommended
+    text_only: bool = False  # free words are all the list follows (no facets, items or mood)
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,7 @@ def rank(
 
 
 SIGNS = {"dislike": -1.0, "avoid": -1.0, "shown": -1.0, "echo": -1.0}
+MIN_FOUND = 10  # a text-only request finding fewer items than this keeps popularity for the rest of the list
 
 
 def weights(cfg: ConversationConfig) -> dict[str, float]:
@@ -257,12 +259,22 @@ def signals(
     if mentioned and use["mention"]:
         cf = neighbours(model, mentioned)
         out["mention"] = scaled(0.5 * scaled(max_cosine(index, mentioned)) + 0.5 * cf)
+    found = np.zeros(len(index), bool)  # items the free words find: a word of theirs, or a close embedding
     if req.query is not None and use["dense"]:
-        out["dense"] = scaled(emb @ req.query)
+        cos = emb @ req.query
+        out["dense"] = scaled(cos)
+        found |= cos >= cfg.weak_match_cosine
     if req.terms and use["lexical"]:
         lex = index.lexical.score(req.terms)
         if lex.max() > 0:
             out["lexical"] = scaled(lex)
+            found |= lex > 0
+    searched = req.text_only and index.spec.titles_describe_items and "prior" in out
+    if searched and int((found & ok).sum()) >= MIN_FOUND:
+        # "nitrile gloves" in a shop is a search: popularity orders what the words find and lifts nothing
+        # they miss. Not for films or books, whose titles are names: there the popular picks are what people
+        # in dialogues ask for (INSPIRED dev Recall@10 0.124 -> 0.116 with this rule on films)
+        out["prior"] = out["prior"] * found
     if req.title_terms and use["title"]:
         lex = index.title_lexical.score(req.title_terms)
         if lex.max() > 0:

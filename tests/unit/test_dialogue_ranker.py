@@ -7,7 +7,7 @@ import numpy as np
 from components.dialogue.config import ConversationConfig
 from components.dialogue.query import Constraint
 from components.dialogue.ranker import RankRequest, constraint_mask, filter_mask, mmr, rank
-from tests.unit.dialogue_fixtures import fixture
+from tests.unit.dialogue_fixtures import fixture, tiny_index
 
 
 def genre(value: str, op: str = "is") -> Constraint:
@@ -101,3 +101,19 @@ def test_item_similarity_rows_are_kept_and_exact() -> None:
     assert ix.cosines(alien) is row and not row.flags.writeable
     ix.forget_cosines()
     assert ix.cosines(alien) is not row
+
+
+def test_a_free_text_request_in_a_shop_is_a_search() -> None:
+    """'nitrile gloves': popularity orders the gloves and lifts nothing else (titles describe products);
+    without the rule the shop's best sellers push in between."""
+    titles = [f"Nitrile Exam Gloves size {i}" for i in range(12)] + [
+        f"Digital Humidity Monitor {i}" for i in range(18)
+    ]
+    index, predictor = tiny_index(titles, item_noun=("product", "products"))
+    index.prior[:] = np.r_[np.full(12, 0.1), np.full(18, 1.0)]  # the monitors sell far better
+    cfg = ConversationConfig(mmr_lambda=1.0)
+    terms = {"nitrile": 1.0, "gloves": 1.0}
+    searched = rank(index, predictor.model, RankRequest(terms=terms, text_only=True), cfg, 10)
+    assert all("Gloves" in index.titles[r.idx] for r in searched.items)
+    plain = rank(index, predictor.model, RankRequest(terms=terms), cfg, 10)
+    assert any("Monitor" in index.titles[r.idx] for r in plain.items)
