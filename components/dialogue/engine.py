@@ -413,13 +413,11 @@ class ConversationEngine:
         """This turn's free words when they are all the list follows and no item's text comes close to what
         was said ("running shoes" in a lab-supply shop): the reply then says these are only the nearest."""
         threshold = self.config.weak_match_cosine
-        if not threshold or not query.soft or query.intent in _SILENT or self.config.w_dense <= 0:
+        if not threshold or not query.soft or query.intent in _SILENT:
             return None
         if not _text_only(state):
             return None
-        turns = self.config.text_turns
-        texts = state.soft[-turns:] if self.config.dense_text == "soft" else state.said[-turns:]
-        vector = self._vector(" ".join(texts))  # the dense signal's own query: cached, not encoded again
+        vector = self._vector(self._dense_query(state))  # the dense signal's own query: cached, encoded once
         if vector is None:
             return None
         cos = self.index.embeddings @ vector
@@ -457,16 +455,15 @@ class ConversationEngine:
             banned |= set(history)
         turns = self.config.text_turns
         soft = state.soft[-turns:]
-        dense_text = soft if self.config.dense_text == "soft" else state.said[-turns:]
         mood = self.index.moods.get(state.mood or "", {})
         use_assistant = bool(state.assistant) and self.config.w_assistant > 0
         replies = state.assistant[-2:] if use_assistant else []
         preparing = self._claim(replies)  # replies prepared in idle time (prepare_reply) are usually ready
         ready = [t for t in replies if t not in preparing]
-        texts = list(dense_text) if self.config.w_dense > 0 else []
+        text = self._dense_query(state)
         # one encoder call for the turn: the recent messages as typed (the fitted weights expect them joined)
         # and the assistant's words not encoded yet (cached per reply)
-        self._prefetch([" ".join(texts), *(rest for rest, _ in self._assistant_parts(ready))])
+        self._prefetch([text, *(rest for rest, _ in self._assistant_parts(ready))])
         for future in preparing.values():  # a reply being prepared: wait for it (it started first)
             future.exception()
         said = self._assistant_parts(replies)
@@ -485,7 +482,7 @@ class ConversationEngine:
             banned=banned,
             shown_before=set(d(state.shown_before)) - banned,
             constraints=self._constraints(state),
-            query=self._vector(" ".join(texts)) if texts else None,
+            query=self._vector(text) if text else None,
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
             title_terms=_weighted_terms(state.title_words[-turns:]),
@@ -497,6 +494,15 @@ class ConversationEngine:
             retired=self.retired,
             text_only=_text_only(state),
         )
+
+    def _dense_query(self, state: DialogueState) -> str:
+        """The text the dense signal encodes: the recent messages as typed (or the understood free words),
+        joined; '' when the dense signal is off."""
+        if self.config.w_dense <= 0:
+            return ""
+        turns = self.config.text_turns
+        texts = state.soft[-turns:] if self.config.dense_text == "soft" else state.said[-turns:]
+        return " ".join(texts)
 
     def _constraints(self, state: DialogueState) -> list[Constraint]:
         """Every exclusion ("not horror", "not from the 90s": what the user ruled out stays out); what was
