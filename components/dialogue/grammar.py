@@ -76,12 +76,29 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:cheaper|less expensive|more affordable|lower price|budget|inexpensive|cheap)\b"),
      "cheaper"),
     (re.compile(r"\b(?:pricier|more expensive|higher end|premium|high[- ]end)\b"), "pricier"),
-    (re.compile(r"\b(?:lighter|light[- ]?hearted|something light|less (?:dark|serious|heavy|intense|grim|"
-                r"violent)|not (?:so |too |as |that )?(?:dark|serious|heavy|grim|depressing|intense|sad|"
-                r"violent)|feel[- ]?good|happier|cheerful|upbeat|uplifting)\b"), "lighter"),
+    (re.compile(r"\b(?:lighter|light[- ]?hearted|something light|(?<!\bthe )(?<!\bin )light(?=\s*(?:and|"
+                r"or|but|,|\.|!|\?|$)|\s+(?:comed(?:y|ies)|films?|movies?|ones?|watch|flicks?|fun|for|"
+                r"to watch)\b)|"
+                r"less (?:dark|serious|heavy|intense|grim|violent)|"
+                r"not (?:so |too |as |that )?(?:dark|serious|heavy|grim|depressing|intense|sad|violent)|"
+                r"feel[- ]?good|happier|cheerful|upbeat|uplifting)\b"), "lighter"),
     (re.compile(r"\b(?:darker|grimmer|bleaker|grittier|more serious|heavier|more disturbing|edgier|"
                 r"more intense|more violent)\b"), "darker"),
 ]  # fmt: skip
+
+# A wish about how long an item takes ("something short", "nothing too long", "a quick watch", "under 90
+# minutes", "a two-hour film", "the running time"). Only read so where titles do not describe the items: in a
+# shop "long nitrile gloves" or "a 60 minute timer" describe products and stay search words.
+LENGTH = re.compile(
+    r"(?:\b(?:not|nothing|isn't|is not|none)\s+(?:too|so|that|very|overly)\s+|"
+    r"(?<!\bso )(?<!\bhow )(?<!\bas )(?<!\bin )(?<!\bbefore )\b)(?:short(?:er)?|long(?:er)?|lengthy|quick)\b"
+    r"(?=\s*(?:and|or|but|,|\.|!|\?|$)|\s+(?:[a-z]+\s+)?(?:films?|movies?|ones?|watch|flicks?)\b|"
+    r"\s+(?:something|please|for|to watch|enough)\b)"
+    r"|\brun(?:ning)?[\s-]?times?\b"
+    r"|\b(?:(?:under|less than|shorter than|at most|no (?:more|longer) than|within|over|more than|"
+    r"longer than|at least|about|around)\s+)?(?:\d+(?:\.\d+)?|an?|one|two|three|half an?)[\s-]*"
+    r"(?:minutes?|mins?|hours?|hrs?)(?:\s+long)?\b"
+)
 
 # A recency word that is not a wish: it describes a viewing ("the most recent movie I watched", "my latest
 # one", "his newer films I haven't seen") or gives leave ("I don't mind if it's older").
@@ -110,6 +127,39 @@ _ASKS_ABOUT_IT = re.compile(
     r"one))\b[^?]*\?"
 )
 _SENTENCE_END = re.compile(r"[.!?]+\s+|\n+")
+
+
+# a question about the one item just suggested or shown ("Who stars in it?", "What's the story about?",
+# "Can you tell me a bit about the plot?", "Has it been in theatres long?")
+_ABOUT_IT = re.compile(
+    r"\b(?:it|its|it's|this one|that one|this movie|that movie|this film|that film|the (?:movie|film|show|"
+    r"book|product|item|one|story|storyline|story line|plot|premise|cast|actors?|actress|lead|leading \w+|"
+    r"director|ending|trailer|ratings?|reviews?|music|songs|soundtrack|(?:special )?effects|acting|price|"
+    r"size|brand))\b",
+    re.IGNORECASE,
+)
+# ... unless it asks for other items ("any others like it?") or about the assistant ("how are you?")
+_WANTS_OTHERS = re.compile(
+    r"\b(?:others?|similar|another|more like|anything else|recommend\w*|recomend\w*|suggest\w*|"
+    r"how are (?:you|u)|(?:movie|film|one) (?:did )?you(?:'ve| have)? (?:seen|watched|liked?|saw))\b",
+    re.IGNORECASE,
+)
+_TELL_ME = re.compile(r"^\s*(?:can you |could you |please )?tell me (?:a bit |a little |more )?about\b", re.I)
+_QUESTION = re.compile(
+    r"^\s*(?:who|whos|who's|what|whats|what's|how|when|where|which|why|is|are|was|were|does|do|did|has|have|"
+    r"will|would|can|could|should|isn't|wasn't|doesn't)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_about_it(text: str) -> bool:
+    """Whether the message is a question about "it": the one item suggested or shown just before."""
+    sentences = [x for x in _SENTENCE_END.split(text) if x.strip()]
+    last = sentences[-1] if sentences else text
+    clauses = re.split(r"[;,]\s*", last)  # "That sounds interesting; what's it about?"
+    question = text.rstrip().endswith("?") and any(_QUESTION.match(c) for c in clauses)
+    telling = any(_TELL_ME.match(c) for c in clauses)
+    return (question or telling) and bool(_ABOUT_IT.search(last)) and not _WANTS_OTHERS.search(text)
 
 
 def describes_not_wishes(text: str, start: int, end: int) -> bool:

@@ -52,6 +52,10 @@ def sentiment(text: str) -> float:
     return float(_sentiment().polarity_scores(text)["compound"])
 
 
+# units of a number facet that holds how long an item takes (running time, reading time)
+_TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
+
+
 class BuiltinPlanner:
     """Rules over the catalogue index; deterministic; a turn costs about a millisecond."""
 
@@ -65,6 +69,7 @@ class BuiltinPlanner:
         bounds = year.bounds if year else None
         self._max_year = int(bounds[1]) if bounds else 2100
         self._number_facets = {n: f.spec.unit for n, f in index.numbers.items() if f.spec.kind == "number"}
+        self._duration_facets = [n for n, u in self._number_facets.items() if fold(u or "") in _TIME_UNITS]
         self._nouns = {fold(w) for w in index.spec.item_noun} | {"movie", "movies", "film", "films", "item"}
         self._names = {f.name for f in index.spec.facets if f.proper_names}
 
@@ -88,7 +93,7 @@ class BuiltinPlanner:
             for m in g.RESET.finditer(s):
                 _claim(toks, free, used, m.start(), m.end())
         negated = _negation_mask(toks)
-        self._shown_refs(toks, free, used, negated, context, q)
+        self._shown_refs(s, toks, free, used, negated, context, q)
         links, unresolved = self.index.linker.link(toks, free)
         links = sorted(links, key=lambda lk: lk.first)
         # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
@@ -133,6 +138,7 @@ class BuiltinPlanner:
                 c = c.model_copy(update={"op": "prefer"})  # a taste, not a filter
             if c is not None:
                 q.constraints.append(c)
+        self._lengths(s, toks, free, used, q)
         self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
@@ -177,8 +183,8 @@ class BuiltinPlanner:
         return "mentioned"
 
     def _shown_refs(
-        self, toks: list[Token], free: list[bool], used: bytearray, negated: list[bool], ctx: PlanContext,
-        q: Query,
+        self, s: str, toks: list[Token], free: list[bool], used: bytearray, negated: list[bool],
+        ctx: PlanContext, q: Query,
     ) -> None:  # fmt: skip
         """'the second one', 'number 3', 'those', 'it' (after a stance cue) -> refs to shown items."""
         shown = ctx.shown or ctx.suggested
@@ -201,15 +207,16 @@ class BuiltinPlanner:
                 continue
         clause_words = {t.text for t in toks}
         cue = clause_words & (g.SEEN_CUES | g.LIKE_CUES | g.DISLIKE_CUES)
-        if not cue:
-            return
-        for i, t in enumerate(toks):
+        for i, t in enumerate(toks if cue else ()):
             if not free[i]:
                 continue
             if t.text in g.THIS_LIST and len(shown) > 0 and t.text != "ones":
                 self._shown_ref(toks, i, i, list(shown), negated, free, q)
             elif t.text in ("it", "that") and ctx.suggested and len(ctx.suggested) == 1:
                 self._shown_ref(toks, i, i, list(ctx.suggested), negated, free, q)
+        # "Who stars in it?", "Were the songs good?" right after one item was suggested: a question about it
+        if len(ctx.suggested) == 1 and not q.refs and g.asks_about_it(s):
+            q.refs.append(self._ref(ctx.suggested[0], "asked_about"))
 
     def _shown_ref(
         self, toks: list[Token], first: int, last: int, items: list[int], negated: list[bool],
@@ -348,6 +355,18 @@ class BuiltinPlanner:
             for p in (first - 1, last + 1)
         )  # fmt: skip
 
+    def _lengths(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
+        """'something short', 'under 90 minutes' where no facet holds lengths and titles do not describe
+        the items: said to be unsupported, and the words search nothing ("short" found The Big Short)."""
+        if self.index.spec.titles_describe_items or self._duration_facets:
+            return
+        for m in g.LENGTH.finditer(s):
+            if any(used[m.start() : m.end()]):
+                continue
+            _claim(toks, free, used, m.start(), m.end())
+            if "length" not in q.unsupported:
+                q.unsupported.append("length")
+
     def _critiques(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
         for pattern, critique in g.CRITIQUES:
             for m in pattern.finditer(s):
@@ -401,6 +420,8 @@ class BuiltinPlanner:
             return "not_understood"
         if any(r.stance == "asked_about" for r in q.refs):
             return "ask_about"
+        if not (q.refs or links or q.constraints or q.critique) and g.asks_about_it(s):
+            return "ask_about"  # about an item this engine cannot tell ("Who's in it?" after several or none)
         if q.critique or (q.refs and all(r.stance in ("rejected", "seen") for r in q.refs) and not q.soft):
             return "refine"
         if q.constraints or q.refs or q.unresolved_titles:
@@ -414,7 +435,7 @@ class BuiltinPlanner:
             return "chit_chat"
         if not soft:
             return "chit_chat"
-        if ctx.assistant_asked and grounded:
+        if ctx.assistant_asked and grounded and "?" not in s:
             return "recommend"  # an answer to our question ("horror, something that challenges me")
         if "?" in s or len(grounded) < max(1, len(soft) // 2 + 1):
             return "off_topic"

@@ -7,6 +7,7 @@ wording follows the catalogue ("films", "products", "items" from the dataset spe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,6 +16,7 @@ from components.dialogue.index import CatalogueIndex
 from components.dialogue.language import language_name
 from components.dialogue.query import Constraint, Query
 from components.dialogue.state import DialogueState, range_label
+from components.dialogue.text import fold
 
 
 def join(names: Sequence[str], word: str = "and") -> str:
@@ -109,7 +111,10 @@ def compose(
     for title in q.unresolved_titles:
         lead.append(f"I couldn't find '{title}' in the catalogue.")
     for what in unsupported:
-        lead.append(f"This catalogue has no {what}, so I can't filter by it.")
+        if what == "length":
+            lead.append(f"This catalogue does not say how long each {noun} is, so I can't go by length.")
+        else:
+            lead.append(f"This catalogue has no {what}, so I can't filter by it.")
     for what in unknown_avoid:
         lead.append(f"Nothing in the catalogue mentions '{what}', so I couldn't leave those {nouns} out.")
     seen = [r.title for r in q.refs if r.stance in ("seen", "rejected")]
@@ -121,6 +126,8 @@ def compose(
         )
     if about is not None:
         lead.append(describe_item(about, index))
+    elif q.intent == "ask_about":
+        lead.append(f"I'm not sure which {noun} you mean; name it, or say 'the second one'.")
     n = len(titles)
     desc = describe(state, index, relaxed)
     if n == 0:
@@ -140,11 +147,20 @@ def compose(
     return " ".join([*lead, main])
 
 
+def _repeats(part: str, said: set[str]) -> bool:
+    """Whether most words of a text part are words of facet values already said (the category path in a
+    product's text, a film's genres)."""
+    words = fold(part).split()
+    return bool(words) and sum(w in said for w in words) >= 0.6 * len(words)
+
+
 def describe_item(idx: int, index: CatalogueIndex, max_chars: int = 240) -> str:
     """What the catalogue knows about one item, and nothing else: title, year, facet values, its text."""
     facts = [index.label(idx)]
+    said: set[str] = set()
     for name, values in index.facet_values(idx).items():
-        facts.append(f"{name}: {join(values[:5])}")
+        facts.append(f"{name}: {join(values[:8])}")
+        said.update(w for v in values for w in fold(v).split())
     for name, number in index.numbers.items():
         v = number.values[idx]
         if number.spec.kind == "number" and np.isfinite(v):
@@ -152,6 +168,10 @@ def describe_item(idx: int, index: CatalogueIndex, max_chars: int = 240) -> str:
     text = index.texts[idx]
     title = index.titles[idx]
     rest = text[len(title) :].lstrip(". ") if text.startswith(title) else text
+    # the text's parts that only repeat the facet values just listed ("Horror" after "genre: Horror") go
+    parts = [p for p in re.split(r"\.\s+", rest.strip().rstrip(".")) if p.strip()]
+    rest = ". ".join(p for p in parts if not _repeats(p, said))
+    rest = f"{rest}." if rest and not rest.endswith((".", "…")) else rest
     sentence = "; ".join(facts) + "."
     if rest:
         sentence += " " + (rest if len(rest) <= max_chars else rest[: max_chars - 1].rsplit(" ", 1)[0] + "…")

@@ -329,3 +329,24 @@ def test_preparing_replies_changes_no_answer() -> None:
         engine = make_engine(ConversationConfig(prepare_reply=prepare))
         answers[prepare] = [ids(engine.chat("same", t, k=8)) for t in turns]
     assert answers[True] == answers[False]
+
+
+def test_a_question_about_the_suggested_item_is_answered_from_its_facts(engine) -> None:
+    """Asked "Who stars in it?" after "Have you seen Toy Story?": Toy Story is described from the
+    catalogue (its facets, its text once: not the genres twice), not "I can only help you find films
+    here"."""
+    res = engine.chat_stateless([
+        {"role": "user", "content": "I like animated films"},
+        {"role": "assistant", "content": "Have you seen Toy Story?"},
+        {"role": "user", "content": "Who stars in it?"},
+    ])  # fmt: skip
+    assert res.understood["intent"] == "ask_about"
+    assert res.reply.startswith("Toy Story (1995)") and "can't help" not in res.reply
+    described = res.reply.split(" Here are")[0]
+    assert described.count("Animation") == 1, described
+
+
+def test_length_on_a_catalogue_without_running_times_is_said(engine) -> None:
+    res = engine.chat("len", "something short and light")
+    assert "does not say how long" in res.reply and res.items
+    assert not any("short" in i.title.lower().split() for i in res.items)

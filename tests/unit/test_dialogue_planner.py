@@ -326,3 +326,55 @@ def test_brand_negation_on_a_shop_catalogue() -> None:
     q = BuiltinPlanner(index).plan("I don't mind Loctite")
     assert [(c.facet, c.op, c.value) for c in q.constraints] == [("brand", "prefer", "Loctite")]
     assert "mind" not in q.soft
+
+
+@pytest.mark.parametrize(
+    "message", ["something short and light for a weeknight", "nothing too long, a light comedy",
+                "a film under 90 minutes", "a quick fun watch", "what's the running time?"],
+)  # fmt: skip
+def test_length_wishes_on_films_are_said_to_be_unsupported_and_search_nothing(planner, message) -> None:
+    """Films have no running times here: "short" found The Big Short, and the reply never said why."""
+    q = planner.plan(message)
+    assert q.unsupported == ["length"]
+    assert not {"short", "long", "quick", "minutes", "running"} & set(q.soft.split() + q.avoid.split())
+
+
+def test_length_words_that_are_not_wishes_stay_words(planner) -> None:
+    for message in ("as long as it's funny", "a long time ago", "a quick question", "in short, a comedy"):
+        assert planner.plan(message).unsupported == [], message
+
+
+def test_light_alone_asks_for_the_lighter_side(planner) -> None:
+    assert planner.plan("something short and light").critique == "lighter"
+    assert planner.plan("a light comedy").critique == "lighter"
+    assert planner.plan("the light in her eyes").critique is None
+
+
+def test_in_a_shop_length_words_describe_products() -> None:
+    index, _ = tiny_index(["Nitrile Gloves, 12 Inch Long Cuff", "Latex Gloves, Short Cuff", "Minute Timer"])
+    q = BuiltinPlanner(index).plan("some long gloves please")
+    assert q.unsupported == [] and "long" in q.soft.split()
+
+
+def test_a_question_about_it_asks_about_the_one_item_suggested(planner) -> None:
+    """INSPIRED seekers ask "Who stars in it?" after the recommender names a film: that was answered
+    "I can only help you find films here"."""
+    fx = fixture()
+    one = PlanContext(shown=[fx.index.index("50")], suggested=[fx.index.index("50")])
+    for message in ("Who stars in it?", "That sounds really interesting; what's it about?",
+                    "Were the songs good?", "Can you tell me a bit about the story line?"):  # fmt: skip
+        q = planner.plan(message, one)
+        assert q.intent == "ask_about" and [(r.item_id, r.stance) for r in q.refs] == [("50", "asked_about")]
+    q = planner.plan("Are there any others like it?", one)
+    assert q.intent != "ask_about"
+    q = planner.plan("I loved it", one)
+    assert [(r.item_id, r.stance) for r in q.refs] == [("50", "liked")]
+
+
+def test_a_question_about_it_without_one_item_to_point_at(planner) -> None:
+    fx = fixture()
+    several = PlanContext(shown=[fx.index.index(i) for i in ("1", "50", "100")])
+    q = planner.plan("Who's in it?", several)
+    assert q.intent == "ask_about" and q.refs == []
+    asked = PlanContext(assistant_asked=True)
+    assert planner.plan("what's the weather in Paris?", asked).intent == "off_topic"
