@@ -161,10 +161,18 @@ class TitleLinker:
     title_words: list[str] = field(default_factory=list)
     _word_set: frozenset[str] = field(init=False, repr=False)
     _max_len: int = field(init=False, repr=False)
+    _squashed: dict[str, list[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._word_set = frozenset(self.title_words)
         self._max_len = min(MAX_SPAN, max((k.count(" ") + 1 for k in self.keys), default=1))
+        # keys of several words without their spaces: people write "spiderman", "castaway", "sorcerers
+        # stone" for Spider-Man, Cast Away and Sorcerer's Stone (folded: "sorcerer s stone")
+        self._squashed = {}
+        for key, items in self.keys.items():
+            squashed = key.replace(" ", "")
+            if " " in key and len(squashed) >= 6 and squashed not in self.keys:
+                self._squashed.setdefault(squashed, []).extend(items)
 
     @classmethod
     def build(
@@ -257,7 +265,7 @@ class TitleLinker:
                     key = fold(key)
                 if key.count(" ") + 1 > self._max_len:
                     continue
-                cands = self.keys.get(key)
+                cands = self.keys.get(key) or self._squashed_lookup(key, tokens[i : j + 1])
                 if cands is None:
                     continue
                 if j + 1 < n and _SEQUEL.match(words[j + 1]) and not taken[j + 1]:
@@ -282,6 +290,14 @@ class TitleLinker:
         found += self._fuzzy_runs(tokens, taken, sentence_start)
         found.sort(key=lambda lk: lk.first)
         return found, unresolved
+
+    def _squashed_lookup(self, key: str, span: Sequence[Token]) -> list[int] | None:
+        """Titles whose words, run together, are the span's ("spiderman"), as repaired or as typed."""
+        found = self._squashed.get(key.replace(" ", ""))
+        if found is None:
+            typed = fold(" ".join(t.text for t in span if t.text[0].isalnum())).replace(" ", "")
+            found = self._squashed.get(typed)
+        return found
 
     def _fuzzy_runs(self, tokens: Sequence[Token], taken: list[bool], starts: set[int]) -> list[Link]:
         """Capitalised runs of 2-6 words that match a title up to typos ("Inglorious Basterds")."""

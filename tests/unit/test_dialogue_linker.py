@@ -81,3 +81,20 @@ def test_lookup_and_fuzzy(linker) -> None:
     assert TITLES[linker.lookup("toy story 1995")] == "Toy Story (1995)"
     assert TITLES[linker.fuzzy("Inceptoin")] == "Inception (2010)"
     assert linker.fuzzy("A Film That Does Not Exist") is None
+
+
+def test_titles_written_without_their_spaces_or_apostrophes_link() -> None:
+    """People type "spiderman", "castaway", "schindlers list" (INSPIRED: "Castaway is one of my all time
+    favorites"): the folded keys are "spider man", "cast away", "schindler s list"."""
+    titles = ["Spider-Man (2002)", "Cast Away (2000)", "Schindler's List (1993)", "Any Given Sunday (1999)"]
+    years = np.array([2002.0, 2000.0, 1993.0, 1999.0])
+    lk = TitleLinker.build(titles, years, np.ones(4))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    assert found("I loved spiderman") == ["Spider-Man (2002)"]
+    assert found("ooo yes Castaway is one of my all time favorites!") == ["Cast Away (2000)"]
+    assert found("schindlers list was great") == ["Schindler's List (1993)"]
+    assert found("any given day is fine") == []
