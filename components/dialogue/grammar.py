@@ -70,7 +70,9 @@ RESET = re.compile(
 INSTEAD = re.compile(r"\b(?:instead|rather|switch to|change (?:it )?to|make it)\b")
 CRITIQUES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:more recent|most recent|newer|newest|recent ones?|latest|more modern|less old|"
-                r"not (?:so |too |as |that )?old)\b"), "newer"),
+                r"not (?:so |too |as |that )?old|new releases?|(?:anything|something) current|"
+                r"current (?:movies|films|ones|releases)|new (?:movies|films) to)\b"),
+     "newer"),
     (re.compile(r"\b(?:older ones?|older|oldest|classics?|vintage|less recent|old[- ]school|retro|"
                 r"not (?:so |too |as |that )?recent|earlier ones?)\b"), "older"),
     (re.compile(r"\b(?:cheaper|less expensive|more affordable|lower price|budget|inexpensive|cheap)\b"),

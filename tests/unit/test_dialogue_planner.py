@@ -378,3 +378,10 @@ def test_a_question_about_it_without_one_item_to_point_at(planner) -> None:
     assert q.intent == "ask_about" and q.refs == []
     asked = PlanContext(assistant_asked=True)
     assert planner.plan("what's the weather in Paris?", asked).intent == "off_topic"
+
+
+def test_asking_for_current_films_is_a_recency_critique(planner) -> None:
+    """INSPIRED seekers: "Got anything current?", "any new release?"."""
+    assert planner.plan("Got anything current?").critique == "newer"
+    assert planner.plan("what about horror movies, any new release?").critique == "newer"
+    assert planner.plan("I like things related to current events").critique is None
