@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import re
 import threading
 import time
 import zlib
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 2000
 _N_LOCKS = 64
 _SILENT = ("other_language", "not_understood", "off_topic")
+_WH_START = re.compile(r"^\s*(?:what|who|whom|whose|how|when|where|why|which|tell me)\b", re.IGNORECASE)
 MAX_SUGGESTED = 3  # an assistant turn naming more items than this showed a list, it did not suggest them
 PREPARE_AFTER_IDLE_S = 0.005  # a reply is prepared once no request has been served for this long
 PREPARE_WAIT_S = 10.0  # ... else not at all (the next turn encodes it)
@@ -143,7 +145,7 @@ class ConversationEngine:
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
             context = self._context(state)
-        query = self.planner.plan(message, context)  # an LLM call happens outside the lock
+        query = self._understand(message, context)  # an LLM call happens outside the lock
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
             result = self._turn(state, query, k, said=message)
@@ -184,7 +186,7 @@ class ConversationEngine:
                 context = self._assistant_turn(state, content, continues=previous == "assistant")
             elif msg["role"] == "user":
                 last_user = content
-                last_query = self.planner.plan(content, context)
+                last_query = self._understand(content, context)
                 apply_query(state, last_query, self.index, content)
                 context = PlanContext(shown=self._dense(state.shown))
             else:
@@ -408,6 +410,28 @@ class ConversationEngine:
     def _context(self, state: DialogueState) -> PlanContext:
         asked = bool(state.assistant) and "?" in state.assistant[-1]
         return PlanContext(shown=self._dense(state.shown), assistant_asked=asked)
+
+    def _understand(self, message: str, context: PlanContext) -> Query:
+        """The planner's query, with one check it cannot make without the encoder: words it does not know
+        ("safety goggles" in a shop whose texts say "protective eyewear") that an item's text matches closely
+        (cosine >= ``weak_match_cosine``) are a request, not off-topic. Questions ("what's the weather in
+        Paris?") and single words stay as the planner read them."""
+        query = self.planner.plan(message, context)
+        threshold = self.config.weak_match_cosine
+        if (
+            query.intent != "off_topic" or not threshold or "?" in message
+            or len(query.soft.split()) < 2 or _WH_START.match(message)
+        ):  # fmt: skip
+            return query
+        vector = self._vector(message)
+        if vector is None:
+            return query
+        cos = self.index.embeddings @ vector
+        if self.retired is not None:
+            cos = np.where(self.retired, -1.0, cos)
+        if float(cos.max()) >= threshold:
+            query.intent = "recommend"
+        return query
 
     def _weak_match(self, state: DialogueState, query: Query) -> str | None:
         """This turn's free words when they are all the list follows and no item's text comes close to what

@@ -350,3 +350,15 @@ def test_length_on_a_catalogue_without_running_times_is_said(engine) -> None:
     res = engine.chat("len", "something short and light")
     assert "does not say how long" in res.reply and res.items
     assert not any("short" in i.title.lower().split() for i in res.items)
+
+
+def test_words_the_planner_does_not_know_but_an_item_matches_closely_are_a_request(engine) -> None:
+    """ "safety goggles" in the lab-supply shop (its texts say "protective eyewear") was refused as
+    off-topic; here "alien invasion" and "haunted mansions" on ML-100K. Far from every item, or asked as a
+    question, it stays off-topic."""
+    for message in ("alien invasion", "haunted mansions"):
+        res = engine.chat(f"rescue-{message}", message, k=5)
+        assert res.understood["intent"] == "recommend" and len(res.items) == 5, message
+    for message in ("ear plugs", "weather in Paris", "what's the weather in Paris?"):
+        res = engine.chat(f"rescue-{message}", message, k=5)
+        assert res.understood["intent"] == "off_topic" and res.items == [], message
