@@ -154,6 +154,24 @@ class CatalogueIndex:
             found = self._words[idx] = frozenset(fold(self.texts[idx]).split())
         return found
 
+    def free_of(self, words: Sequence[str]) -> np.ndarray:
+        """Items whose text says they are without one of ``words`` ("Powder Free", "latex-free", "no
+        latex", "non-toxic"): leaving out "powdered" must not demote them, they are what was asked."""
+        stems = sorted({self.lexical.stem(w) for w in words if len(w) >= 3})
+        out = np.zeros(len(self), bool)
+        if not stems:
+            return out
+        alt = "|".join(re.escape(s) for s in stems)
+        pattern = re.compile(rf"\b(?:{alt})\w*[\s-]+free\b|\b(?:no|non|without|zero)[\s-]+(?:{alt})", re.I)
+        negating = self.__dict__.get("_negating")
+        if negating is None:  # the few texts that can say "free of" at all, found once
+            cue = re.compile(r"\b(?:free|no|non|without|zero)\b", re.I)
+            negating = self.__dict__["_negating"] = [i for i, t in enumerate(self.texts) if cue.search(t)]
+        for i in negating:
+            if pattern.search(self.texts[i]):
+                out[i] = True
+        return out
+
     @property
     def noun(self) -> str:
         return self.spec.item_noun[0]

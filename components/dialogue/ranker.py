@@ -310,6 +310,7 @@ def signals(
             if lex.max() > 0:
                 avoid = np.maximum(avoid, lex / lex.max())
         if avoid.max() > 0:
+            avoid[index.free_of(list(req.avoid_terms))] = 0.0  # "not powdered": "Powder Free" is no match
             out["avoid"] = avoid
     if req.said_words and use["echo"] and not index.spec.titles_describe_items:
         echoes = index.title_echoes(req.said_words)

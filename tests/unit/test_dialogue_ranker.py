@@ -117,3 +117,25 @@ def test_a_free_text_request_in_a_shop_is_a_search() -> None:
     assert all("Gloves" in index.titles[r.idx] for r in searched.items)
     plain = rank(index, predictor.model, RankRequest(terms=terms), cfg, 10)
     assert any("Monitor" in index.titles[r.idx] for r in plain.items)
+
+
+def test_leaving_out_a_word_does_not_demote_items_free_of_it() -> None:
+    """'nitrile gloves, not powdered' demoted the "Powder Free" gloves below plain ones (stem "powder")."""
+    titles = [
+        "Nitrile Gloves, Powder Free",
+        "Powdered Nitrile Gloves",
+        "Nitrile Gloves",
+        "Gloves, Non-Powdered",
+    ]
+    index, predictor = tiny_index(titles, item_noun=("product", "products"))
+    assert list(index.free_of(["powdered"])) == [True, False, False, True]
+    cfg = ConversationConfig(mmr_lambda=1.0)
+    req = RankRequest(terms={"gloves": 1.0}, avoid_terms={"powdered": 1.0})
+    avoid = {
+        index.titles[r.idx]: r.parts.get("avoid", 0.0)
+        for r in rank(index, predictor.model, req, cfg, 4).items
+    }
+    assert avoid["Powdered Nitrile Gloves"] < 0
+    assert (
+        avoid["Nitrile Gloves, Powder Free"] == avoid["Gloves, Non-Powdered"] == avoid["Nitrile Gloves"] == 0
+    )
