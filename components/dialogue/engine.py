@@ -717,7 +717,8 @@ def assistant_text(answer: ChatResult) -> str:
 
 def _text_only(state: DialogueState) -> bool:
     """Whether free words are all a list follows: no facet asked, no item named or liked, no mood."""
-    shaped = (state.constraints, state.liked, state.similar, state.mentioned, state.history, state.mood)
+    asked = [c for c in state.constraints if c["op"] not in ("is_not", "not_between")]  # exclusions shape not
+    shaped = (asked, state.liked, state.similar, state.mentioned, state.history, state.mood)
     return bool(state.soft) and not any(shaped)
 
 

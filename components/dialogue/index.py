@@ -154,6 +154,18 @@ class CatalogueIndex:
             found = self._words[idx] = frozenset(fold(self.texts[idx]).split())
         return found
 
+    def title_mentions(self, name: str) -> np.ndarray:
+        """Items whose title holds ``name`` as whole words ("3M" in "3M 1860 N95 Respirator"), cached."""
+        cache = self.__dict__.setdefault("_title_mentions", {})
+        key = fold(name)
+        found = cache.get(key)
+        if found is None:
+            padded = f" {key} "
+            found = np.array([padded in f" {fold(t)} " for t in self.titles], bool) if key else np.zeros(0)
+            if len(cache) < 1024:
+                cache[key] = found
+        return found
+
     def free_of(self, words: Sequence[str]) -> np.ndarray:
         """Items whose text says they are without one of ``words`` ("Powder Free", "latex-free", "no
         latex", "non-toxic"): leaving out "powdered" must not demote them, they are what was asked."""

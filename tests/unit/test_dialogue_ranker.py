@@ -139,3 +139,36 @@ def test_leaving_out_a_word_does_not_demote_items_free_of_it() -> None:
     assert (
         avoid["Nitrile Gloves, Powder Free"] == avoid["Gloves, Non-Powdered"] == avoid["Nitrile Gloves"] == 0
     )
+
+
+def test_a_name_left_out_also_leaves_out_titles_that_carry_it() -> None:
+    """'an N95 mask, not 3M' listed "3M 1860 N95 Respirator" first: its text has no brand part."""
+    titles = ["3M 1860 N95 Respirator Mask", "Dynarex Face Mask", "3M Duct Tape", "Curad Face Mask"]
+    brands = [[], ["Dynarex"], ["3M"], []]
+    facets = [{"name": "brand", "kind": "category", "column": "categories", "proper_names": True}]
+    index, _ = tiny_index(titles, categories=brands, facets=facets, item_noun=("product", "products"))
+    not_3m = constraint_mask(index, Constraint(facet="brand", op="is_not", value="3M"))
+    assert list(not_3m) == [False, True, False, True]
+    is_3m = constraint_mask(index, Constraint(facet="brand", op="is", value="3M"))
+    assert list(is_3m) == [True, False, True, False]
+
+
+def test_a_shop_search_lists_what_it_found_first_and_by_how_well() -> None:
+    """'an N95 mask' found three masks and the best-selling caliper came first (fewer than ten found kept
+    popularity for the whole list); 'a magnifying glass for reading small print' listed best-selling 3D
+    printer filament (one common word) above the magnifiers."""
+    titles = [
+        "Face Mask A",
+        "Face Mask B",
+        "Digital Caliper",
+        "PLA Printer Filament",
+        "Reading Magnifier Glass",
+    ]
+    index, predictor = tiny_index(titles, item_noun=("product", "products"))
+    index.prior[:] = [0.1, 0.1, 1.0, 0.9, 0.1]
+    cfg = ConversationConfig(mmr_lambda=1.0)
+    masks = rank(index, predictor.model, RankRequest(terms={"mask": 1.0}, text_only=True), cfg, 5)
+    assert {index.titles[r.idx] for r in masks.items[:2]} == {"Face Mask A", "Face Mask B"}
+    terms = {"magnifying": 1.0, "glass": 1.0, "reading": 1.0, "print": 1.0}
+    found = rank(index, predictor.model, RankRequest(terms=terms, text_only=True), cfg, 5)
+    assert index.titles[found.items[0].idx] == "Reading Magnifier Glass"
