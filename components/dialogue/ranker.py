@@ -148,7 +148,7 @@ def rank(
     if allowed.size == 0 or k <= 0:
         return RankResult([], relaxed, 0)
     pool = min(allowed.size, max(cfg.mmr_pool, 5 * k))
-    order = allowed[np.argsort(-total[allowed], kind="stable")[:pool]]
+    order = _distinct_labels(index, allowed[np.argsort(-total[allowed], kind="stable")[:pool]])
     picks = (
         mmr(order, total[order], index.embeddings, k, cfg.mmr_lambda)
         if cfg.mmr_lambda < 1
@@ -159,6 +159,19 @@ def rank(
         for p in picks
     ]
     return RankResult(items, relaxed, int(allowed.size))
+
+
+def _distinct_labels(index: CatalogueIndex, order: np.ndarray) -> np.ndarray:
+    """``order`` without the later of two items shown alike (a shop lists one product under two ids:
+    "AcuRite 00613 Humidity Monitor" twice in one list); remakes differ by their year."""
+    seen: set[str] = set()
+    keep = []
+    for i in order:
+        label = fold(index.label(int(i)))
+        if label not in seen:
+            seen.add(label)
+            keep.append(i)
+    return order if len(keep) == len(order) else np.asarray(keep, dtype=order.dtype)
 
 
 SIGNS = {"dislike": -1.0, "avoid": -1.0, "shown": -1.0, "echo": -1.0}

@@ -172,3 +172,11 @@ def test_a_shop_search_lists_what_it_found_first_and_by_how_well() -> None:
     terms = {"magnifying": 1.0, "glass": 1.0, "reading": 1.0, "print": 1.0}
     found = rank(index, predictor.model, RankRequest(terms=terms, text_only=True), cfg, 5)
     assert index.titles[found.items[0].idx] == "Reading Magnifier Glass"
+
+
+def test_one_product_under_two_ids_is_listed_once() -> None:
+    titles = ["Humidity Monitor", "Humidity Monitor", "Thermometer", "Halloween", "Halloween"]
+    index, predictor = tiny_index(titles, years=[None, None, None, 1978, 2018])
+    cfg = ConversationConfig(mmr_lambda=1.0)
+    shown = [index.label(r.idx) for r in rank(index, predictor.model, RankRequest(), cfg, 5).items]
+    assert sorted(shown) == ["Halloween (1978)", "Halloween (2018)", "Humidity Monitor", "Thermometer"]
