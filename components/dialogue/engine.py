@@ -378,7 +378,8 @@ class ConversationEngine:
         unknown = self._unknown_avoid(query)
         weak = self._weak_match(state, query) if items else None
         reply = compose(query, state, self.index, [i.title for i in items], k,
-                        ranked.relaxed if ranked else (), unsupported, about, unknown, weak)  # fmt: skip
+                        ranked.relaxed if ranked else (), unsupported, about, unknown, weak,
+                        self._constraints(state))  # fmt: skip
         understood = query.model_dump(exclude_defaults=True) | {
             "intent": query.intent,
             "planner": query.planner,

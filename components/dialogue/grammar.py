@@ -61,6 +61,10 @@ ORDINALS = {
     "ninth": 9, "tenth": 10, "1st": 1, "2nd": 2, "3rd": 3, "4th": 4, "5th": 5, "6th": 6, "7th": 7, "8th": 8,
     "9th": 9, "10th": 10, "last": -1, "top": 1,
 }  # fmt: skip
+COUNTS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "8": 8, "9": 9, "10": 10, "couple": 2, "few": 3,
+}  # fmt: skip
 ORDINAL_NOUNS = words("one film movie item pick title suggestion result option product book show")
 
 RESET = re.compile(

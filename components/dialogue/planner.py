@@ -195,6 +195,13 @@ class BuiltinPlanner:
             if not free[i]:
                 continue
             pos, span = None, 0
+            count = g.COUNTS.get(toks[i + 1].text) if i + 1 < n else None
+            if t.text in ("first", "last", "top") and count and count > 1 and free[i + 1]:
+                # "the first two", "the last 3": several shown items at once
+                span = 3 if i + 2 < n and toks[i + 2].text in g.ORDINAL_NOUNS | {"ones"} else 2
+                several = list(shown[:count]) if t.text != "last" else list(shown[-count:])
+                self._shown_ref(toks, i, i + span - 1, several, negated, free, q)
+                continue
             if t.text in g.ORDINALS and (i + 1 < n and toks[i + 1].text in g.ORDINAL_NOUNS or
                                          i > 0 and toks[i - 1].text in ("the", "that")):  # fmt: skip
                 pos, span = g.ORDINALS[t.text], 2 if i + 1 < n and toks[i + 1].text in g.ORDINAL_NOUNS else 1
@@ -424,6 +431,8 @@ class BuiltinPlanner:
             return "ask_about"  # about an item this engine cannot tell ("Who's in it?" after several or none)
         if q.critique or (q.refs and all(r.stance in ("rejected", "seen") for r in q.refs) and not q.soft):
             return "refine"
+        if q.avoid and not q.soft:
+            return "refine"  # "not Disney please": leave something out of the list shown
         if q.constraints or q.refs or q.unresolved_titles:
             return "recommend"
         cues = set(words) & (g.REQUEST_CUES | self._nouns | g.PREFERENCE_VERBS)

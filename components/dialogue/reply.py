@@ -40,11 +40,17 @@ def constraint_label(c: Constraint, index: CatalogueIndex) -> str:
     return label if facet is None or facet.spec.kind == "year" else f"{c.facet} {label}"
 
 
-def describe(state: DialogueState, index: CatalogueIndex, relaxed: Sequence[Constraint] = ()) -> str:
+def describe(
+    state: DialogueState, index: CatalogueIndex, relaxed: Sequence[Constraint] = (),
+    standing: Sequence[Constraint] | None = None, avoided: Sequence[str] = (),
+) -> str:  # fmt: skip
     """The standing preferences as a phrase: 'Comedy or Sci-Fi films from the 1990s, like The Matrix (1999),
-    not Horror, matching "zombie"'."""
+    not Horror, matching "zombie"'. ``standing``: the constraints as the ranking applied them (an asked
+    genre turns into a mere preference after a few turns, and the list is then no longer "Thriller films")."""
     dropped = {c.key() for c in relaxed}
-    cons = [c for c in state.typed_constraints() if c.key() not in dropped]
+    cons = [
+        c for c in (state.typed_constraints() if standing is None else standing) if c.key() not in dropped
+    ]
     phrases: dict[str, list[str]] = {}  # values one phrase names together read "A and B" ("rom-com")
     for n, c in enumerate(cons):
         if c.op == "is":
@@ -66,6 +72,7 @@ def describe(state: DialogueState, index: CatalogueIndex, relaxed: Sequence[Cons
     disliked = [index.label(i) for i in (index.index(x) for x in state.disliked[-2:]) if i is not None]
     if disliked:
         avoid.append("nothing like " + join(disliked, "or"))
+    avoid += [f"leaving out any that mention '{text}'" for text in avoided]
     text = " ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if parts[1:] else "")
     if avoid:
         text += ", " + ", ".join(avoid)
@@ -85,6 +92,7 @@ def compose(
     about: int | None = None,
     unknown_avoid: Sequence[str] = (),
     weak_match: str | None = None,
+    standing: Sequence[Constraint] | None = None,
 ) -> str:
     """A short reply: what changed this turn, then what the list is."""
     noun, nouns = index.noun, index.nouns
@@ -129,7 +137,7 @@ def compose(
     elif q.intent == "ask_about":
         lead.append(f"I'm not sure which {noun} you mean; name it, or say 'the second one'.")
     n = len(titles)
-    desc = describe(state, index, relaxed)
+    desc = describe(state, index, relaxed, standing, [] if unknown_avoid else state.avoid[-1:])
     if n == 0:
         main = f"Nothing in the catalogue fits {desc}; try dropping a constraint."
     elif not state.has_preferences:

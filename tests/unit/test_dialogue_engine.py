@@ -362,3 +362,17 @@ def test_words_the_planner_does_not_know_but_an_item_matches_closely_are_a_reque
     for message in ("ear plugs", "weather in Paris", "what's the weather in Paris?"):
         res = engine.chat(f"rescue-{message}", message, k=5)
         assert res.understood["intent"] == "off_topic" and res.items == [], message
+
+
+def test_the_reply_names_only_what_still_filters(engine) -> None:
+    """An asked genre turns into a preference after ``hard_turns`` user turns; the reply kept saying
+    "Here are 5 Thriller films" over a list that no longer was."""
+    sid = "aged"
+    engine.chat(sid, "a thriller", k=5)
+    engine.chat(sid, "more recent", k=5)
+    engine.chat(sid, "something with a lot of action", k=5)
+    res = engine.chat(sid, "something lighter", k=5)
+    thrillers = [i for i in res.items if "Thriller" in genres(engine, i.item_id)]
+    assert "Thriller films" not in res.reply or len(thrillers) == len(res.items), res.reply
+    res = engine.chat("left-out", "an action film, nothing about space", k=5)
+    assert "leaving out any that mention 'space'" in res.reply

@@ -385,3 +385,20 @@ def test_asking_for_current_films_is_a_recency_critique(planner) -> None:
     assert planner.plan("Got anything current?").critique == "newer"
     assert planner.plan("what about horror movies, any new release?").critique == "newer"
     assert planner.plan("I like things related to current events").critique is None
+
+
+def test_the_first_two_and_the_last_three_refer_to_several_shown_items(planner) -> None:
+    """ "I've seen the first two" left out only the first."""
+    fx = fixture()
+    ctx = PlanContext(shown=[fx.index.index(i) for i in ("1", "50", "100", "181", "258")])
+    q = planner.plan("I've seen the first two", ctx)
+    assert {(r.item_id, r.stance) for r in q.refs} == {("1", "seen"), ("50", "seen")}
+    q = planner.plan("the last three are boring", ctx)
+    assert {r.item_id for r in q.refs if r.stance == "disliked"} == {"100", "181", "258"}
+    assert [r.item_id for r in planner.plan("I saw the first one", ctx).refs] == ["1"]
+
+
+def test_leaving_something_out_is_a_refinement_not_chit_chat(planner) -> None:
+    """ "not Disney please" was answered "Sure." as small talk."""
+    q = planner.plan("not Disney please")
+    assert q.intent == "refine" and q.avoid == "disney"
