@@ -354,8 +354,8 @@ class TitleLinker:
         quoted = i > 0 and tokens[i - 1].text == '"' and j + 1 < len(tokens) and tokens[j + 1].text == '"'
         if quoted:
             score += 0.6
-        if len(content) == 1 and i > 0 and tokens[i - 1].text in ("a", "an"):
-            score -= 0.3  # "an Oscar", "a Date": a common noun, not a title
+        if i > 0 and tokens[i - 1].text in ("a", "an") and (len(content) == 1 or not any(caps)):
+            score -= 0.3  # "an Oscar", "a Date", "a scary movie": a common noun phrase, not a title
         return score / 0.75  # a rare single word (informativeness >= 0.75) links on its own
 
     def _pick(self, cands: list[int], year: int | None) -> int:

@@ -526,6 +526,8 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
         if not cue or (i + 1 < len(toks) and toks[i + 1].text in g.NOT_NEGATING_AFTER):
             continue
         end = min(len(toks), i + 1 + g.NEGATION_WINDOW)
+        if i + 1 < len(toks) and toks[i + 1].text in ("too", "so", "overly", "very"):
+            end = min(len(toks), i + 3)  # "isn't too bloody for a teenager": the degree's word only
         j = i + 1
         while j < end:
             if toks[j].text == "with" and all(toks[x].text in _NEGATED_WITH_AFTER for x in range(i + 1, j)):

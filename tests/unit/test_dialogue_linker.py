@@ -98,3 +98,17 @@ def test_titles_written_without_their_spaces_or_apostrophes_link() -> None:
     assert found("ooo yes Castaway is one of my all time favorites!") == ["Cast Away (2000)"]
     assert found("schindlers list was great") == ["Schindler's List (1993)"]
     assert found("any given day is fine") == []
+
+
+def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
+    """ "a scary movie that isn't too bloody" liked the film Scary Movie (2000)."""
+    titles = ["Scary Movie (2000)", "Big Night (1996)"]
+    lk = TitleLinker.build(titles, np.array([2000.0, 1996.0]), np.ones(2))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    assert found("a scary movie that isn't too bloody for a teenager") == []
+    assert found("I loved scary movie") == ["Scary Movie (2000)"]
+    assert found("we saw Big Night yesterday") == ["Big Night (1996)"]

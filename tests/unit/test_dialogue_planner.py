@@ -402,3 +402,9 @@ def test_leaving_something_out_is_a_refinement_not_chit_chat(planner) -> None:
     """ "not Disney please" was answered "Sure." as small talk."""
     q = planner.plan("not Disney please")
     assert q.intent == "refine" and q.avoid == "disney"
+
+
+def test_a_negated_degree_holds_for_its_word_only(planner) -> None:
+    """ "isn't too bloody for a teenager" left out 'bloody teenager'."""
+    q = planner.plan("a horror film that isn't too bloody for a teenager")
+    assert q.avoid == "bloody" and "teenager" in q.soft.split() and values(q) == ["Horror"]
