@@ -53,7 +53,22 @@ GREETINGS = words(
 CHIT_CHAT = re.compile(
     r"^\W*(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|evening|afternoon)|thanks?(?: you)?|thx|ty|"
     r"cheers|bye|goodbye|see you|how are you|how's it going|what's up|wassup|nice to meet you|ok(?:ay)?|"
-    r"cool|great|awesome|sure|yes|yeah|yep|no|nope|lol|haha)\b"
+    r"cool|great|awesome|sure|yes|yeah|yep|no|nope|lol|haha|fair enough|of course|sounds good|good|nice|"
+    r"right|true|indeed|definitely|absolutely|exactly|agreed|occasionally|maybe|perhaps|wow|oh+|ah+|hmm+|"
+    r"perfect|excellent|noted|ha|hah|that'?s (?:great|good|nice|cool|fine)|have a (?:great|good|nice))\b"
+)
+
+# a request or a question by its form: what is off-topic asks for something ("tell me a joke", "how do I
+# fix my car"); a remark that is neither ("I will check that out", "Fair enough") is conversation
+REQUEST_FORM = re.compile(
+    r"^\W*(?:please\s+)?(?:tell|give|show|find|get|help|explain|write|book|order|call|translate|calculate|"
+    r"play|set|remind|search|look up|check|what|what's|whats|who|who's|how|when|where|why|which|can you|"
+    r"could you|would you|will you|do you|is there|are there)\b"
+)
+
+REMARK = re.compile(
+    r"\b(?:i|i'm|im|i'll|i've|i'd|you|you're|we|we're|it|it's|its|that|that's|this|he|she|they|"
+    r"there|there's|me|my)\b"
 )
 
 ORDINALS = {

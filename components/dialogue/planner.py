@@ -446,8 +446,12 @@ class BuiltinPlanner:
             return "chit_chat"
         if ctx.assistant_asked and grounded and "?" not in s:
             return "recommend"  # an answer to our question ("horror, something that challenges me")
-        if "?" in s or len(grounded) < max(1, len(soft) // 2 + 1):
-            return "off_topic"
+        if "?" in s or g.REQUEST_FORM.match(s):
+            return "off_topic" if len(grounded) < max(1, len(soft) // 2 + 1) or "?" in s else "recommend"
+        if len(grounded) < max(1, len(soft) // 2 + 1):
+            # a remark about oneself or what was said ("I will check that out", "That's very true") is
+            # conversation; bare words the catalogue does not know ("qwerty asdf") are not
+            return "chit_chat" if g.REMARK.search(s) else "off_topic"
         return "recommend"
 
 

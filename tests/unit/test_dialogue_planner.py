@@ -408,3 +408,18 @@ def test_a_negated_degree_holds_for_its_word_only(planner) -> None:
     """ "isn't too bloody for a teenager" left out 'bloody teenager'."""
     q = planner.plan("a horror film that isn't too bloody for a teenager")
     assert q.avoid == "bloody" and "teenager" in q.soft.split() and values(q) == ["Horror"]
+
+
+@pytest.mark.parametrize(
+    "message", ["I will check that out.", "That's very true.", "I have not seen that one yet", "Perfect!",
+                "Fair enough."],
+)  # fmt: skip
+def test_a_remark_is_conversation_not_off_topic(planner, message) -> None:
+    """INSPIRED seekers' remarks were refused ("I can only help you find films here") as off-topic: 315
+    of 1,678 dev seeker messages were read off-topic, most of them remarks like these."""
+    assert planner.plan(message).intent == "chit_chat"
+
+
+def test_a_request_elsewhere_stays_off_topic(planner) -> None:
+    for message in ("how do I fix my car", "what's the weather in Paris?", "qwerty asdf"):
+        assert planner.plan(message).intent in ("off_topic", "not_understood"), message
