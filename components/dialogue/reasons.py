@@ -58,6 +58,12 @@ def _join(names: Sequence[str], word: str = "and") -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" {word} " + names[-1]
 
 
+def _named_in_title(index: CatalogueIndex, idx: int, facet: str, value: str) -> bool:
+    """A name facet's value in the item's title ("3M 1860 N95 Mask" is 3M's, as the filter reads it)."""
+    found = index.categories.get(facet)
+    return bool(found is not None and found.spec.proper_names and index.title_mentions(value)[idx])
+
+
 def explain(
     idx: int, index: CatalogueIndex, ctx: ReasonContext, parts: dict[str, float], min_similarity: float = 0.5
 ) -> tuple[str, Evidence]:
@@ -66,7 +72,8 @@ def explain(
     held = index.facet_values(idx)
     matched = tuple(
         (c.facet, c.value) for c in ctx.constraints
-        if c.op == "is" and c.value is not None and c.value in held.get(c.facet, [])
+        if c.op == "is" and c.value is not None and (c.value in held.get(c.facet, []) or _named_in_title(
+            index, idx, c.facet, c.value))
     )  # fmt: skip
     if matched:
         fragments.append(f"{_join([v for _, v in matched])}, as asked")

@@ -40,3 +40,16 @@ def test_similarity_is_claimed_above_the_threshold_only() -> None:
 
 def test_query_terms() -> None:
     assert query_terms(["a dark space story", "with robots"]) == ["robots", "dark", "space", "story"]
+
+
+def test_a_brand_named_in_the_title_is_as_asked() -> None:
+    """'something from 3M' keeps "3M 1860 N95 Mask" (its text has no brand part): its reason said "A popular
+    pick" instead of what it was chosen for."""
+    from tests.unit.dialogue_fixtures import tiny_index
+
+    facets = [{"name": "brand", "kind": "category", "column": "categories", "proper_names": True}]
+    ix, _ = tiny_index(["3M 1860 N95 Mask", "Dynarex Face Mask"], categories=[[], ["Dynarex"]], facets=facets)
+    ctx = ReasonContext(constraints=[Constraint(facet="brand", op="is", value="3M")])
+    text, _ = explain(0, ix, ctx, {"prior": 0.3})
+    assert text.startswith("3M, as asked")
+    assert "as asked" not in explain(1, ix, ctx, {"prior": 0.3})[0]
