@@ -121,6 +121,14 @@ LENGTH = re.compile(
     r"(?:minutes?|mins?|hours?|hrs?)(?:\s+long)?\b"
 )
 
+# A wish about the language of an item ("in English", "with subtitles", "not dubbed", "a foreign-language
+# film"): only answerable where a facet holds languages.
+LANGUAGE_WISH = re.compile(
+    r"\b(?:in|into) (?:english|french|spanish|german|italian|japanese|korean|chinese|hindi|portuguese|"
+    r"russian)\b|\b(?:english|french|spanish|german|italian|japanese|korean|chinese|hindi)[- ]language\b"
+    r"|\bforeign[- ]language\b|\b(?:with |without |no )?subtitle[sd]?\b|\b(?:not )?dubbed\b"
+)
+
 # A recency word that is not a wish: it describes a viewing ("the most recent movie I watched", "my latest
 # one", "his newer films I haven't seen") or gives leave ("I don't mind if it's older").
 _VIEWING_AFTER = re.compile(

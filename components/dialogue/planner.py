@@ -138,7 +138,7 @@ class BuiltinPlanner:
                 c = c.model_copy(update={"op": "prefer"})  # a taste, not a filter
             if c is not None:
                 q.constraints.append(c)
-        self._lengths(s, toks, free, used, q)
+        self._unanswerable(s, toks, free, used, q)
         self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
@@ -362,11 +362,18 @@ class BuiltinPlanner:
             for p in (first - 1, last + 1)
         )  # fmt: skip
 
-    def _lengths(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
-        """'something short', 'under 90 minutes' where no facet holds lengths and titles do not describe
-        the items: said to be unsupported, and the words search nothing ("short" found The Big Short)."""
+    def _unanswerable(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
+        """'something short', 'under 90 minutes', 'in English' where no facet holds lengths or languages and
+        titles do not describe the items: said to be unsupported, and the words search nothing ("short"
+        found The Big Short). In a shop such words describe products ("long gloves") and stay."""
         if self.index.spec.titles_describe_items or self._duration_facets:
             return
+        if not any("language" in f.name for f in self.index.spec.facets):
+            for m in g.LANGUAGE_WISH.finditer(s):
+                if not any(used[m.start() : m.end()]):
+                    _claim(toks, free, used, m.start(), m.end())
+                    if "language" not in q.unsupported:
+                        q.unsupported.append("language")
         for m in g.LENGTH.finditer(s):
             if any(used[m.start() : m.end()]):
                 continue

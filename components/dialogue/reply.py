@@ -121,6 +121,8 @@ def compose(
     for what in unsupported:
         if what == "length":
             lead.append(f"This catalogue does not say how long each {noun} is, so I can't go by length.")
+        elif what == "language":
+            lead.append(f"This catalogue does not say which language each {noun} is in, so I can't go by it.")
         else:
             lead.append(f"This catalogue has no {what}, so I can't filter by it.")
     for what in unknown_avoid:

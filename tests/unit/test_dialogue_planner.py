@@ -423,3 +423,12 @@ def test_a_remark_is_conversation_not_off_topic(planner, message) -> None:
 def test_a_request_elsewhere_stays_off_topic(planner) -> None:
     for message in ("how do I fix my car", "what's the weather in Paris?", "qwerty asdf"):
         assert planner.plan(message).intent in ("off_topic", "not_understood"), message
+
+
+def test_a_language_wish_on_a_catalogue_without_languages_is_said(planner) -> None:
+    """ "anything similar but in English?" was ignored silently."""
+    assert planner.plan("I loved Amelie, anything similar but in English?").unsupported == ["language"]
+    q = planner.plan("a korean thriller with subtitles")
+    assert q.unsupported == ["language"] and values(q) == ["Thriller"] and "korean" in q.soft.split()
+    index, _ = tiny_index(["Oscilloscope Manual", "Multimeter"])
+    assert BuiltinPlanner(index).plan("a manual in english").unsupported == []
