@@ -43,7 +43,7 @@ def prepare(bundle: Path, dialogues: Path, overrides: dict) -> tuple[list, objec
     from components.dialogue.config import ConversationConfig
     from components.dialogue.engine import load_engine
     from components.dialogue.evaluation import TitleMatcher, build_cases, read_inspired
-    from components.dialogue.ranker import filter_mask, signals
+    from components.dialogue.ranker import FOUND, filter_mask, signals
 
     cfg = ConversationConfig(**overrides)
     engine = load_engine(bundle, cfg.model_copy(update=dict.fromkeys(TUNED, 1.0)))
@@ -59,7 +59,7 @@ def prepare(bundle: Path, dialogues: Path, overrides: dict) -> tuple[list, objec
         if not ok.any():
             ok = ~banned
         sig = {n: v.astype(np.float32) for n, v in signals(ix, engine.predictor.model, req, engine.config, ok,
-                                                            every=True).items()}  # fmt: skip
+                                                            every=True).items() if n != FOUND}  # fmt: skip
         targets = [ix.index(t) for t in case.targets]
         cases.append((case.dialogue_id, sig, ok, targets))
     return cases, engine

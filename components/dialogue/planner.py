@@ -52,6 +52,10 @@ def sentiment(text: str) -> float:
     return float(_sentiment().polarity_scores(text)["compound"])
 
 
+_TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not shown items
+    {"years", "decades", "months", "weeks", "days", "hours", "minutes", "times", "seasons", "episodes",
+     "centuries", "nights", "year", "decade", "month", "week", "day", "night", "century"}
+)  # fmt: skip
 # units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
 
@@ -196,12 +200,21 @@ class BuiltinPlanner:
                 continue
             pos, span = None, 0
             count = g.COUNTS.get(toks[i + 1].text) if i + 1 < n else None
-            if t.text in ("first", "last", "top") and count and count > 1 and free[i + 1]:
+            unit = toks[i + 2].text if i + 2 < n else ""  # "the last two years" is a time, not two items
+            if (
+                t.text in ("first", "last")
+                and count
+                and count > 1
+                and free[i + 1]
+                and unit not in _TIME_WORDS
+            ):
                 # "the first two", "the last 3": several shown items at once
                 span = 3 if i + 2 < n and toks[i + 2].text in g.ORDINAL_NOUNS | {"ones"} else 2
                 several = list(shown[:count]) if t.text != "last" else list(shown[-count:])
                 self._shown_ref(toks, i, i + span - 1, several, negated, free, q)
                 continue
+            if count or (i + 1 < n and toks[i + 1].text in _TIME_WORDS):
+                continue  # "the top 5 comedies", "the last two years", "the last year": no shown item
             if t.text in g.ORDINALS and (i + 1 < n and toks[i + 1].text in g.ORDINAL_NOUNS or
                                          i > 0 and toks[i - 1].text in ("the", "that")):  # fmt: skip
                 pos, span = g.ORDINALS[t.text], 2 if i + 1 < n and toks[i + 1].text in g.ORDINAL_NOUNS else 1

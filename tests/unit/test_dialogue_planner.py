@@ -432,3 +432,19 @@ def test_a_language_wish_on_a_catalogue_without_languages_is_said(planner) -> No
     assert q.unsupported == ["language"] and values(q) == ["Thriller"] and "korean" in q.soft.split()
     index, _ = tiny_index(["Oscilloscope Manual", "Multimeter"])
     assert BuiltinPlanner(index).plan("a manual in english").unsupported == []
+
+
+def test_counts_and_times_after_first_last_top_are_not_shown_items(planner) -> None:
+    """After a list, "give me the top 5 comedies" liked the first item shown and "films from the last two
+    years" mentioned the last one (banning it)."""
+    fx = fixture()
+    ctx = PlanContext(shown=[fx.index.index(i) for i in ("1", "50", "100", "181", "258")])
+    for message in (
+        "give me the top 5 comedies",
+        "films from the last two years",
+        "something from the last year",
+    ):
+        assert planner.plan(message, ctx).refs == [], message
+    assert [(r.item_id, r.stance) for r in planner.plan("I liked the last one", ctx).refs] == [
+        ("258", "liked")
+    ]
