@@ -99,12 +99,47 @@ def find_ranges(
     ``number_facets`` maps number facet names to their unit ("$"); money amounts go to the facet whose unit is
     a currency sign (or the only number facet)."""
     out: list[Found] = []
+    out += _last_years(s, used, year_facet, max_year)
     out += _years(s, used, year_facet, max_year)
     out += _numbers(s, used, number_facets)
     return out
 
 
 _OR_NEXT = re.compile(r"\s*,?\s*(?:or|nor)\s+(?:from\s+)?(?:the\s+)?")
+
+
+_LAST_YEARS = re.compile(
+    r"\b(?:in |from |over |within )?(?:the )?(?:last|past) "
+    r"(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|few|couple of) years\b"
+)
+_COUNT_WORDS = {
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "few": 3, "couple of": 2,
+}  # fmt: skip
+
+
+def _last_years(s: str, used: bytearray, facet: str | None, max_year: int) -> list[Found]:
+    """ "from the last two years": the catalogue's newest years (its data ends at ``max_year``, so "the last
+    two years" of a 2018 catalogue are 2017 and 2018); negated, everything before them."""
+    out = []
+    for m in _LAST_YEARS.finditer(s):
+        if not _free(used, m.start(), m.end()):
+            continue
+        n = int(m.group(1)) if m.group(1).isdigit() else _COUNT_WORDS[m.group(1)]
+        first = max_year - max(n, 1) + 1
+        neg = _negated(s, m.start())
+        _take(used, m.start() if neg is None else neg, m.end())
+        said = s[m.start() : m.end()].strip()
+        if neg is None:
+            c = Constraint(facet=facet, op="at_least", low=first, said=said) if facet else None
+        else:
+            c = (
+                Constraint(facet=facet, op="at_most", high=first - 1, said="nothing " + said)
+                if facet
+                else None
+            )
+        out.append(Found(c, m.start(), m.end(), "year"))
+    return out
 
 
 def _years(s: str, used: bytearray, facet: str | None, max_year: int) -> list[Found]:

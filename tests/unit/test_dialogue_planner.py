@@ -448,3 +448,10 @@ def test_counts_and_times_after_first_last_top_are_not_shown_items(planner) -> N
     assert [(r.item_id, r.stance) for r in planner.plan("I liked the last one", ctx).refs] == [
         ("258", "liked")
     ]
+
+
+def test_the_last_n_years_are_the_catalogues_newest(planner) -> None:
+    """Asked "films from the last two years", it searched the words "last two"; ML-100K ends in 1998."""
+    assert ranges(planner.plan("films from the last two years")) == [("at_least", 1997.0, None, ())]
+    assert ranges(planner.plan("a comedy from the past 5 years")) == [("at_least", 1994.0, None, ())]
+    assert ranges(planner.plan("nothing from the last few years")) == [("at_most", None, 1995.0, ())]
