@@ -151,6 +151,10 @@ class Unresolved:
     last: int
 
 
+# plural nouns for kinds of items: a lower-case word right before one describes the kind ("heist movies")
+_KIND_NOUNS = frozenset({"movies", "films", "flicks", "shows", "ones", "books", "products", "items"})
+
+
 @dataclass
 class TitleLinker:
     """Exact keys after typo repair, with evidence rules (see the module docstring)."""
@@ -356,6 +360,8 @@ class TitleLinker:
             score += 0.6
         if i > 0 and tokens[i - 1].text in ("a", "an") and (len(content) == 1 or not any(caps)):
             score -= 0.3  # "an Oscar", "a Date", "a scary movie": a common noun phrase, not a title
+        if j + 1 < len(tokens) and tokens[j + 1].text in _KIND_NOUNS and not any(caps) and not quoted:
+            score -= 0.3  # "any good heist movies?", "zombie films": a kind of item, not the film Heist
         return score / 0.75  # a rare single word (informativeness >= 0.75) links on its own
 
     def _pick(self, cands: list[int], year: int | None) -> int:

@@ -57,6 +57,9 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
      "centuries", "nights", "year", "decade", "month", "week", "day", "night", "century"}
 )  # fmt: skip
 # units of a number facet that holds how long an item takes (running time, reading time)
+# "set in New York", "takes place in Paris": a capitalised name after these is a place, not a franchise
+_SETTING = frozenset({"set", "place", "located", "filmed", "shot"})
+_PLACE_WORDS = frozenset({"in", "at", "near", "around", "on"})
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
 
 
@@ -283,6 +286,8 @@ class BuiltinPlanner:
                     continue
                 if written and (i + length < n and toks[i + length].capitalised or toks[i - 1].capitalised):
                     continue  # part of a longer name ("Knives Out")
+                if written and i > 1 and toks[i - 1].text in _PLACE_WORDS and toks[i - 2].text in _SETTING:
+                    continue  # "set in New York", "takes place in Paris": a place, not the New York films
                 if length == 1 and informativeness(toks[i].text) < 0.6:
                     continue  # "out" begins many titles and means nothing alone
                 key = " ".join(toks[p].text for p in span)

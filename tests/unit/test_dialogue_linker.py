@@ -112,3 +112,17 @@ def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
     assert found("a scary movie that isn't too bloody for a teenager") == []
     assert found("I loved scary movie") == ["Scary Movie (2000)"]
     assert found("we saw Big Night yesterday") == ["Big Night (1996)"]
+
+
+def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:
+    """ "Any good heist movies?" liked the film Heist (2001) instead of asking for heist films."""
+    titles = ["Heist (2001)", "Alien (1979)"]
+    lk = TitleLinker.build(titles, np.array([2001.0, 1979.0]), np.ones(2))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    assert found("Any good heist movies?") == []
+    assert found("I loved Heist") == ["Heist (2001)"]
+    assert found("I love the Alien films") == ["Alien (1979)"]

@@ -455,3 +455,14 @@ def test_the_last_n_years_are_the_catalogues_newest(planner) -> None:
     assert ranges(planner.plan("films from the last two years")) == [("at_least", 1997.0, None, ())]
     assert ranges(planner.plan("a comedy from the past 5 years")) == [("at_least", 1994.0, None, ())]
     assert ranges(planner.plan("nothing from the last few years")) == [("at_most", None, 1995.0, ())]
+
+
+def test_a_place_a_film_is_set_in_is_no_franchise() -> None:
+    """ "a movie set in New York" searched the titles beginning with New York (New York Stories...)."""
+    from components.dialogue.planner import BuiltinPlanner
+
+    titles = ["New York Stories (1989)", "New York Minute (2004)", "Gangs of New York (2002)"]
+    index, _ = tiny_index(titles, years=[1989, 2004, 2002])
+    p = BuiltinPlanner(index)
+    assert p.plan("a movie set in New York").franchises == []
+    assert p.plan("the New York ones").franchises == ["new york"]
