@@ -66,6 +66,14 @@ REQUEST_FORM = re.compile(
     r"could you|would you|will you|do you|is there|are there)\b"
 )
 
+# a question that asks for a pick ("what should I watch tonight", "what's good to watch", "which one should
+# we get"): a request, though it has no request word
+PICK_QUESTION = re.compile(
+    r"\b(?:what|which)(?:'s|s| is| are)?\s+(?:(?:movie|film|show|one|thing|product|book)s?\s+)?"
+    r"(?:should|can|could|shall|would|to|worth|good to|best to)\s+(?:i|we|you)?\s*(?:\w+\s+)?"
+    r"(?:watch|see|buy|get|read|try|rent|stream|pick|choose|order)\b"
+)
+
 REMARK = re.compile(
     r"\b(?:i|i'm|im|i'll|i've|i'd|you|you're|we|we're|it|it's|its|that|that's|this|he|she|they|"
     r"there|there's|me|my)\b"

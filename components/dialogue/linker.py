@@ -155,6 +155,13 @@ class Unresolved:
 _KIND_NOUNS = frozenset({"movies", "films", "flicks", "shows", "ones", "books", "products", "items"})
 
 
+# times typed in lower case are times, not the films named so ("last night", "tonight", "yesterday")
+_TIME_PHRASES = frozenset(
+    {"last night", "tonight", "yesterday", "today", "tomorrow", "this weekend", "last weekend", "next week",
+     "last week", "this week", "last year", "this year", "next year", "this morning", "the other day"}
+)  # fmt: skip
+
+
 @dataclass
 class TitleLinker:
     """Exact keys after typo repair, with evidence rules (see the module docstring)."""
@@ -362,6 +369,8 @@ class TitleLinker:
             score -= 0.3  # "an Oscar", "a Date", "a scary movie": a common noun phrase, not a title
         if j + 1 < len(tokens) and tokens[j + 1].text in _KIND_NOUNS and not any(caps) and not quoted:
             score -= 0.3  # "any good heist movies?", "zombie films": a kind of item, not the film Heist
+        if not any(caps) and " ".join(content) in _TIME_PHRASES:
+            score -= 1.0  # "what did you watch last night?": a time, not Last Night (1998)
         return score / 0.75  # a rare single word (informativeness >= 0.75) links on its own
 
     def _pick(self, cands: list[int], year: int | None) -> int:

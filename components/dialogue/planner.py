@@ -56,10 +56,10 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
     {"years", "decades", "months", "weeks", "days", "hours", "minutes", "times", "seasons", "episodes",
      "centuries", "nights", "year", "decade", "month", "week", "day", "night", "century"}
 )  # fmt: skip
-# units of a number facet that holds how long an item takes (running time, reading time)
 # "set in New York", "takes place in Paris": a capitalised name after these is a place, not a franchise
 _SETTING = frozenset({"set", "place", "located", "filmed", "shot"})
 _PLACE_WORDS = frozenset({"in", "at", "near", "around", "on"})
+# units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
 
 
@@ -463,7 +463,7 @@ class BuiltinPlanner:
         cues = set(words) & (g.REQUEST_CUES | self._nouns | g.PREFERENCE_VERBS)
         soft = q.soft.split()
         grounded = [w for w in soft if self.index.lexical.has(w)]
-        if cues:
+        if cues or g.PICK_QUESTION.search(s):
             return "recommend"
         if g.CHIT_CHAT.match(s) and len(soft) <= 2:
             return "chit_chat"

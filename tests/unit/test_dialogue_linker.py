@@ -126,3 +126,16 @@ def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:
     assert found("Any good heist movies?") == []
     assert found("I loved Heist") == ["Heist (2001)"]
     assert found("I love the Alien films") == ["Alien (1979)"]
+
+
+def test_a_time_typed_in_lower_case_is_no_title() -> None:
+    """ "What did you watch last night?" was read as having seen Last Night (1998)."""
+    titles = ["Last Night (1998)", "Tomorrow (1972)"]
+    lk = TitleLinker.build(titles, np.array([1998.0, 1972.0]), np.ones(2))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    assert found("What did you watch last night?") == []
+    assert found("I watched Last Night and loved it") == ["Last Night (1998)"]

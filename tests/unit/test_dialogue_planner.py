@@ -273,6 +273,10 @@ def test_a_year_to_the_present_is_an_open_range(planner, message) -> None:
         ("thanks!", "chit_chat"),
         ("hi im good you", "chit_chat"),
         ("recommend me something", "recommend"),
+        ("what should I watch tonight", "recommend"),  # a question asking for a pick (was chit-chat)
+        ("what's good to watch this weekend", "recommend"),
+        ("What did you watch last night?", "off_topic"),  # a question to us, not Last Night (1998)
+        ("what should I do about my car", "off_topic"),
     ],
 )
 def test_intents(planner, message, intent) -> None:
