@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from components.features import FeatureSet
 from components.monitoring import REFERENCE_FILE, reference_profile
 from models import FitReport, Recommender, build_model, model_class
 from models.base import EpochCallback
-from models.hybrid import Hybrid, HybridConfig
+from models.hybrid import Hybrid, HybridConfig, member_model
 
 
 @dataclass
@@ -45,7 +46,13 @@ def model_params(name: str, cfg: TrainConfig) -> dict[str, Any]:
     if name == Hybrid.name:
         members = params.get("members", HybridConfig().members)
         given = params.get("member_params", {})
-        params["member_params"] = {m: given.get(m, model_params(m, cfg)) for m in members if m != name}
+        params["member_params"] = {
+            m: {**model_params(member_model(m), cfg), **given.get(m, {})}
+            if m != member_model(m)  # an alias: its model's overrides, then its own
+            else given.get(m, model_params(m, cfg))
+            for m in members
+            if m != name
+        }
     return params
 
 
@@ -55,14 +62,14 @@ def train_and_evaluate(
     train_cfg: TrainConfig,
     eval_cfg: EvaluateConfig,
     on_epoch: EpochCallback | None = None,
-    members: list[Recommender] | None = None,
+    members: Mapping[str, Recommender] | None = None,
     params: dict[str, Any] | None = None,
 ) -> TrainedCandidate:
     """Fit ``name`` on the training split (validation drives early stopping), evaluate on test.
 
     ``params`` replaces the model's overrides from ``train_cfg`` (hyperparameter search). For the hybrid,
-    ``members`` are already trained models to fuse (only the weights are fitted then); without them the
-    hybrid trains its members itself.
+    ``members`` are already trained members to fuse, by member name (the hybrid trains the ones missing,
+    then fits the weights); without them the hybrid trains all its members itself.
     """
     params = model_params(name, train_cfg) if params is None else params
     if name == Hybrid.name and members is not None:

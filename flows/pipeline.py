@@ -226,7 +226,7 @@ def train_candidate_task(
     def on_epoch(epoch: int, values: dict[str, float]) -> None:
         logger.info("%s epoch %d %s", name, epoch, {k: round(v, 4) for k, v in values.items()})
 
-    fitted = [Predictor.load(m.bundle_dir).model for m in members] if members else None
+    fitted = {m.model_name: Predictor.load(m.bundle_dir).model for m in members} if members else None
     cand = train_and_evaluate(name, fs, settings.train, settings.evaluate, on_epoch=on_epoch, members=fitted)
     chain = lineage.model_dump(mode="json")
     bundle = write_bundle(
@@ -262,13 +262,14 @@ def train_candidate_task(
 
 
 def hybrid_members(settings: Settings) -> list[str]:
-    """The hybrid's members when they are all candidates too (then they are trained once, not twice)."""
+    """The hybrid's members that are candidates too (they are trained once, not twice; the hybrid trains
+    the others itself)."""
     if "hybrid" not in settings.train.models:
         return []
     from components.train import model_params
 
     members = list(model_params("hybrid", settings.train)["members"])
-    return members if all(m in settings.train.models for m in members) else []
+    return [m for m in members if m in settings.train.models]
 
 
 @flow(name="sessionflow-candidates")

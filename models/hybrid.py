@@ -3,16 +3,19 @@ validation.
 
 Each member's scores are standardised per history over the catalogue (z-scores), then summed with
 weights ``w`` on the simplex; ``w`` is the grid point (step ``1 / grid_steps``) with the best validation
-NDCG@10 (seen items excluded, as in the protocol). Members are either trained by ``fit`` itself or handed
-in already trained (``Hybrid.from_members``: the pipeline reuses its candidates instead of training them
-twice). A saved hybrid holds its members' directories and the weights.
+NDCG@10 (seen items excluded, as in the protocol). Members are trained by ``fit`` itself or handed in
+already trained (``Hybrid.from_members``: the pipeline reuses its candidates instead of training them
+twice; members it is not handed are still trained by ``fit``). A member is a registered model name or an
+alias of one, ``name#tag`` ("sasrec#2"): the same model trained again with its own overrides in
+``member_params`` (another seed makes a seed ensemble). A saved hybrid holds its members' directories and
+the weights.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, cast
 
@@ -31,7 +34,8 @@ class HybridConfig(ModelConfig):
         default_factory=lambda: ["sasrec", "itemknn"],
         min_length=2,
         max_length=4,
-        description="Registered model names to fuse (2-4, no hybrid).",
+        description="Registered model names to fuse (2-4, no hybrid); 'name#tag' trains 'name' again with "
+        "the overrides member_params['name#tag'] (e.g. another seed).",
     )
     member_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Config overrides per member name (as train.model_params)."
@@ -42,6 +46,11 @@ class HybridConfig(ModelConfig):
     max_fit_cases: int = Field(
         5000, ge=1, description="Validation cases used to fit the weights (a seeded sample when more)."
     )
+
+
+def member_model(member: str) -> str:
+    """The registered model a member names: itself, or the part before '#' of an alias ("sasrec#2")."""
+    return member.split("#", 1)[0]
 
 
 def standardise(scores: np.ndarray) -> np.ndarray:
@@ -64,23 +73,42 @@ class Hybrid(Recommender):
 
     def __init__(self, config: ModelConfig, n_items: int) -> None:
         super().__init__(config, n_items)
-        if "hybrid" in self.config.members:
+        if any(member_model(m) == self.name for m in self.config.members):
             raise ValueError("hybrid: a hybrid cannot be its own member")
+        if len(set(self.config.members)) != len(self.config.members):
+            raise ValueError(
+                f"hybrid: members repeat {self.config.members}; name a second one 'name#tag' with its own "
+                "member_params"
+            )
         self.members: list[Recommender] = []
         self.weights = np.full(len(self.config.members), 1.0 / len(self.config.members))
+        self._given: dict[str, Recommender] = {}  # already trained members, by member name
         self._prefitted = False
 
     @classmethod
-    def from_members(cls, members: Sequence[Recommender], config: HybridConfig | None = None) -> Hybrid:
-        """A hybrid over already trained ``members``; ``fit`` then only fits the weights."""
-        names = [m.name for m in members]
-        cfg = (config or HybridConfig(members=names)).model_copy(update={"members": names})
-        sizes = {m.n_items for m in members}
+    def from_members(
+        cls, members: Sequence[Recommender] | Mapping[str, Recommender], config: HybridConfig | None = None
+    ) -> Hybrid:
+        """A hybrid over already trained members: a list (the members are exactly these, named by their
+        model) or a mapping member name -> model, which may hold only some of ``config.members`` (``fit``
+        trains the others). ``fit`` only fits the weights when every member is given."""
+        if isinstance(members, Mapping):
+            given = dict(members)
+            cfg = config or HybridConfig(members=list(given))
+            unknown = sorted(set(given) - set(cfg.members))
+            if unknown:
+                raise ValueError(f"hybrid: given members {unknown} are not among {cfg.members}")
+        else:
+            given = {m.name: m for m in members}
+            cfg = (config or HybridConfig(members=list(given))).model_copy(update={"members": list(given)})
+        sizes = {m.n_items for m in given.values()}
         if len(sizes) != 1:
             raise ValueError(f"hybrid: members disagree on the catalogue size: {sorted(sizes)}")
         model = cls(cfg, sizes.pop())
-        model.members = list(members)
-        model._prefitted = True
+        model._given = given
+        model._prefitted = len(given) == len(cfg.members)
+        if model._prefitted:
+            model.members = [given[m] for m in cfg.members]
         return model
 
     def fit(
@@ -95,9 +123,12 @@ class Hybrid(Recommender):
 
             self.members = []
             for name in self.config.members:
-                member = build_model(name, self.n_items, self.config.member_params.get(name, {}))
-                member_report = member.fit(train, valid)  # validation: members' early stopping
-                report.info[f"{name}_epochs"] = member_report.epochs
+                member = self._given.get(name)
+                if member is None:
+                    params = self.config.member_params.get(name, {})
+                    member = build_model(member_model(name), self.n_items, params)
+                    member_report = member.fit(train, valid)  # validation: members' early stopping
+                    report.info[f"{name}_epochs"] = member_report.epochs
                 self.members.append(member)
         metrics: dict[str, float] = {}
         if valid is not None and len(valid.targets):

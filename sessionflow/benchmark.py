@@ -111,7 +111,7 @@ def run_candidates(
             members = None
             if name == "hybrid":
                 wanted = model_params(name, settings.train)["members"]
-                members = [trained[m] for m in wanted] if all(m in trained for m in wanted) else None
+                members = {m: trained[m] for m in wanted if m in trained} or None
             runs = []
             for _ in range(repeat):
                 with PeakMemory() as memory:

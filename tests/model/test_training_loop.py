@@ -270,3 +270,35 @@ def test_scoring_pads_a_batch_to_its_longest_history_with_the_same_scores(name: 
     np.testing.assert_allclose(narrow, full, rtol=1e-5, atol=1e-5)
     assert torch_training.batch_width([[1], [1, 2, 3]], 16) == 3
     assert torch_training.batch_width([list(range(30))], 16) == 16
+
+
+def test_hybrid_trains_the_members_it_is_not_handed_and_aliases_another_seed() -> None:
+    """A seed ensemble: 'sasrec#2' is SASRec again with its own overrides; the hybrid is handed the
+    candidates already trained and trains only the alias."""
+    from components.config import TrainConfig
+    from components.train import model_params
+    from models.hybrid import Hybrid, HybridConfig
+
+    cfg = TrainConfig.model_validate(
+        {
+            "model_params": {
+                "itemknn": {"neighbours": 4},
+                "hybrid": {"members": ["itemknn", "itemknn#2"], "member_params": {"itemknn#2": {"seed": 7}}},
+            }
+        }
+    )
+    params = model_params("hybrid", cfg)
+    assert params["member_params"]["itemknn#2"] == {"neighbours": 4, "seed": 7}  # its model's, then its own
+    n_items = 12
+    sequences = successor_sequences(n_items, 80, 7)
+    train = TrainData([s[:-1] for s in sequences], n_items)
+    valid = EvalData([s[:-1] for s in sequences[:30]], np.array([s[-1] for s in sequences[:30]]))
+    given = build_model("itemknn", n_items, {"neighbours": 4})
+    given.fit(train)
+    hybrid = Hybrid.from_members({"itemknn": given}, HybridConfig.model_validate(params))
+    report = hybrid.fit(train, valid)
+    assert hybrid.members[0] is given and hybrid.members[1] is not given
+    assert hybrid.members[1].config.seed == 7 and "itemknn#2_epochs" in report.info
+    assert set(report.info["weights"]) == {"itemknn", "itemknn#2"}
+    with pytest.raises(ValueError, match="repeat"):
+        Hybrid(HybridConfig(members=["itemknn", "itemknn"]), n_items)
