@@ -276,7 +276,10 @@ def train(
 
     _env_defaults(root)
     settings = _settings(params, root, _overrides(dataset, dataset_spec, models))
-    results = run_candidates(settings, root.resolve(), bundles_dir=root / "artifacts" / "models")
+    try:
+        results = run_candidates(settings, root.resolve(), bundles_dir=root / "artifacts" / "models")
+    except FileNotFoundError as exc:  # no features yet: one line, never a traceback
+        _fail(exc)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(results, indent=2))
     typer.echo(json.dumps(results, indent=2))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import shutil
 import tempfile
 import urllib.request
@@ -79,14 +80,24 @@ class DatasetSpec(BaseModel):
     base_dir: str | None = Field(None, description="Set when loaded: folder the relative paths start from.")
 
     def resolve(self, relative: str) -> Path:
-        """A path from the spec: environment variables expanded, relative to the spec's folder."""
-        expanded = os.path.expandvars(relative)
-        if "$" in expanded:
-            raise ValueError(
-                f"dataset spec {self.name!r}: path {relative!r} uses an unset environment variable"
-            )
+        """A path from the spec: environment variables expanded, relative to the spec's folder. A variable
+        that starts the path is a folder as the shell gave it: relative to the working directory
+        (``SESSIONFLOW_DATA_MIRROR=../shared/datasets``), not to the spec's folder."""
+
+        def value(m: re.Match[str]) -> str:
+            name = m.group(1) or m.group(2)
+            if name not in os.environ:
+                raise ValueError(
+                    f"dataset spec {self.name!r}: path {relative!r} uses an unset environment variable {name}"
+                )
+            return str(Path(os.environ[name]).resolve()) if m.start() == 0 else os.environ[name]
+
+        expanded = _ENV_VAR.sub(value, relative)
         p = Path(expanded)
         return p if p.is_absolute() else Path(self.base_dir or ".") / p
+
+
+_ENV_VAR = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 
 
 class RawFile(BaseModel):

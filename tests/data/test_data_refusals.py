@@ -144,6 +144,14 @@ def test_sha256_refusal_through_validate_is_one_line(tmp_path):
     assert len(lines) == 1 and "u.data has sha256" in lines[0] and "Traceback" not in result.output
 
 
+def test_train_before_featurize_is_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["train", "--dataset", "ml-100k", "--models", "popularity",
+                                      "--root", str(tmp_path)])  # fmt: skip
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "holds no features" in lines[0] and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("stage", ["ingest", "validate", "featurize"])
 def test_dvc_stages_depend_on_all_the_code_they_run(stage):
     """DVC and the Prefect flow cache the same thing: every module the stage imports is a DVC dependency."""

@@ -48,8 +48,19 @@ def test_spec_errors_are_readable(tmp_path):
     with pytest.raises(ValueError, match="invalid dataset spec"):
         load_spec(tmp_path / "bad.yaml")
     spec = DatasetSpec(name="x", format="sequence-lines", path="${SF_UNSET_VAR_FOR_TEST}/a.txt")
-    with pytest.raises(ValueError, match="unset environment variable"):
+    with pytest.raises(ValueError, match="unset environment variable SF_UNSET_VAR_FOR_TEST"):
         spec.resolve(spec.path)
+
+
+def test_a_relative_mirror_is_relative_to_the_working_directory(tmp_path, monkeypatch):
+    """SESSIONFLOW_DATA_MIRROR=../shared/datasets (as the README has it) was read from the spec's folder."""
+    (tmp_path / "specs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SF_MIRROR_FOR_TEST", "mirror")
+    spec = DatasetSpec(name="x", format="sequence-lines", path="${SF_MIRROR_FOR_TEST}/a.txt")
+    spec.base_dir = str(tmp_path / "specs")
+    assert spec.resolve(spec.path) == tmp_path / "mirror" / "a.txt"
+    assert spec.resolve("data/$SF_MIRROR_FOR_TEST.txt") == tmp_path / "specs" / "data" / "mirror.txt"
 
 
 def test_sequence_lines(tmp_path):
