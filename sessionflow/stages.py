@@ -318,6 +318,8 @@ def run_validate(settings: Settings, root: Path, raise_on_fail: bool = True) -> 
 
 def run_featurize(settings: Settings, root: Path) -> FeatureResult:
     paths = paths_for(settings, root)
+    if not (paths.clean / "interactions.parquet").is_file():
+        raise FileNotFoundError(f"{paths.clean} holds no validated data; run the validate stage first")
     interactions = pd.read_parquet(paths.clean / "interactions.parquet")
     items = pd.read_parquet(paths.clean / "items.parquet")
     fs = build_features(interactions, _pinned_features(settings, paths), items)

@@ -144,12 +144,16 @@ def test_sha256_refusal_through_validate_is_one_line(tmp_path):
     assert len(lines) == 1 and "u.data has sha256" in lines[0] and "Traceback" not in result.output
 
 
-def test_train_before_featurize_is_one_line(tmp_path):
-    result = CliRunner().invoke(app, ["train", "--dataset", "ml-100k", "--models", "popularity",
-                                      "--root", str(tmp_path)])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, expected",
+    [(["train", "--models", "popularity"], "holds no features; run the featurize stage first"),
+     (["featurize"], "holds no validated data; run the validate stage first")],
+)  # fmt: skip
+def test_a_stage_before_the_one_it_needs_is_one_line(tmp_path, args, expected):
+    result = CliRunner().invoke(app, [*args, "--dataset", "ml-100k", "--root", str(tmp_path)])
     assert result.exit_code == 1
     lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and "holds no features" in lines[0] and "Traceback" not in result.output
+    assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("stage", ["ingest", "validate", "featurize"])
