@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from components.dialogue import grammar as g
-from components.dialogue.index import CatalogueIndex
+from components.dialogue.index import CatalogueIndex, plural
 from components.dialogue.language import detect_language
 from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance
 from components.dialogue.ranges import find_ranges
@@ -146,9 +146,10 @@ class BuiltinPlanner:
             if c is not None:
                 q.constraints.append(c)
         self._unanswerable(s, toks, free, used, q)
-        self._facets(s, toks, free, negated, q)
+        narrower = self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
+        q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower]))
         _settle_conflicts(q)
         self._unresolved_after_cues(message, toks, free, q)
         q.intent = self._intent(q, toks, words, s, context, links)
@@ -310,10 +311,15 @@ class BuiltinPlanner:
                 free[p] = False
             i = span[-1] + 1
 
-    def _facets(self, s: str, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
+    def _facets(
+        self, s: str, toks: list[Token], free: list[bool], negated: list[bool], q: Query
+    ) -> list[str]:
         """Facet phrases (hard evidence only) on free tokens, inside or outside a negation; a value named in a
         description of a viewing, as leave or in a question about the shown items is a taste (``prefer``:
-        it boosts, never filters)."""
+        it boosts, never filters). Returns the words of asked phrases that are not their value's own name
+        ("heist" for Crime, "zombie" for Horror): they also search the item texts, so heist films come
+        first among the crimes."""
+        narrower: list[str] = []
         sub: list[tuple[str, int]] = [
             (w, i) for i, t in enumerate(toks) if free[i] for w in fold(t.text).split()
         ]
@@ -366,9 +372,13 @@ class BuiltinPlanner:
             if not applied:
                 j += 1
                 continue
+            names = {n for _, v, _ in rows for n in (fold(v), plural(fold(v)))}
+            if op in ("is", "prefer") and " ".join(words) not in names:
+                narrower.extend(w for w in words if w not in g.STOPWORDS)
             for p in range(first, last + 1):
                 free[p] = False
             j += length
+        return narrower
 
     def _in_a_name(self, toks: list[Token], first: int, last: int) -> bool:
         """Whether capitalised facet words stand inside a longer capitalised name (a title, a person)."""

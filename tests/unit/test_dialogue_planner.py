@@ -470,3 +470,12 @@ def test_a_place_a_film_is_set_in_is_no_franchise() -> None:
     p = BuiltinPlanner(index)
     assert p.plan("a movie set in New York").franchises == []
     assert p.plan("the New York ones").franchises == ["new york"]
+
+
+def test_a_word_narrower_than_its_facet_value_also_searches_the_texts(planner) -> None:
+    """ "Any good heist movies?" asked for Crime only: every crime film ranked alike, heists or not. The word
+    that led to the value also searches the item texts; the value's own name does not."""
+    q = planner.plan("Any good heist movies?")
+    assert values(q) == ["Crime"] and "heist" in q.soft.split()
+    q = planner.plan("a horror film please")
+    assert values(q) == ["Horror"] and "horror" not in q.soft.split()
