@@ -85,6 +85,10 @@ class Vocabulary(BaseModel):
     combos: dict[str, list[str]] = Field(
         default_factory=dict, description="phrase -> several values ('rom-com': [Comedy, Romance])"
     )
+    excludes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="phrase -> values it rules out ('for adults': [Children]): asking for it excludes them",
+    )
     moods: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="'lighter' / 'darker' -> value -> weight (+ preferred, - avoided)",
@@ -95,7 +99,10 @@ class Vocabulary(BaseModel):
         for k, v in other.values.items():
             values[k] = list(dict.fromkeys([*values.get(k, []), *v]))
         return Vocabulary(
-            values=values, combos={**self.combos, **other.combos}, moods={**self.moods, **other.moods}
+            values=values,
+            combos={**self.combos, **other.combos},
+            excludes={**self.excludes, **other.excludes},
+            moods={**self.moods, **other.moods},
         )
 
 

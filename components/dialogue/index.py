@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 INDEX_DIR = "conversation"
 INDEX_VERSION = 4
+EXCLUDES = -1.0  # a phrase's weight for a value it rules out ("for adults": Children)
 COSINE_CACHE_BYTES = 32 * 2**20  # item-to-catalogue similarity rows kept (liked, disliked, "more like" items)
 
 
@@ -368,7 +369,8 @@ def facet_phrases(
     texts: Sequence[str] = (),
 ) -> dict[str, list[tuple[str, str, float]]]:  # fmt: skip
     """Folded phrase -> [(facet, value, weight)]: weight 1 for a value's name, plural and vocabulary
-    phrases (hard evidence); below 1 for synonyms learnt from the item texts (soft evidence only)."""
+    phrases (hard evidence); below 1 for synonyms learnt from the item texts (soft evidence only);
+    ``EXCLUDES`` for a value the vocabulary says a phrase rules out ("for adults": not Children)."""
     out: dict[str, dict[tuple[str, str], float]] = {}
 
     def add(phrase: str, facet: str, value: str, weight: float) -> None:
@@ -390,6 +392,10 @@ def facet_phrases(
             for v in values:
                 if v in facet.values:
                     add(phrase, name, v, 1.0)
+        for phrase, values in vocab.excludes.items():
+            for v in values:
+                if v in facet.values and fold(phrase):
+                    out.setdefault(fold(phrase), {})[(name, v)] = EXCLUDES
         for word, value, weight in learnt_synonyms(facet, extra_texts):
             if word not in out:  # a phrase with hard evidence keeps it
                 add(word, name, value, weight)

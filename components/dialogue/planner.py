@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from components.dialogue import grammar as g
-from components.dialogue.index import CatalogueIndex, plural
+from components.dialogue.index import EXCLUDES, CatalogueIndex, plural
 from components.dialogue.language import detect_language
 from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance
 from components.dialogue.ranges import find_ranges
@@ -294,7 +294,7 @@ class BuiltinPlanner:
                 key = " ".join(toks[p].text for p in span)
                 if all(t in g.STOPWORDS for t in key.split()):
                     continue  # "in the movies" names no franchise
-                if any(w >= 1.0 for _, _, w in self.index.phrases.get(fold(key), [])):
+                if any(abs(w) >= 1.0 for _, _, w in self.index.phrases.get(fold(key), [])):
                     continue  # a facet value ("not Gorilla" is the brand): the facet extractor takes it
                 if self.index.linker.prefix_count(key) >= 2:
                     found = (span, key)
@@ -333,7 +333,7 @@ class BuiltinPlanner:
                 if any(span[k + 1][1] - span[k][1] > 1 for k in range(len(span) - 1)):
                     continue  # not contiguous in the message
                 rows = self.index.phrases.get(" ".join(w for w, _ in span))
-                if rows and any(w >= 1.0 for _, _, w in rows):
+                if rows and any(abs(w) >= 1.0 for _, _, w in rows):
                     hit = (length, rows)
                     break
             if hit is None:
@@ -362,7 +362,13 @@ class BuiltinPlanner:
             for facet, value, weight in rows:
                 if facet in self._names and not written and all(zipf(w) >= 3.5 for w in words):
                     continue  # "small parts" is not the brand Small Parts unless written so
-                if weight >= 1.0 and op == "none":
+                if weight == EXCLUDES:  # "for adults": asking for it rules Children out
+                    if op == "is":
+                        c = Constraint(facet=facet, op="is_not", value=value, said=" ".join(words))
+                        if c not in q.constraints:
+                            q.constraints.append(c)
+                    applied = True
+                elif weight >= 1.0 and op == "none":
                     applied = True
                 elif weight >= 1.0:
                     c = Constraint(facet=facet, op=op, value=value, said=" ".join(words))
@@ -373,7 +379,8 @@ class BuiltinPlanner:
                 j += 1
                 continue
             names = {n for _, v, _ in rows for n in (fold(v), plural(fold(v)))}
-            if op in ("is", "prefer") and " ".join(words) not in names:
+            positive = any(w >= 1.0 for _, _, w in rows)
+            if op in ("is", "prefer") and positive and " ".join(words) not in names:
                 narrower.extend(w for w in words if w not in g.STOPWORDS)
             for p in range(first, last + 1):
                 free[p] = False

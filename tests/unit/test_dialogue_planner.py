@@ -479,3 +479,13 @@ def test_a_word_narrower_than_its_facet_value_also_searches_the_texts(planner) -
     assert values(q) == ["Crime"] and "heist" in q.soft.split()
     q = planner.plan("a horror film please")
     assert values(q) == ["Horror"] and "horror" not in q.soft.split()
+
+
+def test_a_phrase_can_rule_values_out(planner) -> None:
+    """ "animated films for adults" listed kids' animation: the vocabulary's `excludes` say "for adults"
+    rules Children's out (data of the film specs, not of the engine)."""
+    q = planner.plan("animated films for adults")
+    assert values(q) == ["Animation"] and values(q, "is_not") == ["Children's"]
+    assert "adults" not in q.soft.split()
+    q = planner.plan("a movie for kids, nothing too adult")  # a negated exclusion asks for nothing more
+    assert values(q) == ["Children's"] and values(q, "is_not") == []
