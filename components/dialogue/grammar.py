@@ -137,6 +137,15 @@ LANGUAGE_WISH = re.compile(
     r"|\bforeign[- ]language\b|\b(?:with |without |no )?subtitle[sd]?\b|\b(?:not )?dubbed\b"
 )
 
+# Where an item comes from, by the adjective of a country or region ("a french comedy", "korean
+# thrillers", "bollywood"): only answerable where a facet holds countries; elsewhere the word still searches
+# the item texts and the reply says so.
+COUNTRY_WISH = re.compile(
+    r"\b(?:french|korean|japanese|italian|british|english|spanish|german|chinese|indian|mexican|swedish|"
+    r"danish|norwegian|russian|irish|australian|canadian|brazilian|iranian|turkish|polish|dutch|greek|"
+    r"scandinavian|european|asian|bollywood|nollywood)\b(?!\s+(?:language|subtitles?|dub))"
+)
+
 # A recency word that is not a wish: it describes a viewing ("the most recent movie I watched", "my latest
 # one", "his newer films I haven't seen") or gives leave ("I don't mind if it's older").
 _VIEWING_AFTER = re.compile(

@@ -409,6 +409,10 @@ class BuiltinPlanner:
                     _claim(toks, free, used, m.start(), m.end())
                     if "language" not in q.unsupported:
                         q.unsupported.append("language")
+        has_country = any(w in f.name for f in self.index.spec.facets for w in ("country", "origin"))
+        wished = any(not any(used[m.start() : m.end()]) for m in g.COUNTRY_WISH.finditer(s))
+        if wished and not has_country and "country" not in q.unsupported:
+            q.unsupported.append("country")  # the word stays free: it still searches the texts
         for m in g.LENGTH.finditer(s):
             if any(used[m.start() : m.end()]):
                 continue

@@ -123,6 +123,11 @@ def compose(
             lead.append(f"This catalogue does not say how long each {noun} is, so I can't go by length.")
         elif what == "language":
             lead.append(f"This catalogue does not say which language each {noun} is in, so I can't go by it.")
+        elif what == "country":
+            lead.append(
+                f"This catalogue does not say which country each {noun} comes from, so I can only look for "
+                f"the word in their descriptions."
+            )
         else:
             lead.append(f"This catalogue has no {what}, so I can't filter by it.")
     for what in unknown_avoid:

@@ -433,7 +433,8 @@ def test_a_language_wish_on_a_catalogue_without_languages_is_said(planner) -> No
     """ "anything similar but in English?" was ignored silently."""
     assert planner.plan("I loved Amelie, anything similar but in English?").unsupported == ["language"]
     q = planner.plan("a korean thriller with subtitles")
-    assert q.unsupported == ["language"] and values(q) == ["Thriller"] and "korean" in q.soft.split()
+    assert q.unsupported == ["language", "country"] and values(q) == ["Thriller"]
+    assert "korean" in q.soft.split()
     index, _ = tiny_index(["Oscilloscope Manual", "Multimeter"])
     assert BuiltinPlanner(index).plan("a manual in english").unsupported == []
 
@@ -489,3 +490,12 @@ def test_a_phrase_can_rule_values_out(planner) -> None:
     assert "adults" not in q.soft.split()
     q = planner.plan("a movie for kids, nothing too adult")  # a negated exclusion asks for nothing more
     assert values(q) == ["Children's"] and values(q, "is_not") == []
+
+
+def test_a_country_wish_without_a_country_facet_is_said_and_still_searched(planner) -> None:
+    """ "a french comedy" listed popular comedies and said nothing about 'french'."""
+    q = planner.plan("a french comedy")
+    assert q.unsupported == ["country"] and values(q) == ["Comedy"] and "french" in q.soft.split()
+    assert planner.plan("anything similar but in English?").unsupported == ["language"]
+    index, _ = tiny_index(["German Precision Caliper", "Multimeter"])
+    assert BuiltinPlanner(index).plan("a german caliper").unsupported == []
