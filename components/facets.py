@@ -89,6 +89,10 @@ class Vocabulary(BaseModel):
         default_factory=dict,
         description="phrase -> values it rules out ('for adults': [Children]): asking for it excludes them",
     )
+    prefers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="phrase -> values it leans to without requiring them ('date night': [Romance, Comedy])",
+    )
     moods: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description="'lighter' / 'darker' -> value -> weight (+ preferred, - avoided)",
@@ -102,6 +106,7 @@ class Vocabulary(BaseModel):
             values=values,
             combos={**self.combos, **other.combos},
             excludes={**self.excludes, **other.excludes},
+            prefers={**self.prefers, **other.prefers},
             moods={**self.moods, **other.moods},
         )
 

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 INDEX_DIR = "conversation"
 INDEX_VERSION = 4
 EXCLUDES = -1.0  # a phrase's weight for a value it rules out ("for adults": Children)
+PREFERS = -2.0  # ... for a value it leans to without requiring it ("date night": Romance)
 COSINE_CACHE_BYTES = 32 * 2**20  # item-to-catalogue similarity rows kept (liked, disliked, "more like" items)
 
 
@@ -370,7 +371,8 @@ def facet_phrases(
 ) -> dict[str, list[tuple[str, str, float]]]:  # fmt: skip
     """Folded phrase -> [(facet, value, weight)]: weight 1 for a value's name, plural and vocabulary
     phrases (hard evidence); below 1 for synonyms learnt from the item texts (soft evidence only);
-    ``EXCLUDES`` for a value the vocabulary says a phrase rules out ("for adults": not Children)."""
+    ``EXCLUDES`` for a value the vocabulary says a phrase rules out ("for adults": not Children), ``PREFERS``
+    for one it leans to ("date night": Romance, boosted, never required)."""
     out: dict[str, dict[tuple[str, str], float]] = {}
 
     def add(phrase: str, facet: str, value: str, weight: float) -> None:
@@ -392,10 +394,11 @@ def facet_phrases(
             for v in values:
                 if v in facet.values:
                     add(phrase, name, v, 1.0)
-        for phrase, values in vocab.excludes.items():
-            for v in values:
-                if v in facet.values and fold(phrase):
-                    out.setdefault(fold(phrase), {})[(name, v)] = EXCLUDES
+        for table, weight in ((vocab.excludes, EXCLUDES), (vocab.prefers, PREFERS)):
+            for phrase, values in table.items():
+                for v in values:
+                    if v in facet.values and fold(phrase):
+                        out.setdefault(fold(phrase), {})[(name, v)] = weight
         for word, value, weight in learnt_synonyms(facet, extra_texts):
             if word not in out:  # a phrase with hard evidence keeps it
                 add(word, name, value, weight)

@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from components.dialogue import grammar as g
-from components.dialogue.index import EXCLUDES, CatalogueIndex, plural
+from components.dialogue.index import EXCLUDES, PREFERS, CatalogueIndex, plural
 from components.dialogue.language import detect_language
 from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance
 from components.dialogue.ranges import find_ranges
@@ -365,6 +365,12 @@ class BuiltinPlanner:
                 if weight == EXCLUDES:  # "for adults": asking for it rules Children out
                     if op == "is":
                         c = Constraint(facet=facet, op="is_not", value=value, said=" ".join(words))
+                        if c not in q.constraints:
+                            q.constraints.append(c)
+                    applied = True
+                elif weight == PREFERS:  # "date night": a lean to Romance, boosted, never required
+                    if op in ("is", "prefer"):
+                        c = Constraint(facet=facet, op="prefer", value=value, said=" ".join(words))
                         if c not in q.constraints:
                             q.constraints.append(c)
                     applied = True

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.dialogue import grammar as g
-from components.dialogue.index import CatalogueIndex
+from components.dialogue.index import PREFERS, CatalogueIndex
 from components.dialogue.query import Constraint
 from components.dialogue.state import range_label
 from components.dialogue.text import fold
@@ -77,6 +77,13 @@ def explain(
     )  # fmt: skip
     if matched:
         fragments.append(f"{_join([v for _, v in matched])}, as asked")
+    leans: dict[str, list[str]] = {}  # "date night" -> the values it leans to that the item has
+    for c in ctx.constraints:
+        lean = c.said and any(w == PREFERS for _, _, w in index.phrases.get(fold(c.said), []))
+        if c.op == "prefer" and lean and c.value in held.get(c.facet, []):
+            leans.setdefault(str(c.said), []).append(str(c.value))
+    for said, values in leans.items():
+        fragments.append(f"{_join(values)}, for '{said}'")
     said_year = None
     year_val = index.years[idx]
     year_facet = index.year_facet

@@ -499,3 +499,12 @@ def test_a_country_wish_without_a_country_facet_is_said_and_still_searched(plann
     assert planner.plan("anything similar but in English?").unsupported == ["language"]
     index, _ = tiny_index(["German Precision Caliper", "Multimeter"])
     assert BuiltinPlanner(index).plan("a german caliper").unsupported == []
+
+
+def test_a_phrase_can_lean_to_values_without_requiring_them(planner) -> None:
+    """ "a good movie for a date night" listed The Dark Knight and Pulp Fiction: the film vocabulary's
+    `prefers` lean 'date night' to Romance and Comedy (boosted, never required, never "as asked")."""
+    q = planner.plan("a good movie for a date night")
+    assert values(q, "prefer") == ["Comedy", "Romance"] and values(q) == []
+    q = planner.plan("a horror movie for date night")
+    assert values(q) == ["Horror"] and values(q, "prefer") == ["Comedy", "Romance"]
