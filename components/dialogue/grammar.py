@@ -37,6 +37,8 @@ SIMILAR_CUES = words("like similar such vein reminiscent style lines a_la more")
 DISLIKE_CUES = words(
     "hate hated hates dislike disliked awful terrible boring bad worst meh overrated rubbish stupid lame"
 )
+# When something happened ("last night", "yesterday"): part of the sentence, never something to search for
+WHEN_WORDS = words("yesterday tomorrow last week weeks month months ago recently lately")
 SEEN_CUES = words("seen saw watched watch already finished")
 ASK_CUES = words("about what's whats who who's how is was does did tell plot story cast starring director")
 REQUEST_CUES = words(

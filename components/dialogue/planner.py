@@ -449,7 +449,7 @@ class BuiltinPlanner:
             w = t.text
             if not free[i] or not w[0].isalpha() or w in g.STOPWORDS or w in g.NEGATION_CUES:
                 continue
-            if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS:
+            if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS or w in g.WHEN_WORDS:
                 continue
             w = self.index.linker.repair(w)
             (avoid if negated[i] else soft).append(w)

@@ -275,7 +275,7 @@ def test_a_year_to_the_present_is_an_open_range(planner, message) -> None:
         ("recommend me something", "recommend"),
         ("what should I watch tonight", "recommend"),  # a question asking for a pick (was chit-chat)
         ("what's good to watch this weekend", "recommend"),
-        ("What did you watch last night?", "off_topic"),  # a question to us, not Last Night (1998)
+        ("What did you watch last night?", "chit_chat"),  # conversation, not Last Night (1998)
         ("what should I do about my car", "off_topic"),
     ],
 )
@@ -508,3 +508,9 @@ def test_a_phrase_can_lean_to_values_without_requiring_them(planner) -> None:
     assert values(q, "prefer") == ["Comedy", "Romance"] and values(q) == []
     q = planner.plan("a horror movie for date night")
     assert values(q) == ["Horror"] and values(q, "prefer") == ["Comedy", "Romance"]
+
+
+def test_when_something_was_watched_searches_nothing(planner) -> None:
+    """ "I watched a funny one last night" searched the texts for 'last'; "yesterday" likewise."""
+    assert "last" not in planner.plan("I watched a funny one last night").soft.split()
+    assert planner.plan("I saw Alien yesterday and loved it").soft == ""
