@@ -48,6 +48,11 @@ class ConversationConfig(BaseModel):
         "that'): the nearest items by text and collaborative similarity, by rank.",
     )
     similar_pool: int = Field(100, ge=1, description="How many nearest items the 'more like' signal ranks.")
+    similar_popularity: float = Field(  # set by hand on requests typed by people, not fitted
+        0.5,
+        ge=0,
+        description="Weight of popularity within the 'more like' ranking (0: text and facets alone).",
+    )
     w_facet: float = Field(0.413, ge=0, description="Share of the asked facet values an item has.")
     w_mood: float = Field(0.5, ge=0, description="'lighter' / 'darker' preferences (vocabulary moods).")
     w_dislike: float = Field(1.0, ge=0, description="Demotion of items close to disliked ones.")

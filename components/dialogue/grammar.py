@@ -112,9 +112,11 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
                 r"to watch)\b)|"
                 r"less (?:dark|serious|heavy|intense|grim|violent)|"
                 r"not (?:so |too |as |that )?(?:dark|serious|heavy|grim|depressing|intense|sad|violent)|"
-                r"feel[- ]?good|happier|cheerful|upbeat|uplifting)\b"), "lighter"),
+                r"feel[- ]?good|happier|cheerful|upbeat|uplifting|funnier|more (?:fun|funny|comedic)|sillier|"
+                r"goofier)\b"), "lighter"),
     (re.compile(r"\b(?:darker|grimmer|bleaker|grittier|more serious|heavier|more disturbing|edgier|"
-                r"more intense|more violent)\b"), "darker"),
+                r"more intense|more violent|scarier|creepier|more (?:scary|frightening|terrifying))\b"),
+     "darker"),
 ]  # fmt: skip
 
 # A wish about how long an item takes ("something short", "nothing too long", "a quick watch", "under 90

@@ -274,7 +274,10 @@ def signals(
     if anchors and use["similar"]:
         cf = neighbours(model, anchors)
         text = minmax(max_cosine(index, anchors))
-        close = np.where(ok, text + facet_overlap(index, anchors) + 0.25 * cf, -np.inf)  # cf breaks ties
+        # cf breaks ties; popularity keeps the known films near the top ("like Alien": Aliens, The Mist,
+        # Signs rather than Plan 9 from Outer Space)
+        near = text + facet_overlap(index, anchors) + 0.25 * cf + cfg.similar_popularity * scaled(index.prior)
+        close = np.where(ok, near, -np.inf)
         close[anchors] = -np.inf
         top = np.argsort(-close, kind="stable")[: cfg.similar_pool]
         top = top[np.isfinite(close[top])]

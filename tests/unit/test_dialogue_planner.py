@@ -514,3 +514,13 @@ def test_when_something_was_watched_searches_nothing(planner) -> None:
     """ "I watched a funny one last night" searched the texts for 'last'; "yesterday" likewise."""
     assert "last" not in planner.plan("I watched a funny one last night").soft.split()
     assert planner.plan("I saw Alien yesterday and loved it").soft == ""
+
+
+@pytest.mark.parametrize(
+    "message, critique", [("but funnier", "lighter"), ("something sillier", "lighter"), ("scarier", "darker"),
+                          ("more scary please", "darker")],
+)  # fmt: skip
+def test_comparatives_of_moods_are_critiques(planner, message, critique) -> None:
+    """ "I want something like Alien" then "but funnier" was refused as off-topic."""
+    q = planner.plan(message, PlanContext(shown=[1, 2, 3]))
+    assert q.critique == critique and q.intent == "refine"
