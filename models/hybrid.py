@@ -100,6 +100,8 @@ class Hybrid(Recommender):
                 raise ValueError(f"hybrid: given members {unknown} are not among {cfg.members}")
         else:
             given = {m.name: m for m in members}
+            if len(given) != len(members):
+                raise ValueError("hybrid: two members of one model need a mapping with 'name#tag' names")
             cfg = (config or HybridConfig(members=list(given))).model_copy(update={"members": list(given)})
         sizes = {m.n_items for m in given.values()}
         if len(sizes) != 1:
