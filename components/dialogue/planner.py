@@ -362,25 +362,14 @@ class BuiltinPlanner:
             for facet, value, weight in rows:
                 if facet in self._names and not written and all(zipf(w) >= 3.5 for w in words):
                     continue  # "small parts" is not the brand Small Parts unless written so
-                if weight == EXCLUDES:  # "for adults": asking for it rules Children out
-                    if op == "is":
-                        c = Constraint(facet=facet, op="is_not", value=value, said=" ".join(words))
-                        if c not in q.constraints:
-                            q.constraints.append(c)
-                    applied = True
-                elif weight == PREFERS:  # "date night": a lean to Romance, boosted, never required
-                    if op in ("is", "prefer"):
-                        c = Constraint(facet=facet, op="prefer", value=value, said=" ".join(words))
-                        if c not in q.constraints:
-                            q.constraints.append(c)
-                    applied = True
-                elif weight >= 1.0 and op == "none":
-                    applied = True
-                elif weight >= 1.0:
-                    c = Constraint(facet=facet, op=op, value=value, said=" ".join(words))
+                if 0.0 <= weight < 1.0:
+                    continue  # a synonym learnt from the texts: soft evidence only
+                asked = _row_op(weight, op)
+                if asked is not None:
+                    c = Constraint(facet=facet, op=asked, value=value, said=" ".join(words))
                     if c not in q.constraints:
                         q.constraints.append(c)
-                    applied = True
+                applied = True
             if not applied:
                 j += 1
                 continue
@@ -505,6 +494,17 @@ class BuiltinPlanner:
             # conversation; bare words the catalogue does not know ("qwerty asdf") are not
             return "chit_chat" if g.REMARK.search(s) else "off_topic"
         return "recommend"
+
+
+def _row_op(weight: float, op: str) -> str | None:
+    """What a phrase asks of one value, given how the phrase was said (``op``; "none": asks nothing): a
+    value's own phrase takes the op, an exclusion ("for adults": Children) rules the value out when asked
+    for, a lean ("date night": Romance) boosts it when asked for or described."""
+    if weight == EXCLUDES:
+        return "is_not" if op == "is" else None
+    if weight == PREFERS:
+        return "prefer" if op in ("is", "prefer") else None
+    return None if op == "none" else op
 
 
 _COORDINATION = frozenset({"and", "or", "nor", ",", "&", '"', "'", "“", "”", "as", "well", "both"})
