@@ -68,6 +68,20 @@ class ConversationConfig(BaseModel):
     w_avoid: float = Field(
         0.8, ge=0, description="Demotion of items matching avoided words ('not about WWII')."
     )
+    avoid_dense_top: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Share of the catalogue whose text is closest in meaning to an avoided phrase that "
+        "counts as matching it, words or not ('no superhero films' demotes Iron Man); 0: words only.",
+    )
+    avoid_dense_floor: float = Field(
+        0.4,
+        ge=-1,
+        le=1,
+        description="...and the least cosine it must reach: below it the encoder does not know the phrase "
+        "well enough ('tom cruise' on film titles tops out at 0.34 with unrelated films).",
+    )
     shown_penalty: float = Field(
         0.793,
         ge=0,

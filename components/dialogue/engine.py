@@ -453,7 +453,8 @@ class ConversationEngine:
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a
         catalogue without cast): it cannot be left out, and the reply says so."""
-        words = [w for w in fold(query.avoid).split() if w not in g.STOPWORDS]
+        constrained = {w for c in query.constraints if c.said for w in fold(c.said).split()}
+        words = [w for w in fold(query.avoid).split() if w not in g.STOPWORDS and w not in constrained]
         if not words or query.intent in _SILENT:
             return []
         text = " ".join(words)
@@ -488,7 +489,8 @@ class ConversationEngine:
         text = self._dense_query(state)
         # one encoder call for the turn: the recent messages as typed (the fitted weights expect them joined)
         # and the assistant's words not encoded yet (cached per reply)
-        self._prefetch([text, *(rest for rest, _ in self._assistant_parts(ready))])
+        avoided = " ".join(state.avoid[-turns:]) if self.config.avoid_dense_top > 0 else ""
+        self._prefetch([text, avoided, *(rest for rest, _ in self._assistant_parts(ready))])
         for future in preparing.values():  # a reply being prepared: wait for it (it started first)
             future.exception()
         said = self._assistant_parts(replies)
@@ -510,6 +512,7 @@ class ConversationEngine:
             query=self._vector(text) if text else None,
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
+            avoid_query=self._vector(avoided) if avoided else None,
             title_terms=_weighted_terms(state.title_words[-turns:]),
             said_words={w for text in state.said[-turns:] for w in fold(text).split()},
             assistant=self._assistant_vector(said) if use_assistant else None,

@@ -17,7 +17,11 @@ NEGATION_CUES = words(
     "isnt aren't arent won't wont none neither nor skip nope minus w/o didn't didnt anything_but other_than "
     "nothing_like unlike"
 )
-NEGATION_BIGRAMS = frozenset({("anything", "but"), ("other", "than"), ("rather", "than")})
+NEGATION_BIGRAMS = frozenset(
+    {("anything", "but"), ("other", "than"), ("rather", "than")}
+    # "I'm tired of Marvel", "sick of remakes", "bored with rom-coms": what follows is not wanted
+    | {("tired", "of"), ("sick", "of"), ("bored", "of"), ("bored", "with"), ("enough", "of")}
+)
 # a negation cue right before one of these negates no wish: it gives leave ("I don't mind comedy", "not
 # against horror") or speaks of knowing ("I don't know what I want or maybe a comedy")
 NOT_NEGATING_AFTER = words("mind object opposed against averse know remember recall")
@@ -251,7 +255,7 @@ STOPWORDS = words(
     hi hello hey thanks thank cheers sure yep hmm ah oh pick picks option options recommendation
     recommendations tell what's whats gotta try trying idea ideas mood feel feeling evening night weekend
     already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
-    much many after else
+    much many after else that's thats there's theres
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind"""
 )

@@ -151,8 +151,12 @@ class Unresolved:
     last: int
 
 
-# plural nouns for kinds of items: a lower-case word right before one describes the kind ("heist movies")
-_KIND_NOUNS = frozenset({"movies", "films", "flicks", "shows", "ones", "books", "products", "items"})
+# nouns for kinds of items: a lower-case word right before one describes the kind ("heist movies",
+# "heist movie from the 60s")
+_KIND_NOUNS = frozenset(
+    {"movies", "films", "flicks", "shows", "ones", "books", "products", "items"}
+    | {"movie", "film", "flick", "show", "book", "product", "item"}
+)
 
 
 # times typed in lower case are times, not the films named so ("last night", "tonight", "yesterday")

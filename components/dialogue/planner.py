@@ -47,9 +47,13 @@ def _sentiment():  # noqa: ANN202 - vaderSentiment has no stubs
     return SentimentIntensityAnalyzer()
 
 
+# politeness says nothing of a stance ("I've seen all of those, more please" is not liking them)
+_POLITE = re.compile(r"\b(?:please|pls|plz)\b")
+
+
 def sentiment(text: str) -> float:
-    """VADER compound score in [-1, 1]."""
-    return float(_sentiment().polarity_scores(text)["compound"])
+    """VADER compound score in [-1, 1], politeness words left out."""
+    return float(_sentiment().polarity_scores(_POLITE.sub(" ", text))["compound"])
 
 
 _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not shown items
@@ -173,11 +177,7 @@ class BuiltinPlanner:
             return "rejected"  # "not Gorilla", "no Star Wars"
         if cue in g.DISLIKE_CUES:
             return "disliked"
-        question = any(t.text == "?" for t in toks[last + 1 :])
-        asking = any(w in ("about", "what's", "whats") for w in before) or re.search(
-            r"\b(?:what(?:'s| is)|tell me about|who(?:'s| is) in|is it)\b", clause
-        )
-        if asking and (question or "tell me" in clause):
+        if _asks_about(toks, first, last, clause):
             return "asked_about"
         score = sentiment(_clause_text(toks, first, last, skip=quiet))  # without words that say nothing
         if cue in g.SEEN_CUES:
@@ -248,8 +248,10 @@ class BuiltinPlanner:
     ) -> None:  # fmt: skip
         clause = set(_clause_text(toks, first, last).split())
         score = sentiment(_clause_text(toks, first, last))
-        if clause & {"another", "more", "similar"} and clause & {"like", "similar", "as"}:
-            stance: Stance = "liked"
+        if _asks_about(toks, first, last, _clause_text(toks, first, last)):
+            stance: Stance = "asked_about"  # "tell me more about the second one"
+        elif clause & {"another", "more", "similar"} and clause & {"like", "similar", "as"}:
+            stance = "liked"
             q.critique, q.critique_of = "more_like", self.index.item_ids[items[0]]
         elif (
             clause & g.SEEN_CUES
@@ -265,8 +267,10 @@ class BuiltinPlanner:
             stance = "liked"
         else:
             stance = "mentioned"
+        known = {(r.item_id, r.stance) for r in q.refs}
         for idx in items:
-            q.refs.append(self._ref(idx, stance))
+            if (self.index.item_ids[idx], stance) not in known:  # "all of those": one ref per item
+                q.refs.append(self._ref(idx, stance))
         for p in range(first, last + 1):
             free[p] = False
 
@@ -438,6 +442,8 @@ class BuiltinPlanner:
             w = t.text
             if not free[i] or not w[0].isalpha() or w in g.STOPWORDS or w in g.NEGATION_CUES:
                 continue
+            if i + 1 < len(toks) and (w, toks[i + 1].text) in g.NEGATION_BIGRAMS:
+                continue  # "tired" of "tired of Marvel" is the negation, not a wish
             if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS or w in g.WHEN_WORDS:
                 continue
             w = self.index.linker.repair(w)
@@ -623,6 +629,17 @@ def _asks_similar(toks: list[Token], first: int, last: int) -> bool:
         if subject not in _LIKING and subject not in ("", "dont", "don't", "didn't", "didnt", "not"):
             return True
     return bool(_SIMILAR_AFTER.search(_clause_text(toks, first, last)))
+
+
+def _asks_about(toks: list[Token], first: int, last: int, clause: str) -> bool:
+    """A question about the item at toks[first..last]: "what is Inception about?", "tell me more about
+    the second one", "who's in it?"."""
+    before = [t.text for t in toks[max(0, first - 4) : first]]
+    question = any(t.text == "?" for t in toks[last + 1 :])
+    asking = any(w in ("about", "what's", "whats") for w in before) or re.search(
+        r"\b(?:what(?:'s| is)|tell me (?:more )?about|who(?:'s| is) in|is it)\b", clause
+    )
+    return bool(asking and (question or "tell me" in clause))
 
 
 def _clause_text(

@@ -47,6 +47,7 @@ class RankRequest:
     query: np.ndarray | None = None  # (D,) unit vector of the soft preferences
     terms: dict[str, float] = field(default_factory=dict)  # weighted words of the soft preferences
     avoid_terms: dict[str, float] = field(default_factory=dict)
+    avoid_query: np.ndarray | None = None  # (D,) unit vector of the avoided words
     title_terms: dict[str, float] = field(default_factory=dict)  # words of titles the catalogue lacks
     said_words: set[str] = field(default_factory=set)  # every word the user typed lately
     assistant: np.ndarray | None = None  # (D,) what the assistant said
@@ -348,6 +349,10 @@ def signals(
         for lex in (index.lexical.score(req.avoid_terms), index.title_lexical.score(req.avoid_terms)):
             if lex.max() > 0:
                 avoid = np.maximum(avoid, lex / lex.max())
+        if req.avoid_query is not None and cfg.avoid_dense_top > 0:
+            cos = index.embeddings @ req.avoid_query
+            near = closest_share(cos, cfg.avoid_dense_top) * (cos >= cfg.avoid_dense_floor)
+            avoid = np.maximum(avoid, near)
         if avoid.max() > 0:
             avoid[index.free_of(list(req.avoid_terms))] = 0.0  # "not powdered": "Powder Free" is no match
             out["avoid"] = avoid
@@ -361,6 +366,16 @@ def signals(
         pen[list(req.shown_before)] = 1.0
         out["shown"] = pen
     return out
+
+
+def closest_share(cos: np.ndarray, share: float) -> np.ndarray:
+    """(N,) in [0, 1]: 0 outside the ``share`` of items closest to the query, 0.5 at its edge rising to 1
+    for the closest item (what the words mean, found where no text says them: Iron Man for 'superhero')."""
+    n = len(cos)
+    top = max(1, int(round(share * n)))
+    edge = float(np.partition(cos, n - top)[n - top])
+    span = max(float(cos.max()) - edge, 1e-9)
+    return np.where(cos >= edge, 0.5 + 0.5 * (cos - edge) / span, 0.0)
 
 
 def max_cosine(index: CatalogueIndex, refs: Sequence[int]) -> np.ndarray:

@@ -72,7 +72,10 @@ def describe(
     disliked = [index.label(i) for i in (index.index(x) for x in state.disliked[-2:]) if i is not None]
     if disliked:
         avoid.append("nothing like " + join(disliked, "or"))
-    avoid += [f"leaving out any that mention '{text}'" for text in avoided]
+    named = {w for c in cons if c.said for w in fold(c.said).split()}  # "not a romcom" -> not Romance
+    avoid += [
+        f"leaving out any that mention '{text}'" for text in avoided if not set(fold(text).split()) <= named
+    ]
     text = " ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if parts[1:] else "")
     if avoid:
         text += ", " + ", ".join(avoid)
@@ -147,7 +150,7 @@ def compose(
     desc = describe(state, index, relaxed, standing, [] if unknown_avoid else state.avoid[-1:])
     if n == 0:
         main = f"Nothing in the catalogue fits {desc}; try dropping a constraint."
-    elif not state.has_preferences:
+    elif not state.has_preferences or (unknown_avoid and desc == index.nouns):
         main = f"Here are {n} popular {nouns} to start; tell me what you are in the mood for."
     elif about is not None:
         main = f"Here are {n} {nouns} you may like next."

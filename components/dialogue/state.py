@@ -64,8 +64,8 @@ class DialogueState:
     def has_preferences(self) -> bool:
         """Whether anything was asked or done that a list can follow."""
         return bool(
-            self.constraints or self.soft or self.liked or self.disliked or self.history or self.mood
-            or self.mentioned or self.suggested
+            self.constraints or self.soft or self.avoid or self.liked or self.disliked or self.history
+            or self.mood or self.mentioned or self.suggested
         )  # fmt: skip
 
     def clear_conversation(self) -> None:

@@ -376,3 +376,14 @@ def test_the_reply_names_only_what_still_filters(engine) -> None:
     assert "Thriller films" not in res.reply or len(thrillers) == len(res.items), res.reply
     res = engine.chat("left-out", "an action film, nothing about space", k=5)
     assert "leaving out any that mention 'space'" in res.reply
+
+
+def test_a_reply_names_what_was_left_out_once(engine) -> None:
+    """ "no space films" alone was answered "Here are 5 popular films to start" (leaving-out counted as no
+    wish); "a comedy but not a romcom" said both "not Romance" and "Nothing in the catalogue mentions
+    'romcom', so I couldn't leave those films out"."""
+    res = engine.chat("avoid-only", "no space films please", k=5)
+    assert "leaving out any that mention 'space'" in res.reply and "to start" not in res.reply, res.reply
+    res = engine.chat("romcom", "a comedy but not a romcom", k=5)
+    assert "not Romance" in res.reply, res.reply
+    assert "couldn't" not in res.reply and "'romcom'" not in res.reply, res.reply

@@ -124,8 +124,10 @@ def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:
         return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
 
     assert found("Any good heist movies?") == []
+    assert found("heist movie from the 60s") == []  # singular too (it linked Heist, and 'heist' was lost)
     assert found("I loved Heist") == ["Heist (2001)"]
     assert found("I love the Alien films") == ["Alien (1979)"]
+    assert found("I love the Alien film") == ["Alien (1979)"]
 
 
 def test_a_time_typed_in_lower_case_is_no_title() -> None:

@@ -375,6 +375,36 @@ def test_a_question_about_it_asks_about_the_one_item_suggested(planner) -> None:
     assert [(r.item_id, r.stance) for r in q.refs] == [("50", "liked")]
 
 
+def test_a_question_about_a_shown_item_by_its_position(planner) -> None:
+    """ "tell me more about the second one" after a list was read as mentioning it, and answered with
+    another list."""
+    fx = fixture()
+    ctx = PlanContext(shown=[fx.index.index(i) for i in ("1", "50", "100")])
+    for message, item in (("tell me more about the second one", "50"), ("what is the first one about?", "1")):
+        q = planner.plan(message, ctx)
+        assert q.intent == "ask_about" and [(r.item_id, r.stance) for r in q.refs] == [(item, "asked_about")]
+    assert planner.plan("more like the second one", ctx).critique == "more_like"
+
+
+def test_please_is_no_liking(planner) -> None:
+    """ "I've seen all of those, more please" turned the shown films into liked ones ("please" is positive
+    to VADER) and the next list was "like The Hangover and Shrek, which you liked"."""
+    fx = fixture()
+    ctx = PlanContext(shown=[fx.index.index(i) for i in ("1", "50", "100")])
+    q = planner.plan("I've seen all of those, more please", ctx)
+    assert sorted((r.item_id, r.stance) for r in q.refs) == [("1", "seen"), ("100", "seen"), ("50", "seen")]
+    assert {r.stance for r in planner.plan("I've seen those and loved them", ctx).refs} == {"liked"}
+
+
+def test_tired_of_something_is_a_negation(planner) -> None:
+    """ "no superhero stuff, I'm tired of Marvel" searched for 'tired' and for Marvel titles."""
+    q = planner.plan("I'm tired of horror, something else")
+    assert values(q, "is_not") == ["Horror"] and "tired" not in q.soft.split()
+    q = planner.plan("sick of comedies")
+    assert values(q) == [] and values(q, "is_not") == ["Comedy"]
+    assert values(planner.plan("a comedy about a guy who is tired")) == ["Comedy"]
+
+
 def test_a_question_about_it_without_one_item_to_point_at(planner) -> None:
     fx = fixture()
     several = PlanContext(shown=[fx.index.index(i) for i in ("1", "50", "100")])

@@ -141,6 +141,46 @@ def test_leaving_out_a_word_does_not_demote_items_free_of_it() -> None:
     )
 
 
+def test_an_avoided_phrase_also_demotes_what_it_means_where_no_text_says_it() -> None:
+    """ "no superhero stuff" left Iron Man and Thor first: no text of theirs says "superhero". The items
+    closest in meaning to the avoided words are demoted, if the encoder knows the phrase well enough."""
+    from components.dialogue.ranker import closest_share
+
+    cos = np.array([0.9, 0.5, 0.45, 0.1, -0.2])
+    near = closest_share(cos, 0.4)  # two of five
+    assert near[0] == 1.0 and near[1] == 0.5 and (near[2:] == 0).all()
+    titles = ["Iron Man", "Thor", "Up", "Heat"]
+    index, predictor = tiny_index(titles)
+    query = index.embeddings[0] / np.linalg.norm(index.embeddings[0])
+    cfg = ConversationConfig(mmr_lambda=1.0, avoid_dense_top=0.25)
+
+    def avoid(req: RankRequest, c: ConversationConfig = cfg) -> dict[str, float]:
+        return {
+            index.titles[r.idx]: r.parts.get("avoid", 0.0)
+            for r in rank(index, predictor.model, req, c, 4).items
+        }
+
+    got = avoid(RankRequest(avoid_terms={"superhero": 1.0}, avoid_query=query))
+    assert got["Iron Man"] < 0 and got["Thor"] == got["Up"] == got["Heat"] == 0
+    blend = index.embeddings[0] + index.embeddings[1]
+    vague = RankRequest(avoid_terms={"superhero": 1.0}, avoid_query=blend / np.linalg.norm(blend))
+    assert (
+        min(
+            avoid(
+                vague, ConversationConfig(mmr_lambda=1.0, avoid_dense_top=0.25, avoid_dense_floor=-1.0)
+            ).values()
+        )
+        < 0
+    )
+    assert set(
+        avoid(
+            vague, ConversationConfig(mmr_lambda=1.0, avoid_dense_top=0.25, avoid_dense_floor=0.999)
+        ).values()
+    ) == {0.0}
+    off = ConversationConfig(mmr_lambda=1.0, avoid_dense_top=0.0)
+    assert set(avoid(RankRequest(avoid_terms={"superhero": 1.0}, avoid_query=query), off).values()) == {0.0}
+
+
 def test_a_name_left_out_also_leaves_out_titles_that_carry_it() -> None:
     """'an N95 mask, not 3M' listed "3M 1860 N95 Respirator" first: its text has no brand part."""
     titles = ["3M 1860 N95 Respirator Mask", "Dynarex Face Mask", "3M Duct Tape", "Curad Face Mask"]
