@@ -47,13 +47,19 @@ from sessionflow.benchmark import PeakMemory, prepare_data  # noqa: E402
 REQUIREMENTS = ROOT / "benchmarks" / "recbole-requirements.txt"
 RUNNER = ROOT / "benchmarks" / "recbole_runner.py"
 TORCH = "torch==2.13.0"  # the project's torch (a CPU wheel here; pip picks the build for the machine)
+RECBOLE_NO_DEPS = ["recbole==1.2.1", "thop==0.1.1.post2209072238"]  # their deps: recbole-requirements.txt
 TORCH_DEPS = ["filelock", "typing-extensions>=4.10.0", "sympy>=1.13.3", "networkx>=2.5.1", "jinja2", "fsspec"]
 
 
 def ensure_recbole(venv: Path) -> Path:
     """The RecBole venv's python, creating and installing it first when needed."""
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import recbole, sys; sys.exit(recbole.__version__ != '1.2.1')"]
+    probe = [
+        str(python),
+        "-c",
+        "import recbole, sys, torch; sys.exit(recbole.__version__ != '1.2.1' or "
+        f"torch.__version__.split('+')[0] != '{TORCH.split('==')[1]}')",
+    ]
     if python.is_file() and subprocess.run(probe, capture_output=True).returncode == 0:
         return python
     print(f"installing RecBole 1.2.1 into {venv} ...", flush=True)
@@ -62,6 +68,7 @@ def ensure_recbole(venv: Path) -> Path:
     subprocess.run([*pip, "--no-deps", TORCH], check=True)  # see recbole-requirements.txt
     subprocess.run([*pip, *TORCH_DEPS], check=True)
     subprocess.run([*pip, "-r", str(REQUIREMENTS)], check=True)
+    subprocess.run([*pip, "--no-deps", *RECBOLE_NO_DEPS], check=True)
     subprocess.run(probe, check=True)
     return python
 
