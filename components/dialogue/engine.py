@@ -30,7 +30,7 @@ from components.dialogue import grammar as g
 from components.dialogue.config import ConversationConfig
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.planner import BuiltinPlanner, PlanContext, Planner
-from components.dialogue.query import ASKED_OPS, Constraint, Query
+from components.dialogue.query import ASKED_OPS, Constraint, Query, said_words
 from components.dialogue.ranker import RankRequest, RankResult, rank
 from components.dialogue.reasons import ReasonContext, explain, query_terms
 from components.dialogue.reply import compose, describe_item
@@ -453,7 +453,7 @@ class ConversationEngine:
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a
         catalogue without cast): it cannot be left out, and the reply says so."""
-        constrained = {w for c in query.constraints if c.said for w in fold(c.said).split()}
+        constrained = said_words(query.constraints)
         words = [w for w in fold(query.avoid).split() if w not in g.STOPWORDS and w not in constrained]
         if not words or query.intent in _SILENT:
             return []

@@ -246,9 +246,10 @@ class BuiltinPlanner:
         self, toks: list[Token], first: int, last: int, items: list[int], negated: list[bool],
         free: list[bool], q: Query,
     ) -> None:  # fmt: skip
-        clause = set(_clause_text(toks, first, last).split())
-        score = sentiment(_clause_text(toks, first, last))
-        if _asks_about(toks, first, last, _clause_text(toks, first, last)):
+        text = _clause_text(toks, first, last)
+        clause = set(text.split())
+        score = sentiment(text)
+        if _asks_about(toks, first, last, text):
             stance: Stance = "asked_about"  # "tell me more about the second one"
         elif clause & {"another", "more", "similar"} and clause & {"like", "similar", "as"}:
             stance = "liked"

@@ -8,9 +8,12 @@ and the chat page renders it as "what I know so far".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from components.dialogue.text import fold
 
 Intent = Literal[
     "recommend",  # asks for items (or states preferences)
@@ -50,6 +53,12 @@ class Constraint(BaseModel):
         if self.op == "not_between":  # several exclusions hold together ("nothing from the 80s or 90s")
             return (self.facet, "not_between", f"{self.low}:{self.high}")
         return (self.facet, "range", None)
+
+
+def said_words(constraints: Iterable[Constraint]) -> set[str]:
+    """The folded words the constraints came from ("not a romcom" -> not Romance): a word left out that a
+    constraint already stands for is neither reported unknown nor named twice in the reply."""
+    return {w for c in constraints if c.said for w in fold(c.said).split()}
 
 
 class ItemRef(BaseModel):

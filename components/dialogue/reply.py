@@ -14,7 +14,7 @@ import numpy as np
 
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.language import language_name
-from components.dialogue.query import Constraint, Query
+from components.dialogue.query import Constraint, Query, said_words
 from components.dialogue.state import DialogueState, range_label
 from components.dialogue.text import fold
 
@@ -72,7 +72,7 @@ def describe(
     disliked = [index.label(i) for i in (index.index(x) for x in state.disliked[-2:]) if i is not None]
     if disliked:
         avoid.append("nothing like " + join(disliked, "or"))
-    named = {w for c in cons if c.said for w in fold(c.said).split()}  # "not a romcom" -> not Romance
+    named = said_words(cons)
     avoid += [
         f"leaving out any that mention '{text}'" for text in avoided if not set(fold(text).split()) <= named
     ]
