@@ -489,8 +489,8 @@ class ConversationEngine:
         text = self._dense_query(state)
         # one encoder call for the turn: the recent messages as typed (the fitted weights expect them joined)
         # and the assistant's words not encoded yet (cached per reply)
-        avoided = " ".join(state.avoid[-turns:]) if self.config.avoid_dense_top > 0 else ""
-        self._prefetch([text, avoided, *(rest for rest, _ in self._assistant_parts(ready))])
+        avoided = avoided_phrases(state.avoid[-turns:]) if self.config.avoid_dense_top > 0 else []
+        self._prefetch([text, *avoided, *(rest for rest, _ in self._assistant_parts(ready))])
         for future in preparing.values():  # a reply being prepared: wait for it (it started first)
             future.exception()
         said = self._assistant_parts(replies)
@@ -512,7 +512,7 @@ class ConversationEngine:
             query=self._vector(text) if text else None,
             terms=_weighted_terms(soft),
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
-            avoid_query=self._vector(avoided) if avoided else None,
+            avoid_queries=tuple(self._vector(p) for p in avoided),
             title_terms=_weighted_terms(state.title_words[-turns:]),
             said_words={w for text in state.said[-turns:] for w in fold(text).split()},
             assistant=self._assistant_vector(said) if use_assistant else None,
@@ -724,6 +724,12 @@ def _text_only(state: DialogueState) -> bool:
     asked = [c for c in state.constraints if c["op"] not in ("is_not", "not_between")]  # exclusions shape not
     shaped = (asked, state.liked, state.similar, state.mentioned, state.history, state.mood)
     return bool(state.soft) and not any(shaped)
+
+
+def avoided_phrases(texts: Sequence[str]) -> list[str]:
+    """The avoided phrases of some turns, each once: a turn's avoided text separates its phrases with
+    commas (a negated franchise, then the negated free words: "marvel, superhero")."""
+    return list(dict.fromkeys(p.strip() for text in texts for p in text.split(",") if p.strip()))
 
 
 def _weighted_terms(texts: Sequence[str]) -> dict[str, float]:

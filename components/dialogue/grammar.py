@@ -257,5 +257,5 @@ STOPWORDS = words(
     already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
     much many after else that's thats there's theres
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
-    instead mind"""
+    instead mind either neither anymore though"""
 )

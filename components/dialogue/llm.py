@@ -87,7 +87,8 @@ def system_prompt(index: CatalogueIndex, max_values: int = 60) -> str:
         "never an empty range; negations apply to what they precede only.",
         "refs: every title the user mentions, with stance liked / disliked / seen / mentioned / "
         "asked_about / "
-        "rejected. soft: free-text wishes (mood, topic, people). avoid: free text the user does not want.",
+        "rejected. soft: free-text wishes (mood, topic, people). avoid: free text the user does not want, "
+        "a comma between separate ideas.",
         "intent: recommend, refine, ask_about, chit_chat, off_topic, reset, not_understood or "
         "other_language.",
         "Answer with the JSON object only.",

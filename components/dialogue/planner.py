@@ -20,7 +20,7 @@ from typing import Protocol
 from components.dialogue import grammar as g
 from components.dialogue.index import EXCLUDES, PREFERS, CatalogueIndex, plural
 from components.dialogue.language import detect_language
-from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance
+from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance, names_value
 from components.dialogue.ranges import find_ranges
 from components.dialogue.text import Token, fold, informativeness, is_known_word, normalise, tokenize, zipf
 
@@ -310,6 +310,9 @@ class BuiltinPlanner:
             span, key = found
             if negated[span[0]]:
                 q.constraints.append(Constraint(facet="title", op="is_not", value=key, said=f"not {key}"))
+                # ... and its meaning is avoided too: "tired of Marvel" means Thor and Iron Man, whose
+                # titles do not say Marvel (the dense avoid demotes the items closest to the word)
+                q.avoid = ", ".join(filter(None, [q.avoid, key]))
             else:
                 q.franchises.append(key)
             for p in span:
@@ -450,7 +453,7 @@ class BuiltinPlanner:
             w = self.index.linker.repair(w)
             (avoid if negated[i] else soft).append(w)
         q.soft = " ".join(soft)
-        q.avoid = " ".join(avoid)
+        q.avoid = ", ".join(filter(None, [q.avoid, " ".join(avoid)]))  # one phrase each, after the franchises
 
     def _unresolved_after_cues(self, message: str, toks: list[Token], free: list[bool], q: Query) -> None:
         """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title."""
@@ -558,21 +561,15 @@ def _settle_conflicts(q: Query) -> None:
         wish = asked.get((c.facet, c.value)) if c.op == "is_not" else None
         if wish is None or id(wish) in dropped:
             continue
-        if _names_value(c) and not _names_value(wish):
+        if names_value(c) and not names_value(wish):
             dropped.add(id(wish))
             soft.append(fold(wish.said))
-        elif not _names_value(c):
+        elif not names_value(c):
             dropped.add(id(c))
             avoid.append(fold(c.said))
     if dropped:
         q.constraints = [c for c in q.constraints if id(c) not in dropped]
-        q.soft, q.avoid = " ".join(soft), " ".join(avoid)
-
-
-def _names_value(c: Constraint) -> bool:
-    """Whether a constraint was said with its value's own name ("horror films" for Horror; not "gory")."""
-    said, value = fold(c.said), fold(c.value or "")
-    return bool(value and said) and (value in said or said.rstrip("s") in value)
+        q.soft, q.avoid = " ".join(soft), ", ".join(avoid)
 
 
 # a negation reaches across "with" right after it: "nothing with Tom Cruise", "no films with gore"

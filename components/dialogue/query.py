@@ -55,6 +55,12 @@ class Constraint(BaseModel):
         return (self.facet, "range", None)
 
 
+def names_value(c: Constraint) -> bool:
+    """Whether a constraint was said with its value's own name ("horror films" for Horror; not "gory")."""
+    said, value = fold(c.said), fold(c.value or "")
+    return bool(value and said) and (value in said or said.rstrip("s") in value)
+
+
 def said_words(constraints: Iterable[Constraint]) -> set[str]:
     """The folded words the constraints came from ("not a romcom" -> not Romance): a word left out that a
     constraint already stands for is neither reported unknown nor named twice in the reply."""
@@ -77,7 +83,9 @@ class Query(BaseModel):
     intent: Intent = "recommend"
     constraints: list[Constraint] = Field(default_factory=list)
     soft: str = Field("", description="Free-text preferences: mood, topic, people, words to match.")
-    avoid: str = Field("", description="Free text the user does not want ('not about WWII').")
+    avoid: str = Field(
+        "", description="Free text the user does not want ('not about WWII'); commas separate phrases."
+    )
     refs: list[ItemRef] = Field(default_factory=list)
     critique: Critique | None = None
     critique_of: str | None = Field(None, description="Item id a relative critique is about.")

@@ -47,7 +47,7 @@ class RankRequest:
     query: np.ndarray | None = None  # (D,) unit vector of the soft preferences
     terms: dict[str, float] = field(default_factory=dict)  # weighted words of the soft preferences
     avoid_terms: dict[str, float] = field(default_factory=dict)
-    avoid_query: np.ndarray | None = None  # (D,) unit vector of the avoided words
+    avoid_queries: tuple[np.ndarray, ...] = ()  # (D,) unit vector of each avoided phrase
     title_terms: dict[str, float] = field(default_factory=dict)  # words of titles the catalogue lacks
     said_words: set[str] = field(default_factory=set)  # every word the user typed lately
     assistant: np.ndarray | None = None  # (D,) what the assistant said
@@ -349,8 +349,8 @@ def signals(
         for lex in (index.lexical.score(req.avoid_terms), index.title_lexical.score(req.avoid_terms)):
             if lex.max() > 0:
                 avoid = np.maximum(avoid, lex / lex.max())
-        if req.avoid_query is not None and cfg.avoid_dense_top > 0:
-            cos = index.embeddings @ req.avoid_query
+        for query in req.avoid_queries if cfg.avoid_dense_top > 0 else ():
+            cos = index.embeddings @ query  # each phrase alone: "marvel, superhero" is two ideas
             near = closest_share(cos, cfg.avoid_dense_top) * (cos >= cfg.avoid_dense_floor)
             avoid = np.maximum(avoid, near)
         if avoid.max() > 0:

@@ -73,9 +73,10 @@ def describe(
     if disliked:
         avoid.append("nothing like " + join(disliked, "or"))
     named = said_words(cons)
-    avoid += [
-        f"leaving out any that mention '{text}'" for text in avoided if not set(fold(text).split()) <= named
-    ]
+    phrases = [" ".join(w for w in fold(p).split() if w not in named) for t in avoided for p in t.split(",")]
+    phrases = [f"'{p}'" for p in dict.fromkeys(phrases) if p]
+    if phrases:
+        avoid.append("leaving out any that mention " + join(phrases, "or"))
     text = " ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if parts[1:] else "")
     if avoid:
         text += ", " + ", ".join(avoid)

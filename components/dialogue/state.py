@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from components.dialogue.index import CatalogueIndex
-from components.dialogue.query import Constraint, Query
+from components.dialogue.query import Constraint, Query, names_value
+from components.dialogue.text import fold
 
 MAX_SHOWN_MEMORY = 500
 MAX_TEXTS = 6
@@ -92,7 +93,13 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
         return
     if q.intent == "reset":
         state.clear_conversation()
+    avoided = [q.avoid] if q.avoid else []
     for c in q.constraints:
+        if c.op == "is_not" and c.said and not names_value(c) and _asked(state, c):
+            # "something scary" then "nothing with zombies either": zombies are not all of Horror, so
+            # the word is avoided text, not an exclusion of what was asked (as within one message)
+            avoided.append(fold(c.said))
+            continue
         set_constraint(state, c, state.turn)
     by = {s: [r.item_id for r in q.refs if r.stance == s] for s in ("liked", "disliked", "seen", "rejected")}
     _add(state.liked, by["liked"], state.disliked, state.rejected)
@@ -109,8 +116,8 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
         state.said = [*state.said, said][-MAX_TEXTS:]
     if q.unresolved_titles or q.franchises:
         state.title_words = [*state.title_words, *q.unresolved_titles, *q.franchises][-MAX_TEXTS:]
-    if q.avoid:
-        state.avoid = [*state.avoid, q.avoid][-MAX_TEXTS:]
+    if avoided:
+        state.avoid = [*state.avoid, ", ".join(avoided)][-MAX_TEXTS:]
     # a new "more like" request replaces the last one; "like Heat but less violent" asks for more like Heat
     # too (the planner keeps the item a critique is about in ``critique_of``)
     if q.critique == "more_like" or (q.critique is not None and q.critique_of):
@@ -143,6 +150,13 @@ def set_constraint(state: DialogueState, c: Constraint, turn: int | None = None)
 
     state.constraints = [d for d in state.constraints if not replaced(d)]
     state.constraints.append({**c.model_dump(exclude_defaults=True), "turn": turn})
+
+
+def _asked(state: DialogueState, c: Constraint) -> bool:
+    """Whether the state asks for the category value that ``c`` rules out."""
+    return any(
+        d["op"] == "is" and d["facet"] == c.facet and d.get("value") == c.value for d in state.constraints
+    )
 
 
 def _typed(d: dict[str, Any]) -> Constraint:

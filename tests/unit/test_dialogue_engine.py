@@ -387,3 +387,7 @@ def test_a_reply_names_what_was_left_out_once(engine) -> None:
     res = engine.chat("romcom", "a comedy but not a romcom", k=5)
     assert "not Romance" in res.reply, res.reply
     assert "couldn't" not in res.reply and "'romcom'" not in res.reply, res.reply
+    # a franchise left out is named once, and the other avoided words on their own
+    res = engine.chat("trek", "I'm tired of Star Trek, and nothing about space", k=5)
+    assert "no 'star trek' titles" in res.reply and "mention 'space'" in res.reply, res.reply
+    assert not any("Star Trek" in i.title for i in res.items), res.items

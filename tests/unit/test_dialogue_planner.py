@@ -554,3 +554,11 @@ def test_comparatives_of_moods_are_critiques(planner, message, critique) -> None
     """ "I want something like Alien" then "but funnier" was refused as off-topic."""
     q = planner.plan(message, PlanContext(shown=[1, 2, 3]))
     assert q.critique == critique and q.intent == "refine"
+
+
+def test_a_negated_franchise_is_also_avoided_as_its_own_phrase(planner) -> None:
+    """'tired of Marvel' means Thor and Iron Man too, whose titles do not say Marvel: the franchise stays
+    a title exclusion and is also avoided text, a phrase of its own next to the other avoided words."""
+    q = planner.plan("I'm tired of Star Trek, and nothing violent")
+    assert [(c.facet, c.op, c.value) for c in q.constraints] == [("title", "is_not", "star trek")]
+    assert q.avoid == "star trek, violent"

@@ -160,10 +160,10 @@ def test_an_avoided_phrase_also_demotes_what_it_means_where_no_text_says_it() ->
             for r in rank(index, predictor.model, req, c, 4).items
         }
 
-    got = avoid(RankRequest(avoid_terms={"superhero": 1.0}, avoid_query=query))
+    got = avoid(RankRequest(avoid_terms={"superhero": 1.0}, avoid_queries=(query,)))
     assert got["Iron Man"] < 0 and got["Thor"] == got["Up"] == got["Heat"] == 0
     blend = index.embeddings[0] + index.embeddings[1]
-    vague = RankRequest(avoid_terms={"superhero": 1.0}, avoid_query=blend / np.linalg.norm(blend))
+    vague = RankRequest(avoid_terms={"superhero": 1.0}, avoid_queries=(blend / np.linalg.norm(blend),))
     assert (
         min(
             avoid(
@@ -178,7 +178,21 @@ def test_an_avoided_phrase_also_demotes_what_it_means_where_no_text_says_it() ->
         ).values()
     ) == {0.0}
     off = ConversationConfig(mmr_lambda=1.0, avoid_dense_top=0.0)
-    assert set(avoid(RankRequest(avoid_terms={"superhero": 1.0}, avoid_query=query), off).values()) == {0.0}
+    req = RankRequest(avoid_terms={"superhero": 1.0}, avoid_queries=(query,))
+    assert set(avoid(req, off).values()) == {0.0}
+
+
+def test_each_avoided_phrase_is_matched_alone() -> None:
+    """ "tired of Marvel, no superhero stuff" is two ideas: encoded as one phrase, neither's closest
+    items were demoted (Iron Man, Deadpool stayed). Each phrase demotes its own closest items."""
+    titles = ["Iron Man", "Thor", "Up", "Heat"]
+    index, predictor = tiny_index(titles)
+    unit = [e / np.linalg.norm(e) for e in index.embeddings[:2]]
+    cfg = ConversationConfig(mmr_lambda=1.0, avoid_dense_top=0.25, avoid_dense_floor=0.9)
+    req = RankRequest(avoid_terms={"marvel": 1.0, "superhero": 1.0}, avoid_queries=tuple(unit))
+    ranked = rank(index, predictor.model, req, cfg, 4).items
+    got = {index.titles[r.idx]: r.parts.get("avoid", 0.0) for r in ranked}
+    assert got["Iron Man"] < 0 and got["Thor"] < 0 and got["Up"] == got["Heat"] == 0
 
 
 def test_a_name_left_out_also_leaves_out_titles_that_carry_it() -> None:

@@ -108,3 +108,17 @@ def test_state_json_round_trip() -> None:
     s.constraints.append({"facet": "year", "op": "at_least", "low": 1990.0, "turn": 1})
     again = DialogueState.from_dict(json.loads(json.dumps(s.to_dict())))
     assert again == s
+
+
+def test_a_word_that_goes_with_a_value_asked_earlier_is_avoided_not_the_value() -> None:
+    """'something scary', then 'nothing with zombies either' turned Horror off: zombies lead to Horror, so
+    the exclusion replaced the wish. As within one message, the word is avoided text; an exclusion said
+    with the value's own name ('no horror after all') still replaces the wish."""
+    ix = fixture().index
+    s = DialogueState("s")
+    apply_query(s, Query(constraints=[c(facet="genre", op="is", value="Horror", said="scary")]), ix)
+    apply_query(s, Query(constraints=[c(facet="genre", op="is_not", value="Horror", said="zombies")]), ix)
+    assert [(x.op, x.value) for x in s.typed_constraints()] == [("is", "Horror")]
+    assert s.avoid == ["zombies"]
+    apply_query(s, Query(constraints=[c(facet="genre", op="is_not", value="Horror", said="horror")]), ix)
+    assert [(x.op, x.value) for x in s.typed_constraints()] == [("is_not", "Horror")]
