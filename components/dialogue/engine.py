@@ -466,8 +466,9 @@ class ConversationEngine:
         out = list(query.unsupported)
         said = fold(" ".join([query.soft, query.avoid])).split()
         money = ("price", "cheap", "dollar", "expensive", "pricier", "budget", "afford")
-        if not self.builtin._number_facets and any(w.startswith(money) for w in said) and "prices" not in out:
-            out.append("prices")
+        priced = any(w.startswith(money) for w in said) or query.critique in ("cheaper", "pricier")
+        if not self.builtin._number_facets and priced and "prices" not in out:
+            out.append("prices")  # "cheaper ones" where nothing has a price: said so, and the list stays
         return out
 
     # -- ranking --------------------------------------------------------------------------------------------

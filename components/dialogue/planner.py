@@ -432,8 +432,6 @@ class BuiltinPlanner:
                     self._year_facet is None or g.describes_not_wishes(s, m.start(), m.end())
                 ):
                     continue
-                if critique in ("cheaper", "pricier") and not self._number_facets:
-                    continue
                 if critique in ("lighter", "darker") and critique not in self.index.moods:
                     continue
                 q.critique = critique  # type: ignore[assignment]

@@ -391,3 +391,13 @@ def test_a_reply_names_what_was_left_out_once(engine) -> None:
     res = engine.chat("trek", "I'm tired of Star Trek, and nothing about space", k=5)
     assert "no 'star trek' titles" in res.reply and "mention 'space'" in res.reply, res.reply
     assert not any("Star Trek" in i.title for i in res.items), res.items
+
+
+def test_cheaper_where_nothing_has_a_price_is_said_not_taken_for_off_topic(engine) -> None:
+    """ "cheaper ones" after a list, on a catalogue without prices, was answered "I can only help you find
+    films here" (off-topic). It is a critique this catalogue cannot follow: said so, and a list comes."""
+    engine.chat("cheap", "a comedy", k=5)
+    res = engine.chat("cheap", "cheaper ones", k=5)
+    assert res.understood["intent"] == "refine", res.understood
+    assert "no prices" in res.reply and "can only help" not in res.reply, res.reply
+    assert len(res.items) == 5
