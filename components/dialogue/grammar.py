@@ -259,3 +259,12 @@ STOPWORDS = words(
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though"""
 )
+
+
+def without_unsupported(text: str, unsupported: list[str]) -> str:
+    """``text`` without the wishes the catalogue cannot answer (a length, a language): the message as typed
+    is also a dense query, and "something short, under 90 minutes" put *The Big Short* first."""
+    for kind, pattern in (("length", LENGTH), ("language", LANGUAGE_WISH)):
+        if kind in unsupported:
+            text = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE).sub(" ", text)
+    return " ".join(text.split())

@@ -482,6 +482,8 @@ class BuiltinPlanner:
             return "refine"
         if q.avoid and not q.soft:
             return "refine"  # "not Disney please": leave something out of the list shown
+        if q.unsupported and not (q.soft or q.constraints or q.refs):
+            return "refine"  # "shorter ones": about the list shown, though this catalogue cannot follow it
         if q.constraints or q.refs or q.unresolved_titles:
             return "recommend"
         cues = set(words) & (g.REQUEST_CUES | self._nouns | g.PREFERENCE_VERBS)

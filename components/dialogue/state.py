@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from components.dialogue import grammar as g
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.query import Constraint, Query, names_value
 from components.dialogue.text import fold
@@ -112,6 +113,7 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
         state.focus = asked[-1]
     if q.soft:
         state.soft = [*state.soft, q.soft][-MAX_TEXTS:]
+    said = g.without_unsupported(said, q.unsupported) if said else ""
     if said:
         state.said = [*state.said, said][-MAX_TEXTS:]
     if q.unresolved_titles or q.franchises:

@@ -562,3 +562,11 @@ def test_a_negated_franchise_is_also_avoided_as_its_own_phrase(planner) -> None:
     q = planner.plan("I'm tired of Star Trek, and nothing violent")
     assert [(c.facet, c.op, c.value) for c in q.constraints] == [("title", "is_not", "star trek")]
     assert q.avoid == "star trek, violent"
+
+
+def test_a_critique_this_catalogue_cannot_follow_is_about_the_list(planner) -> None:
+    """ "shorter ones" (no lengths) was chit-chat and "cheaper ones" (no prices) off-topic."""
+    q = planner.plan("shorter ones")
+    assert q.unsupported == ["length"] and q.intent == "refine"
+    q = planner.plan("cheaper ones")
+    assert q.critique == "cheaper" and q.intent == "refine"

@@ -122,3 +122,16 @@ def test_a_word_that_goes_with_a_value_asked_earlier_is_avoided_not_the_value() 
     assert s.avoid == ["zombies"]
     apply_query(s, Query(constraints=[c(facet="genre", op="is_not", value="Horror", said="horror")]), ix)
     assert [(x.op, x.value) for x in s.typed_constraints()] == [("is_not", "Horror")]
+
+
+def test_an_unanswerable_wish_is_not_searched_for_as_typed() -> None:
+    """ "something short, under 90 minutes" on films without lengths put *The Big Short* first: the
+    message as typed is also a dense query. The words of a wish the catalogue cannot answer are left out."""
+    ix = fixture().index
+    s = DialogueState("s")
+    apply_query(s, Query(unsupported=["length"]), ix, said="Something SHORT, under 90 minutes please")
+    assert s.said == ["Something , please"]
+    apply_query(s, Query(unsupported=["language"]), ix, said="a comedy in English")
+    assert s.said[-1] == "a comedy"
+    apply_query(s, Query(), ix, said="The Big Short")  # nothing unsupported: as typed
+    assert s.said[-1] == "The Big Short"
