@@ -515,6 +515,7 @@ class ConversationEngine:
             avoid_terms=_weighted_terms(state.avoid[-turns:]),
             avoid_queries=tuple(self._vector(p) for p in avoided),
             title_terms=_weighted_terms(state.title_words[-turns:]),
+            title_phrases=tuple(dict.fromkeys(state.title_words[-turns:])),
             said_words={w for text in state.said[-turns:] for w in fold(text).split()},
             assistant=self._assistant_vector(said) if use_assistant else None,
             # the words beside the titles it named: 'similar to Lion' must not find The Lion King by its title

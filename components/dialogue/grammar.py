@@ -243,6 +243,16 @@ def _clause_starts(text: str, pos: int) -> list[int]:
     return [start, *(start + m.end() for m in re.finditer(r",\s*", text[start:pos]))]
 
 
+# Who a wish is for ("my wife loves ...", "for our kids"): after a possessive, not a search word. Words
+# that also name a facet value ("kids": Children) are read by the facet extractor before the free text.
+POSSESSIVES = words("my our his her their your")
+RELATIONS = words(
+    """wife husband partner girlfriend boyfriend fiance fiancee son sons daughter daughters kid kids child
+    children boy boys girl girls mom mum mother dad father parents brother sister brothers sisters friend
+    friends family grandma grandmother grandpa grandfather grandparents niece nephew nieces nephews
+    cousin cousins students class team colleagues boss wife's husband's"""
+)
+
 STOPWORDS = words(
     """a an the and or but of to in on at for from with by about as into than then so too very really just
     i i'm i'd i've i'll me my mine we us our you your yours it it's its this that these those there here
@@ -257,7 +267,7 @@ STOPWORDS = words(
     already have has had having im ive id dont doesnt didnt isnt wasnt not no nothing never all even still
     much many after else that's thats there's theres
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
-    instead mind either neither anymore though"""
+    instead mind either neither anymore though loves likes enjoys adores"""
 )
 
 

@@ -66,13 +66,16 @@ class LexicalIndex:
     def mentions_all(self, text: str) -> bool:
         """Whether some item's text holds every word of ``text`` (stemmed): 'tom cruise' in a catalogue
         whose texts never name him is False."""
-        stems = [self.stem(w) for w in fold(text).split()]
+        return bool(self.phrase_score(text).any())
+
+    def phrase_score(self, text: str) -> np.ndarray:
+        """(N,) BM25 of the words of ``text`` (stemmed), only on the items whose text holds every one of
+        them: 'star wars' finds the Star Wars films, not every war film."""
+        stems = list(dict.fromkeys(self.stem(w) for w in fold(text).split()))
         if not stems or any(s not in self._vocab for s in stems):
-            return False
-        found = np.ones(self.n_items, dtype=bool)
-        for stem in dict.fromkeys(stems):
-            found &= np.asarray(self._retriever.get_scores([stem])) > 0
-        return bool(found.any())
+            return np.zeros(self.n_items, dtype=np.float64)
+        per = [np.asarray(self._retriever.get_scores([s]), dtype=np.float64) for s in stems]
+        return np.where(np.all([p > 0 for p in per], axis=0), np.sum(per, axis=0), 0.0)
 
     def score(self, terms: Mapping[str, float]) -> np.ndarray:
         """(N,) sum over terms of weight * BM25(term, item); unknown terms add nothing."""

@@ -448,6 +448,8 @@ class BuiltinPlanner:
                 continue  # "tired" of "tired of Marvel" is the negation, not a wish
             if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS or w in g.WHEN_WORDS:
                 continue
+            if w in g.RELATIONS and i > 0 and toks[i - 1].text in g.POSSESSIVES:
+                continue  # "my wife loves Jane Austen": who it is for, not what to search
             w = self.index.linker.repair(w)
             (avoid if negated[i] else soft).append(w)
         q.soft = " ".join(soft)

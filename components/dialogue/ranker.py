@@ -49,6 +49,7 @@ class RankRequest:
     avoid_terms: dict[str, float] = field(default_factory=dict)
     avoid_queries: tuple[np.ndarray, ...] = ()  # (D,) unit vector of each avoided phrase
     title_terms: dict[str, float] = field(default_factory=dict)  # words of titles the catalogue lacks
+    title_phrases: tuple[str, ...] = ()  # ... and of franchises, each as a phrase (they search the texts)
     said_words: set[str] = field(default_factory=set)  # every word the user typed lately
     assistant: np.ndarray | None = None  # (D,) what the assistant said
     assistant_terms: dict[str, float] = field(default_factory=dict)
@@ -296,8 +297,10 @@ def signals(
         out["dense"] = scaled(cos)
         cos_found = cos >= cfg.weak_match_cosine
         found |= cos_found
-    if req.terms and use["lexical"]:
+    if (req.terms or req.title_phrases) and use["lexical"]:
         lex = index.lexical.score(req.terms)
+        for phrase in req.title_phrases:  # the words of a franchise count where the text holds them all
+            lex = lex + index.lexical.phrase_score(phrase)
         if lex.max() > 0:
             out["lexical"] = scaled(lex)
             found |= lex > 0
@@ -317,6 +320,9 @@ def signals(
         out[FOUND] = found.astype(np.float64)
     if req.title_terms and use["title"]:
         lex = index.title_lexical.score(req.title_terms)
+        lex = minmax(lex) if lex.max() > 0 else lex
+        for phrase in req.title_phrases:  # a franchise the texts hold whole ("Jane Austen")
+            lex = np.maximum(lex, index.lexical.phrase_score(phrase) > 0)
         if lex.max() > 0:
             out["title"] = scaled(lex)
     if req.assistant is not None and use["assistant"]:

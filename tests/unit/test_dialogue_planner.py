@@ -570,3 +570,10 @@ def test_a_critique_this_catalogue_cannot_follow_is_about_the_list(planner) -> N
     assert q.unsupported == ["length"] and q.intent == "refine"
     q = planner.plan("cheaper ones")
     assert q.critique == "cheaper" and q.intent == "refine"
+
+
+def test_who_a_wish_is_for_is_not_searched(planner) -> None:
+    """ "my wife loves ..." searched for 'wife loves'; a relation after a possessive says who it is for."""
+    q = planner.plan("my wife loves romantic films about dancing")
+    assert "wife" not in q.soft and "loves" not in q.soft and "dancing" in q.soft
+    assert "kids" in planner.plan("a film about kids at a summer camp").soft  # a topic, not a relation

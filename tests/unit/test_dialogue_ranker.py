@@ -234,3 +234,18 @@ def test_one_product_under_two_ids_is_listed_once() -> None:
     cfg = ConversationConfig(mmr_lambda=1.0)
     shown = [index.label(r.idx) for r in rank(index, predictor.model, RankRequest(), cfg, 5).items]
     assert sorted(shown) == ["Halloween (1978)", "Halloween (2018)", "Humidity Monitor", "Thermometer"]
+
+
+def test_a_franchise_searches_the_texts_as_a_whole_phrase() -> None:
+    """ "my wife loves Jane Austen adaptations" listed The Shawshank Redemption first: the franchise only
+    searched titles, and the Austen films are tagged, not titled, so. A franchise phrase counts where an
+    item's text holds all its words, and only there ("star wars" is not every war film)."""
+    titles = ["Big Popular Film", "Sense and Sensibility", "Emma", "Star Wars", "Saving Private Ryan"]
+    cats = [["Drama"], ["Jane Austen"], ["Jane Austen"], ["Sci-Fi", "Star Wars"], ["War"]]
+    index, predictor = tiny_index(titles, categories=cats)
+    hits = index.lexical.phrase_score("star wars") > 0
+    assert [index.titles[i] for i in np.flatnonzero(hits)] == ["Star Wars"]
+    cfg = ConversationConfig(mmr_lambda=1.0)
+    req = RankRequest(title_terms={"jane": 1.0, "austen": 1.0}, title_phrases=("jane austen",))
+    top = [index.titles[r.idx] for r in rank(index, predictor.model, req, cfg, 2).items]
+    assert sorted(top) == ["Emma", "Sense and Sensibility"]
