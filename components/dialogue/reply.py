@@ -121,7 +121,8 @@ def compose(
     if q.intent == "chit_chat":
         lead.append("Hi!" if not state.shown_before else "Sure.")
     for title in q.unresolved_titles:
-        lead.append(f"I couldn't find '{title}' in the catalogue.")
+        if not index.lexical.mentions_all(title):  # "I love Tom Hanks": no title, but texts name him
+            lead.append(f"I couldn't find '{title}' in the catalogue.")
     for what in unsupported:
         if what == "length":
             lead.append(f"This catalogue does not say how long each {noun} is, so I can't go by length.")

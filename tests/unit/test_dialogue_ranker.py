@@ -249,3 +249,18 @@ def test_a_franchise_searches_the_texts_as_a_whole_phrase() -> None:
     req = RankRequest(title_terms={"jane": 1.0, "austen": 1.0}, title_phrases=("jane austen",))
     top = [index.titles[r.idx] for r in rank(index, predictor.model, req, cfg, 2).items]
     assert sorted(top) == ["Emma", "Sense and Sensibility"]
+
+
+def test_a_name_the_texts_hold_is_not_reported_missing() -> None:
+    """ "I love Tom Hanks movies" was answered "I couldn't find 'Tom Hanks' in the catalogue" over a list of
+    his films (tagged so). Only a name no text holds whole is reported missing."""
+    from components.dialogue.query import Query
+    from components.dialogue.reply import compose
+    from components.dialogue.state import DialogueState
+
+    index, _ = tiny_index(["Big", "Forrest Gump"], categories=[["Drama"], ["Tom Hanks"]])
+    state = DialogueState("s")
+    reply = compose(Query(unresolved_titles=["Tom Hanks"]), state, index, ["Forrest Gump"], 1)
+    assert "couldn't find" not in reply, reply
+    reply = compose(Query(unresolved_titles=["Knives Out"]), state, index, ["Big"], 1)
+    assert "couldn't find 'Knives Out'" in reply, reply
