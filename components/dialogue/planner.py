@@ -458,14 +458,17 @@ class BuiltinPlanner:
     def _unresolved_after_cues(self, message: str, toks: list[Token], free: list[bool], q: Query) -> None:
         """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title."""
         for i, t in enumerate(toks[:-1]):
-            if t.text not in ("like", "liked", "love", "loved", "enjoy", "enjoyed", "seen", "saw", "watched",
-                              "called", "titled"):  # fmt: skip
+            person = t.text in _PERSON_CUES  # "directed by Wes Anderson", "anything with Tom Cruise"
+            if not person and t.text not in ("like", "liked", "love", "loved", "enjoy", "enjoyed", "seen",
+                                             "saw", "watched", "called", "titled"):  # fmt: skip
                 continue
             run = []
             for j in range(i + 1, len(toks)):
                 if not free[j] or not toks[j].capitalised or not toks[j].text[0].isalnum():
                     break
                 run.append(j)
+            if person and len(run) < 2:
+                continue  # a name has two words at least; "by Friday", "with Mom" are not names
             if run and not (len(run) == 1 and toks[run[0]].text in ("i", "it")):
                 q.unresolved_titles.append(" ".join(message[toks[j].start : toks[j].end] for j in run))
 
@@ -573,6 +576,9 @@ def _settle_conflicts(q: Query) -> None:
         q.constraints = [c for c in q.constraints if id(c) not in dropped]
         q.soft, q.avoid = " ".join(soft), ", ".join(avoid)
 
+
+# words after which a capitalised name of two words or more names a person (cast, director, author, brand)
+_PERSON_CUES = frozenset({"by", "with", "starring", "featuring", "director", "actor", "actress", "author"})
 
 # a negation reaches across "with" right after it: "nothing with Tom Cruise", "no films with gore"
 _NEGATED_WITH_AFTER = g.words(

@@ -577,3 +577,12 @@ def test_who_a_wish_is_for_is_not_searched(planner) -> None:
     q = planner.plan("my wife loves romantic films about dancing")
     assert "wife" not in q.soft and "loves" not in q.soft and "dancing" in q.soft
     assert "kids" in planner.plan("a film about kids at a summer camp").soft  # a topic, not a relation
+
+
+def test_a_name_after_by_or_with_is_looked_for_whole(planner) -> None:
+    """ "anything by Wes Anderson" searched 'wes' and 'anderson' apart and listed popular films as if they
+    matched: a capitalised name of two words after 'by', 'with', 'starring' is looked for whole (and the
+    reply says when no text holds it); one capitalised word there is no name."""
+    assert planner.plan("anything by Wes Anderson").unresolved_titles == ["Wes Anderson"]
+    assert planner.plan("a comedy starring Jim Carrey").unresolved_titles == ["Jim Carrey"]
+    assert planner.plan("something to watch with Mom").unresolved_titles == []
