@@ -617,7 +617,7 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
 _LIKING = {"i", "we", "you", "they", "he", "she", "really", "also", "do", "did", "would", "just", "totally",
            "kinda", "definitely", "i'd", "we'd", "always", "still", "so", "too"}  # fmt: skip
 _SIMILAR_AFTER = re.compile(
-    r"\b(?:more|something|anything|others?|ones?) like (?:that|this|it|those|these|them)\b"
+    r"\b(?:more|something|anything|others?|ones?)(?: else)? like (?:that|this|it|those|these|them)\b"
     r"|\bsimilar\b|\bsame (?:kind|sort|vibe|style)\b"
 )
 

@@ -586,3 +586,9 @@ def test_a_name_after_by_or_with_is_looked_for_whole(planner) -> None:
     assert planner.plan("anything by Wes Anderson").unresolved_titles == ["Wes Anderson"]
     assert planner.plan("a comedy starring Jim Carrey").unresolved_titles == ["Jim Carrey"]
     assert planner.plan("something to watch with Mom").unresolved_titles == []
+
+
+def test_something_else_like_those_asks_for_more_like_them(planner) -> None:
+    """ "I've already seen Heat and Casino, something else like those" only liked the two."""
+    q = planner.plan("I've already seen Heat and Casino, something else like those")
+    assert q.critique == "more_like" and {r.stance for r in q.refs} == {"liked"}
