@@ -137,6 +137,12 @@ LENGTH = re.compile(
     r"(?:minutes?|mins?|hours?|hrs?)(?:\s+long)?\b"
 )
 
+# Less of a quality, not none of it: "not too scary", "isn't overly silly", "nothing too dark"
+TONED_DOWN = re.compile(
+    r"\b(?:not|isn't|isnt|wasn't|nothing|aren't|arent|without being)\s+(?:too|overly|very|that|super)\s+"
+    r"([a-z][a-z-]+)\b"
+)
+
 # A wish about the language of an item ("in English", "with subtitles", "not dubbed", "a foreign-language
 # film"): only answerable where a facet holds languages.
 LANGUAGE_WISH = re.compile(

@@ -150,6 +150,7 @@ class BuiltinPlanner:
             if c is not None:
                 q.constraints.append(c)
         self._unanswerable(s, toks, free, used, q)
+        self._toned_down(s, toks, free, used, q)
         narrower = self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
@@ -422,6 +423,26 @@ class BuiltinPlanner:
             _claim(toks, free, used, m.start(), m.end())
             if "length" not in q.unsupported:
                 q.unsupported.append("length")
+
+    def _toned_down(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
+        """'not too scary', 'isn't overly silly': less of a quality, not none of it. Where the word leads to
+        values of one mood ('scary': Horror, a darker one) the wish is the other mood (lighter), and a horror
+        film stays a horror film; otherwise the words are left to the other extractors."""
+        if not self.index.moods:
+            return
+        for m in g.TONED_DOWN.finditer(s):
+            if any(used[m.start() : m.end()]):
+                continue
+            values = [(f, v) for f, v, w in self.index.phrases.get(fold(m.group(1)), []) if w > 0]
+            lean = {
+                mood: sum(self.index.moods.get(mood, {}).get(fv, 0.0) for fv in values)
+                for mood in ("lighter", "darker")
+            }
+            mood = max(lean, key=lambda k: lean[k])
+            if not values or lean[mood] <= 0:
+                continue
+            q.critique = "lighter" if mood == "darker" else "darker"  # less of the word's mood
+            _claim(toks, free, used, m.start(), m.end())
 
     def _critiques(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
         for pattern, critique in g.CRITIQUES:

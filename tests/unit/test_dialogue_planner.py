@@ -592,3 +592,10 @@ def test_something_else_like_those_asks_for_more_like_them(planner) -> None:
     """ "I've already seen Heat and Casino, something else like those" only liked the two."""
     q = planner.plan("I've already seen Heat and Casino, something else like those")
     assert q.critique == "more_like" and {r.stance for r in q.refs} == {"liked"}
+
+
+def test_not_too_scary_is_less_of_it_not_none(planner) -> None:
+    """ "a horror movie that isn't too scary" avoided the word 'scary' and listed The Shining: it asks for
+    lighter horror. The word leads to a darker value (scary: Horror), so the wish is the lighter mood."""
+    q = planner.plan("a horror movie that isn't too scary")
+    assert values(q) == ["Horror"] and q.critique == "lighter" and not q.avoid
