@@ -137,6 +137,49 @@ LENGTH = re.compile(
     r"(?:minutes?|mins?|hours?|hrs?)(?:\s+long)?\b"
 )
 
+# A child's age ("my 8 year old", "for a 6-year-old", "a toddler") says the item is for kids: read as the
+# word "kids", which each catalogue's vocabulary maps to its own values (films: Children) or to nothing.
+CHILD_AGE = re.compile(
+    r"\b(?:(?P<age>\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[\s-]*"
+    r"(?:years?|yrs?)[\s-]*olds?|toddlers?|preschoolers?|little ones)\b",
+    re.IGNORECASE,
+)
+_NUMBER_WORDS = {
+    w: n
+    for n, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+        ]
+    )
+}
+
+
+def child_ages_as_kids(text: str) -> str:
+    """``text`` with a child's age (12 or under) said as "kids"; older ages stay as they are."""
+
+    def swap(m: re.Match[str]) -> str:
+        age = m.group("age")
+        if age is not None:
+            n = int(age) if age.isdigit() else _NUMBER_WORDS[age.lower()]
+            if n > 12:
+                return m.group(0)
+        return "kids"
+
+    return CHILD_AGE.sub(swap, text)
+
+
 # Less of a quality, not none of it: "not too scary", "isn't overly silly", "nothing too dark"
 TONED_DOWN = re.compile(
     r"\b(?:not|isn't|isnt|wasn't|nothing|aren't|arent|without being)\s+(?:too|overly|very|that|super)\s+"

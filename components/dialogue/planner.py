@@ -87,6 +87,7 @@ class BuiltinPlanner:
     # ------------------------------------------------------------------------------------------------
     def plan(self, message: str, context: PlanContext | None = None) -> Query:
         context = context or PlanContext()
+        message = g.child_ages_as_kids(message)
         toks = tokenize(message)
         s = normalise(message)
         q = Query(planner=self.name)

@@ -599,3 +599,20 @@ def test_not_too_scary_is_less_of_it_not_none(planner) -> None:
     lighter horror. The word leads to a darker value (scary: Horror), so the wish is the lighter mood."""
     q = planner.plan("a horror movie that isn't too scary")
     assert values(q) == ["Horror"] and q.critique == "lighter" and not q.avoid
+
+
+@pytest.mark.parametrize(
+    ("message", "kids"),
+    [
+        ("something my 8 year old would like", True),
+        ("a film for a 6-year-old and a toddler", True),
+        ("what would a ten year old enjoy", True),
+        ("something for my 15 year old", False),
+        ("a film about a 40 year old virgin", False),
+    ],
+)
+def test_a_child_age_means_kids(planner, message, kids) -> None:
+    """ "something my 8 year old would like" listed The Dark Knight: a child's age (12 or under) reads as
+    'kids', which the catalogue's vocabulary maps to its children's value."""
+    q = planner.plan(message)
+    assert any(c.value == "Children's" for c in q.constraints) == kids, q  # ML-100K's name
