@@ -115,6 +115,8 @@ def check(engine: Any, case: dict[str, Any], last: Any, previous: Any) -> list[s
             need(bool(items), "should show items")
         elif key == "reply_has":
             need(all(w.lower() in last.reply.lower() for w in want), f"reply lacks {want}: {last.reply!r}")
+        elif key == "reply_lacks":
+            need(not any(w.lower() in last.reply.lower() for w in want), f"reply has {want}: {last.reply!r}")
         elif key == "no_as_asked":
             need(all("as asked" not in i.reason for i in last.items), "a reason says 'as asked'")
         elif key == "text_any":

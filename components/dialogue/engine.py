@@ -448,7 +448,16 @@ class ConversationEngine:
         cos = self.index.embeddings @ vector
         if self.retired is not None:
             cos = np.where(self.retired, -1.0, cos)
-        return query.soft if float(cos.max()) < threshold else None
+        if float(cos.max()) < threshold:
+            return query.soft
+        if self.index.spec.titles_describe_items and state.said:
+            # in a shop, what is asked for is the request's head noun phrase: "safety glasses" where no
+            # product text has both words is not matched by glass bottles and safety goggles
+            lexical = self.index.lexical
+            head = [w for w in g.head_words(state.said[-1]) if lexical.has(w)][-2:]
+            if len(head) == 2 and not lexical.mentions_all(" ".join(head)):
+                return " ".join(head)
+        return None
 
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a

@@ -327,3 +327,23 @@ def without_unsupported(text: str, unsupported: list[str]) -> str:
         if kind in unsupported:
             text = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE).sub(" ", text)
     return " ".join(text.split())
+
+
+# Where the noun phrase that names what is wanted ends: "safety glasses | that fit over ...",
+# "a soldering iron | for a beginner", "nitrile gloves | , large"
+_HEAD_ENDS = words("for to that which who with without under over from of in on at by like but and or")
+_HEAD_ENDS |= frozenset(",.!?;:")
+
+
+def head_words(text: str) -> list[str]:
+    """The content words of the first noun phrase of a request, up to where it ends ("I need safety glasses
+    that fit over my glasses" -> safety, glasses)."""
+    out: list[str] = []
+    for w in re.findall(r"[\w'-]+|[,.!?;:]", text.lower()):
+        if w in _HEAD_ENDS:
+            if out:
+                break
+            continue
+        if w not in STOPWORDS and w[0].isalpha():
+            out.append(w)
+    return out

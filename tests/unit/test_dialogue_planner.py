@@ -616,3 +616,20 @@ def test_a_child_age_means_kids(planner, message, kids) -> None:
     'kids', which the catalogue's vocabulary maps to its children's value."""
     q = planner.plan(message)
     assert any(c.value == "Children's" for c in q.constraints) == kids, q  # ML-100K's name
+
+
+@pytest.mark.parametrize(
+    ("message", "head"),
+    [
+        ("I need safety glasses that fit over my prescription glasses", ["safety", "glasses"]),
+        ("a soldering iron for a beginner", ["soldering", "iron"]),
+        ("nitrile gloves, large, powder free", ["nitrile", "gloves"]),
+        ("something to measure the temperature of my pizza oven", ["measure", "temperature"]),
+    ],
+)
+def test_the_head_noun_phrase_of_a_request(message, head) -> None:
+    """In a shop, what is asked for is the request's first noun phrase; a shop whose texts never hold its
+    two words together answers 'nothing matches closely' (glass bottles are not safety glasses)."""
+    from components.dialogue import grammar
+
+    assert grammar.head_words(message) == head
