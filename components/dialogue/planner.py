@@ -20,6 +20,7 @@ from typing import Protocol
 from components.dialogue import grammar as g
 from components.dialogue.index import EXCLUDES, PREFERS, CatalogueIndex, plural
 from components.dialogue.language import detect_language
+from components.dialogue.linker import Link
 from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance, names_value
 from components.dialogue.ranges import find_ranges
 from components.dialogue.text import Token, fold, informativeness, is_known_word, normalise, tokenize, zipf
@@ -107,7 +108,7 @@ class BuiltinPlanner:
         negated = _negation_mask(toks)
         self._shown_refs(s, toks, free, used, negated, context, q)
         links, unresolved = self.index.linker.link(toks, free)
-        links = sorted(links, key=lambda lk: lk.first)
+        links = sorted((lk for lk in links if not self._names_a_value(lk, toks)), key=lambda lk: lk.first)
         # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
         quiet = {p for lk in links for p in range(lk.first, lk.last + 1)}
         quiet |= {i for i, t in enumerate(toks) if self.index.phrases.get(fold(t.text))}
@@ -162,6 +163,15 @@ class BuiltinPlanner:
         return q
 
     # -- extractors -----------------------------------------------------------------------------------
+    def _names_a_value(self, lk: Link, toks: list[Token]) -> bool:
+        """A lone lowercase word that is a facet value's own name ("she likes romance") is the value, not
+        the film *Romance*: written with a capital, in quotes or with its year it stays a title."""
+        if lk.first != lk.last or toks[lk.first].capitalised:
+            return False
+        quoted = lk.first > 0 and toks[lk.first - 1].text in ('"', "'", "“")
+        rows = self.index.phrases.get(fold(toks[lk.first].text), [])
+        return not quoted and any(w >= 1.0 for _, _, w in rows)
+
     def _ref(self, idx: int, stance: Stance) -> ItemRef:
         return ItemRef(item_id=self.index.item_ids[idx], title=self.index.label(idx), stance=stance)
 

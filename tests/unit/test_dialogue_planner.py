@@ -633,3 +633,16 @@ def test_the_head_noun_phrase_of_a_request(message, head) -> None:
     from components.dialogue import grammar
 
     assert grammar.head_words(message) == head
+
+
+def test_a_lowercase_genre_word_is_the_genre_not_the_film(planner) -> None:
+    """ "she likes romance, I like action" liked the film *Romance* and searched for 'she'."""
+    facets = [{"name": "genre", "kind": "category", "column": "categories"}]
+    index, _ = tiny_index(["Romance", "Heat", "Up"], categories=[["Romance"], ["Action"], ["Action"]],
+                          facets=facets)  # fmt: skip
+    small = BuiltinPlanner(index)
+    q = small.plan("she likes romance, I like action")
+    assert values(q) == ["Action", "Romance"] and not q.refs and q.soft == "", q
+    assert refs(small.plan('she likes "romance"')) == {("Romance", "liked")}  # quoted: the title
+    q = planner.plan("I hated Copycat")  # a stance verb is no search word
+    assert q.soft == "" and refs(q) == {("Copycat (1995)", "disliked")}
