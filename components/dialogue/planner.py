@@ -501,8 +501,23 @@ class BuiltinPlanner:
                 run.append(j)
             if person and len(run) < 2:
                 continue  # a name has two words at least; "by Friday", "with Mom" are not names
-            if run and not (len(run) == 1 and toks[run[0]].text in ("i", "it")):
+            if run and not all(toks[j].text in g.STOPWORDS for j in run):  # "Something Like That"
                 q.unresolved_titles.append(" ".join(message[toks[j].start : toks[j].end] for j in run))
+                for j in run:
+                    free[j] = False
+        # any other capitalised name of two words or more ("any Studio Ghibli films?", "set in New York"): a
+        # name is looked for whole, not word by word; a sentence's first word is capitalised anyway
+        i = 0
+        while i < len(toks):
+            j = i
+            while j < len(toks) and free[j] and toks[j].capitalised and toks[j].text[0].isalpha():
+                j += 1
+            run = list(range(i, j))
+            if run and (run[0] == 0 or toks[run[0] - 1].text in (".", "!", "?")):
+                run = run[1:]
+            if len(run) >= 2 and not all(toks[p].text in g.STOPWORDS for p in run):
+                q.unresolved_titles.append(" ".join(message[toks[p].start : toks[p].end] for p in run))
+            i = max(j, i + 1)
 
     def _intent(
         self, q: Query, toks: list[Token], words: list[str], s: str, ctx: PlanContext, links: Sequence,

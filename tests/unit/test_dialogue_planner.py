@@ -646,3 +646,11 @@ def test_a_lowercase_genre_word_is_the_genre_not_the_film(planner) -> None:
     assert refs(small.plan('she likes "romance"')) == {("Romance", "liked")}  # quoted: the title
     q = planner.plan("I hated Copycat")  # a stance verb is no search word
     assert q.soft == "" and refs(q) == {("Copycat (1995)", "disliked")}
+
+
+def test_a_capitalised_name_is_looked_for_whole(planner) -> None:
+    """ "films set in New York" searched 'set' and 'york': a capitalised name of two words or more is looked
+    for whole (a sentence's first word does not count); function words are no name ("Like That")."""
+    assert planner.plan("films set in New York").unresolved_titles == ["New York"]
+    assert planner.plan("Something Like That please").unresolved_titles == []
+    assert planner.plan("Space films please").unresolved_titles == []
