@@ -247,9 +247,14 @@ _WANTS_OTHERS = re.compile(
     r"how are (?:you|u)|(?:movie|film|one) (?:did )?you(?:'ve| have)? (?:seen|watched|liked?|saw))\b",
     re.IGNORECASE,
 )
-_TELL_ME = re.compile(r"^\s*(?:can you |could you |please )?tell me (?:a bit |a little |more )?about\b", re.I)
+_TELL_ME = re.compile(
+    r"^\s*(?:(?:and|so|ok|okay|oh) )?(?:can you |could you |please )?tell me "
+    r"(?:(?:a bit |a little |more )?about\b|(?:a bit |a little )?more\s*(?:please)?[.!?]?\s*$)",
+    re.I,
+)
 _QUESTION = re.compile(
-    r"^\s*(?:who|whos|who's|what|whats|what's|how|when|where|which|why|is|are|was|were|does|do|did|has|have|"
+    r"^\s*(?:(?:and|so|but|ok|okay|oh|also|hmm|well),? )?"
+    r"(?:who|whos|who's|what|whats|what's|how|when|where|which|why|is|are|was|were|does|do|did|has|have|"
     r"will|would|can|could|should|isn't|wasn't|doesn't)\b",
     re.IGNORECASE,
 )

@@ -120,21 +120,34 @@ class BuiltinPlanner:
             stance = self._stance(toks, lk.first, lk.last, negated, lk.cue, quiet)
             if previous and _coordinated(toks, previous[0], lk.first) and not _says_own(toks, lk.last):
                 stance = previous[1]  # "not into Saw and The Purge": one stance for both
-            if stance == "liked" and g.asks_about_shown(s, toks[lk.first].start):
+            compared = stance == "liked" and g.asks_about_shown(s, toks[lk.first].start)
+            if compared:
                 stance = "mentioned"  # "Is the movie a tearjerker like Philadelphia?": a comparison asked
+            after = toks[lk.last + 1].text if lk.last + 1 < len(toks) else ""
+            plural = after in ("ones", "movies", "films", "series")
+            seen_all = (
+                plural
+                and not negated[lk.first]
+                and bool({t.text for t in toks[max(0, lk.first - 4) : lk.first]} & {"seen", "watched", "saw"})
+            )  # "I've seen all the Batman films": the whole series is seen
+            similar = (
+                not compared
+                and stance in ("liked", "mentioned", "seen")
+                and _asks_similar(toks, lk.first, lk.last)
+            )
+            if seen_all:
+                stance = "seen"
+            elif similar and stance == "mentioned":
+                stance = "liked"  # "something similar to what I watched yesterday: Gone Girl"
             previous = (lk.last, stance)
             q.refs.append(self._ref(lk.item, stance))
-            if stance == "liked" and _asks_similar(toks, lk.first, lk.last):
+            if similar and not seen_all:
                 if q.critique is None:
                     q.critique = "more_like"
                 if q.critique == "more_like" and q.critique_of is None:
                     q.critique_of = self.index.item_ids[lk.item]
-            if (
-                negated[lk.first]
-                and lk.last + 1 < len(toks)
-                and toks[lk.last + 1].text in ("ones", "movies", "films", "series")
-            ):
-                key = fold(self.index.titles[lk.item]).split(" (")[0]
+            if plural and (negated[lk.first] or seen_all):
+                key = fold(self.index.titles[lk.item].split(" (")[0])
                 q.constraints.append(Constraint(facet="title", op="is_not", value=" ".join(
                     t.text for t in toks[lk.first : lk.last + 1]), said=f"not the {key} ones"))  # fmt: skip
         for un in unresolved:
@@ -320,11 +333,16 @@ class BuiltinPlanner:
                 i += 1
                 continue
             span, key = found
-            if negated[span[0]]:
+            after = toks[span[-1] + 1].text if span[-1] + 1 < n else ""
+            seen_all = after in ("ones", "movies", "films", "series") and bool(
+                {t.text for t in toks[max(0, span[0] - 4) : span[0]]} & {"seen", "watched", "saw"}
+            )  # "I've seen all the Star Trek films": none of them, please
+            if negated[span[0]] or seen_all:
                 q.constraints.append(Constraint(facet="title", op="is_not", value=key, said=f"not {key}"))
                 # ... and its meaning is avoided too: "tired of Marvel" means Thor and Iron Man, whose
                 # titles do not say Marvel (the dense avoid demotes the items closest to the word)
-                q.avoid = ", ".join(filter(None, [q.avoid, key]))
+                if negated[span[0]]:  # (seen them all is no dislike of what they are like)
+                    q.avoid = ", ".join(filter(None, [q.avoid, key]))
             else:
                 q.franchises.append(key)
             for p in span:
@@ -690,7 +708,7 @@ def _asks_about(toks: list[Token], first: int, last: int, clause: str) -> bool:
     before = [t.text for t in toks[max(0, first - 4) : first]]
     question = any(t.text == "?" for t in toks[last + 1 :])
     asking = any(w in ("about", "what's", "whats") for w in before) or re.search(
-        r"\b(?:what(?:'s| is)|tell me (?:more )?about|who(?:'s| is) in|is it)\b", clause
+        r"\b(?:what(?:'s| is)|tell me (?:more )?about|tell me more|who(?:'s| is) in|is it)\b", clause
     )
     return bool(asking and (question or "tell me" in clause))
 

@@ -63,7 +63,8 @@ def describe(
             continue
         label = constraint_label(c, index)
         parts.append(f"from {label}" if label.startswith("the ") else label)
-    liked = [index.label(i) for i in (index.index(x) for x in state.liked[-2:]) if i is not None]
+    anchors = state.liked[-2:] or state.similar[-2:]  # "I have seen Heat, anything similar?": like Heat
+    liked = [index.label(i) for i in (index.index(x) for x in anchors) if i is not None]
     if liked:
         parts.append("like " + join(liked))
     if state.mood:

@@ -67,7 +67,7 @@ class DialogueState:
         """Whether anything was asked or done that a list can follow."""
         return bool(
             self.constraints or self.soft or self.avoid or self.liked or self.disliked or self.history
-            or self.mood or self.mentioned or self.suggested or self.title_words
+            or self.mood or self.mentioned or self.suggested or self.title_words or self.similar
         )  # fmt: skip
 
     def clear_conversation(self) -> None:

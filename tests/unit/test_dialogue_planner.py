@@ -654,3 +654,15 @@ def test_a_capitalised_name_is_looked_for_whole(planner) -> None:
     assert planner.plan("films set in New York").unresolved_titles == ["New York"]
     assert planner.plan("Something Like That please").unresolved_titles == []
     assert planner.plan("Space films please").unresolved_titles == []
+
+
+def test_similar_to_a_title_said_later_and_a_whole_series_seen(planner) -> None:
+    """ "something similar to what I watched yesterday: Heat" only mentioned Heat; "I've seen all the Star
+    Trek films" mentioned one of them and left the rest in the list."""
+    q = planner.plan("something similar to what I watched yesterday: Pulp Fiction")
+    assert q.critique == "more_like" and refs(q) == {("Pulp Fiction (1994)", "liked")}
+    q = planner.plan("I loved Pulp Fiction, but I've seen all the Star Trek films")
+    assert [(c.facet, c.op) for c in q.constraints] == [("title", "is_not")], q.constraints
+    assert ("Pulp Fiction (1994)", "liked") in refs(q)
+    q = planner.plan("I have seen Pulp Fiction, anything similar?")
+    assert q.critique == "more_like" and refs(q) == {("Pulp Fiction (1994)", "seen")}
