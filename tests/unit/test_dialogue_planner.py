@@ -666,3 +666,11 @@ def test_similar_to_a_title_said_later_and_a_whole_series_seen(planner) -> None:
     assert ("Pulp Fiction (1994)", "liked") in refs(q)
     q = planner.plan("I have seen Pulp Fiction, anything similar?")
     assert q.critique == "more_like" and refs(q) == {("Pulp Fiction (1994)", "seen")}
+
+
+def test_a_question_about_it_may_start_with_and() -> None:
+    """ "and who directed it?" after a suggestion was off-topic."""
+    from components.dialogue import grammar
+
+    assert grammar.asks_about_it("and who directed it?") and grammar.asks_about_it("ok, what's it about?")
+    assert not grammar.asks_about_it("and who else is good?")
