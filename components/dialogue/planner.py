@@ -462,16 +462,23 @@ class BuiltinPlanner:
         for m in g.TONED_DOWN.finditer(s):
             if any(used[m.start() : m.end()]):
                 continue
-            values = [(f, v) for f, v, w in self.index.phrases.get(fold(m.group(1)), []) if w > 0]
-            lean = {
-                mood: sum(self.index.moods.get(mood, {}).get(fv, 0.0) for fv in values)
-                for mood in ("lighter", "darker")
-            }
-            mood = max(lean, key=lambda k: lean[k])
-            if not values or lean[mood] <= 0:
+            mood = self._mood_of(m.group(1))
+            if mood is None:
                 continue
             q.critique = "lighter" if mood == "darker" else "darker"  # less of the word's mood
             _claim(toks, free, used, m.start(), m.end())
+
+    def _mood_of(self, word: str) -> str | None:
+        """The mood ('lighter' / 'darker') that the values a word leads to lean to ('violent': Thriller)."""
+        values = [(f, v) for f, v, w in self.index.phrases.get(fold(word), []) if w > 0]
+        if not values or not self.index.moods:
+            return None
+        lean = {
+            mood: sum(self.index.moods.get(mood, {}).get(fv, 0.0) for fv in values)
+            for mood in ("lighter", "darker")
+        }
+        mood = max(lean, key=lambda k: lean[k])
+        return mood if lean[mood] > 0 else None
 
     def _critiques(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
         for pattern, critique in g.CRITIQUES:
@@ -502,6 +509,8 @@ class BuiltinPlanner:
                 continue  # "my wife loves Jane Austen": who it is for, not what to search
             w = self.index.linker.repair(w)
             (avoid if negated[i] else soft).append(w)
+            if negated[i] and q.critique is None and self._mood_of(w) == "darker":
+                q.critique = "lighter"  # "I don't like violent movies": lighter ones, besides the word
         q.soft = " ".join(soft)
         q.avoid = ", ".join(filter(None, [q.avoid, " ".join(avoid)]))  # one phrase each, after the franchises
 

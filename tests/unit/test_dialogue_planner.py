@@ -674,3 +674,15 @@ def test_a_question_about_it_may_start_with_and() -> None:
 
     assert grammar.asks_about_it("and who directed it?") and grammar.asks_about_it("ok, what's it about?")
     assert not grammar.asks_about_it("and who else is good?")
+
+
+def test_a_dark_leaning_word_turned_down_asks_for_lighter(planner) -> None:
+    """ "I don't like violent movies" listed The Dark Knight, Pulp Fiction and Kill Bill: the word was only
+    avoided text, which few texts say. A turned-down word leaning to a darker mood also asks for lighter."""
+    import copy
+
+    index = copy.copy(fixture().index)  # a lean as the ml-latest-small data learn it (violent: Thriller 0.6)
+    index.phrases = {**index.phrases, "violent": [("genre", "Thriller", 0.6)]}
+    q = BuiltinPlanner(index).plan("I don't like violent movies")
+    assert q.critique == "lighter" and "violent" in q.avoid
+    assert planner.plan("I don't like slow movies").critique is None  # no lean: only avoided
