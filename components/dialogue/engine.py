@@ -450,14 +450,19 @@ class ConversationEngine:
             cos = np.where(self.retired, -1.0, cos)
         if float(cos.max()) < threshold:
             return query.soft
-        if self.index.spec.titles_describe_items and state.said:
+        head = self._head(state)
+        if head.count(" ") == 1 and not self.index.lexical.mentions_all(head):
             # in a shop, what is asked for is the request's head noun phrase: "safety glasses" where no
             # product text has both words is not matched by glass bottles and safety goggles
-            lexical = self.index.lexical
-            head = [w for w in g.head_words(state.said[-1]) if lexical.has(w)][-2:]
-            if len(head) == 2 and not lexical.mentions_all(" ".join(head)):
-                return " ".join(head)
+            return head
         return None
+
+    def _head(self, state: DialogueState) -> str:
+        """In a shop, the last two words the catalogue knows of the latest message's first noun phrase
+        ("test tubes with caps" -> "test tubes"); '' for films and books, whose titles are names."""
+        if not self.index.spec.titles_describe_items or not state.said:
+            return ""
+        return " ".join([w for w in g.head_words(state.said[-1]) if self.index.lexical.has(w)][-2:])
 
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a
@@ -474,8 +479,7 @@ class ConversationEngine:
         """Facets the message asked about that this catalogue does not have ('price' on films)."""
         out = list(query.unsupported)
         said = fold(" ".join([query.soft, query.avoid])).split()
-        money = ("price", "cheap", "dollar", "expensive", "pricier", "budget", "afford")
-        priced = any(w.startswith(money) for w in said) or query.critique in ("cheaper", "pricier")
+        priced = any(w.startswith(g.MONEY_WORDS) for w in said) or query.critique in ("cheaper", "pricier")
         if not self.builtin._number_facets and priced and "prices" not in out:
             out.append("prices")  # "cheaper ones" where nothing has a price: said so, and the list stays
         return out
@@ -532,6 +536,7 @@ class ConversationEngine:
             mood=mood,
             retired=self.retired,
             text_only=_text_only(state),
+            head=self._head(state),
         )
 
     def _dense_query(self, state: DialogueState) -> str:

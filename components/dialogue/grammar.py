@@ -78,6 +78,9 @@ PICK_QUESTION = re.compile(
     r"\b(?:what|which)(?:'s|s| is| are)?\s+(?:(?:movie|film|show|one|thing|product|book)s?\s+)?"
     r"(?:should|can|could|shall|would|to|worth|good to|best to)\s+(?:i|we|you)?\s*(?:\w+\s+)?"
     r"(?:watch|see|buy|get|read|try|rent|stream|pick|choose|order)\b"
+    # "what filament is best for a beginner?", "which glue is good for wood?", "what's a good sequel?"
+    r"|\b(?:what|which)(?:'s| is| are)?\s+(?:\w+\s+){0,2}?(?:is |are |would be )?(?:the |a )?"
+    r"(?:best|good|better|recommended|ideal|right)\b"
 )
 
 REMARK = re.compile(
@@ -179,6 +182,9 @@ def child_ages_as_kids(text: str) -> str:
 
     return CHILD_AGE.sub(swap, text)
 
+
+# Words about prices (their beginnings): "cheap", "pricey", "expensive", "budget", "affordable"
+MONEY_WORDS = ("price", "cheap", "dollar", "expensive", "pricier", "budget", "afford")
 
 # Less of a quality, not none of it: "not too scary", "isn't overly silly", "nothing too dark"
 TONED_DOWN = re.compile(
@@ -322,7 +328,7 @@ STOPWORDS = words(
     much many after else that's thats there's theres
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
-    dislikes loathe loathed despise despised he she him her his hers they them their theirs"""
+    dislikes loathe loathed despise despised he she him her his hers they them their theirs best better"""
 )
 
 

@@ -507,6 +507,10 @@ class BuiltinPlanner:
                 continue
             if w in g.RELATIONS and i > 0 and toks[i - 1].text in g.POSSESSIVES:
                 continue  # "my wife loves Jane Austen": who it is for, not what to search
+            if not self._number_facets and w.startswith(g.MONEY_WORDS):
+                if "prices" not in q.unsupported:  # "nothing too expensive" where nothing has a price
+                    q.unsupported.append("prices")
+                continue
             w = self.index.linker.repair(w)
             (avoid if negated[i] else soft).append(w)
             if negated[i] and q.critique is None and self._mood_of(w) == "darker":

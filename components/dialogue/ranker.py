@@ -49,6 +49,7 @@ class RankRequest:
     avoid_terms: dict[str, float] = field(default_factory=dict)
     avoid_queries: tuple[np.ndarray, ...] = ()  # (D,) unit vector of each avoided phrase
     title_terms: dict[str, float] = field(default_factory=dict)  # words of titles the catalogue lacks
+    head: str = ""  # a shop's search: the request's head noun phrase ("test tubes")
     title_phrases: tuple[str, ...] = ()  # ... and of franchises, each as a phrase (they search the texts)
     said_words: set[str] = field(default_factory=set)  # every word the user typed lately
     assistant: np.ndarray | None = None  # (D,) what the assistant said
@@ -305,6 +306,10 @@ def signals(
             out["lexical"] = scaled(lex)
             found |= lex > 0
     searched = req.text_only and index.spec.titles_describe_items and "prior" in out
+    if searched and req.head.count(" ") == 1:
+        whole = index.lexical.phrase_score(req.head) > 0
+        if (whole & ok).any():  # "test tubes with caps": test tubes first, not heat-shrink tubing
+            found &= whole
     if searched and (found & ok).any():
         # "nitrile gloves" in a shop is a search: popularity orders what the words find and lifts nothing
         # they miss, and what they find comes first ("an N95 mask" found three masks; the best-selling

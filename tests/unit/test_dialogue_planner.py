@@ -686,3 +686,11 @@ def test_a_dark_leaning_word_turned_down_asks_for_lighter(planner) -> None:
     q = BuiltinPlanner(index).plan("I don't like violent movies")
     assert q.critique == "lighter" and "violent" in q.avoid
     assert planner.plan("I don't like slow movies").critique is None  # no lean: only avoided
+
+
+def test_which_is_best_is_a_request_and_prices_unknown_are_said_once(planner) -> None:
+    """ "what filament is best for a beginner?" was off-topic; "a multimeter, nothing too expensive" on a
+    catalogue without prices said both 'no prices' and 'nothing mentions expensive'."""
+    assert planner.plan("which comedy is best for a family night?").intent == "recommend"
+    q = planner.plan("a comedy, nothing too expensive")
+    assert q.unsupported == ["prices"] and "expensive" not in q.avoid

@@ -264,3 +264,14 @@ def test_a_name_the_texts_hold_is_not_reported_missing() -> None:
     assert "couldn't find" not in reply, reply
     reply = compose(Query(unresolved_titles=["Knives Out"]), state, index, ["Big"], 1)
     assert "couldn't find 'Knives Out'" in reply, reply
+
+
+def test_a_shop_search_lists_what_holds_the_head_noun_phrase_first() -> None:
+    """ "test tubes with caps" listed a best-selling heat-shrink tubing kit first ('tube' is one of the
+    words): in a shop, the items whose text holds the request's head noun phrase whole come first."""
+    titles = ["Heat Shrink Tubing Kit 500 pcs", "Plastic Test Tubes with Caps", "Lab Test Strips"]
+    index, predictor = tiny_index(titles)  # a shop: titles describe the items
+    cfg = ConversationConfig(mmr_lambda=1.0, w_dense=0.0)
+    req = RankRequest(terms={"test": 1.0, "tubes": 1.0, "caps": 0.5}, text_only=True, head="test tubes")
+    top = [index.titles[r.idx] for r in rank(index, predictor.model, req, cfg, 3).items]
+    assert top[0] == "Plastic Test Tubes with Caps", top
