@@ -694,3 +694,11 @@ def test_which_is_best_is_a_request_and_prices_unknown_are_said_once(planner) ->
     assert planner.plan("which comedy is best for a family night?").intent == "recommend"
     q = planner.plan("a comedy, nothing too expensive")
     assert q.unsupported == ["prices"] and "expensive" not in q.avoid
+
+
+def test_a_lowercase_title_after_about_is_a_topic(planner) -> None:
+    """ "documentaries about true crime" linked the film *True Crime*: after 'about', a lowercase phrase is
+    what the film is about; written as a title it still links."""
+    assert planner.plan("a film about true romance").refs == []
+    assert refs(planner.plan("a film about True Romance")) == {("True Romance (1993)", "mentioned")}
+    assert refs(planner.plan("I loved true romance")) == {("True Romance (1993)", "liked")}
