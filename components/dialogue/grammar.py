@@ -329,7 +329,7 @@ STOPWORDS = words(
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
-    others"""
+    others came comes"""
 )
 
 

@@ -373,6 +373,9 @@ class TitleLinker:
             score -= 0.3  # "an Oscar", "a Date", "a scary movie": a common noun phrase, not a title
         if i > 0 and tokens[i - 1].text in ("about", "on", "involving") and not any(caps) and not quoted:
             score -= 1.0  # "documentaries about true crime": a topic, not the film True Crime
+        article = i > 0 and tokens[i - 1].text in ("a", "an")
+        if article and j > i and tokens[j].text in _KIND_NOUNS and not any(caps) and not quoted:
+            score -= 1.0  # "not a superhero movie", "a scary movie": a description, not Superhero Movie
         if j + 1 < len(tokens) and tokens[j + 1].text in _KIND_NOUNS and not any(caps) and not quoted:
             score -= 0.3  # "any good heist movies?", "zombie films": a kind of item, not the film Heist
         if not any(caps) and " ".join(content) in _TIME_PHRASES:

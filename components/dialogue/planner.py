@@ -674,8 +674,13 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
         end = min(len(toks), i + 1 + g.NEGATION_WINDOW)
         if i + 1 < len(toks) and toks[i + 1].text in ("too", "so", "overly", "very"):
             end = min(len(toks), i + 3)  # "isn't too bloody for a teenager": the degree's word only
+        listing = t.text in ("except", "excluding", "exclude", "besides", "minus")  # "except X and Y": both
         j = i + 1
         while j < end:
+            if listing and toks[j].text == "and":
+                end = min(len(toks), max(end, j + 4))
+                j += 1
+                continue
             if toks[j].text == "with" and all(toks[x].text in _NEGATED_WITH_AFTER for x in range(i + 1, j)):
                 end = min(len(toks), max(end, j + 1 + g.NEGATION_WINDOW))
                 mask[j] = True

@@ -111,10 +111,11 @@ _OR_NEXT = re.compile(r"\s*,?\s*(?:or|nor)\s+(?:from\s+)?(?:the\s+)?")
 _LAST_YEARS = re.compile(
     r"\b(?:in |from |over |within )?(?:the )?(?:last|past) "
     r"(\d{1,2}|two|three|four|five|six|seven|eight|nine|ten|few|couple of) years\b"
+    r"|\b(?:out |from |released )?(this) year\b"  # "came out this year": the catalogue's newest year
 )
 _COUNT_WORDS = {
-    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
-    "few": 3, "couple of": 2,
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+    "ten": 10, "few": 3, "couple of": 2,
 }  # fmt: skip
 
 
@@ -125,7 +126,8 @@ def _last_years(s: str, used: bytearray, facet: str | None, max_year: int) -> li
     for m in _LAST_YEARS.finditer(s):
         if not _free(used, m.start(), m.end()):
             continue
-        n = int(m.group(1)) if m.group(1).isdigit() else _COUNT_WORDS[m.group(1)]
+        count = m.group(1) or "one"
+        n = int(count) if count.isdigit() else _COUNT_WORDS[count]
         first = max_year - max(n, 1) + 1
         neg = _negated(s, m.start())
         _take(used, m.start() if neg is None else neg, m.end())

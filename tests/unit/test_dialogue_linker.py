@@ -114,6 +114,20 @@ def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
     assert found("we saw Big Night yesterday") == ["Big Night (1996)"]
 
 
+def test_a_kind_of_film_described_after_an_article_is_no_title() -> None:
+    """ "something from 2000 to 2010, but not a superhero movie" turned down the film *Superhero Movie*."""
+    titles = ["Superhero Movie (2008)", "Heat (1995)"]
+    lk = TitleLinker.build(titles, np.array([2008.0, 1995.0]), np.ones(2))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    assert found("something, but not a superhero movie") == []
+    assert found("I loved superhero movie") == ["Superhero Movie (2008)"]
+    assert found("not a Superhero Movie fan") == ["Superhero Movie (2008)"]
+
+
 def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:
     """ "Any good heist movies?" liked the film Heist (2001) instead of asking for heist films."""
     titles = ["Heist (2001)", "Alien (1979)"]

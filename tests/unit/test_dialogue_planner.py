@@ -702,3 +702,12 @@ def test_a_lowercase_title_after_about_is_a_topic(planner) -> None:
     assert planner.plan("a film about true romance").refs == []
     assert refs(planner.plan("a film about True Romance")) == {("True Romance (1993)", "mentioned")}
     assert refs(planner.plan("I loved true romance")) == {("True Romance (1993)", "liked")}
+
+
+def test_this_year_and_except_a_and_b(planner) -> None:
+    """ "a good movie that came out this year" searched 'came out'; "anything except horror and romance"
+    asked for Romance."""
+    year = planner._max_year
+    assert ranges(planner.plan("a good movie that came out this year")) == [("at_least", year, None, ())]
+    q = planner.plan("anything except horror and romance")
+    assert values(q, "is_not") == ["Horror", "Romance"] and values(q) == []
