@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
+import numpy as np
+
 from components.dialogue import grammar as g
 from components.dialogue.index import EXCLUDES, PREFERS, CatalogueIndex, plural
 from components.dialogue.language import detect_language
@@ -107,6 +109,7 @@ class BuiltinPlanner:
                 _claim(toks, free, used, m.start(), m.end())
         negated = _negation_mask(toks)
         self._shown_refs(s, toks, free, used, negated, context, q)
+        self._other_values(s, toks, free, used, context, q)
         links, unresolved = self.index.linker.link(toks, free)
         links = sorted((lk for lk in links if not self._names_a_value(lk, toks)), key=lambda lk: lk.first)
         # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
@@ -467,6 +470,29 @@ class BuiltinPlanner:
                 continue
             q.critique = "lighter" if mood == "darker" else "darker"  # less of the word's mood
             _claim(toks, free, used, m.start(), m.end())
+
+    def _other_values(
+        self, s: str, toks: list[Token], free: list[bool], used: bytearray, ctx: PlanContext, q: Query
+    ) -> None:
+        """'a different brand', 'other brands': none of the values the items just shown have, on a facet
+        with one value per item (a brand; not genres, which every list shares)."""
+        shown = ctx.shown or ctx.suggested
+        if not shown:
+            return
+        for name, facet in self.index.categories.items():
+            if facet.matrix[shown].sum(axis=1).max(initial=0) > 1:
+                continue
+            noun = re.escape(fold(name))
+            for m in re.finditer(rf"\b(?:a |an )?(?:different|other|another|new)\s+{noun}s?\b", s):
+                if any(used[m.start() : m.end()]):
+                    continue
+                cols = np.flatnonzero(facet.matrix[shown].any(axis=0))
+                for c in cols:
+                    value = facet.values[c]
+                    q.constraints.append(
+                        Constraint(facet=name, op="is_not", value=value, said=f"not {value}")
+                    )
+                _claim(toks, free, used, m.start(), m.end())
 
     def _mood_of(self, word: str) -> str | None:
         """The mood ('lighter' / 'darker') that the values a word leads to lean to ('violent': Thriller)."""

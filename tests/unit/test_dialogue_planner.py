@@ -711,3 +711,14 @@ def test_this_year_and_except_a_and_b(planner) -> None:
     assert ranges(planner.plan("a good movie that came out this year")) == [("at_least", year, None, ())]
     q = planner.plan("anything except horror and romance")
     assert values(q, "is_not") == ["Horror", "Romance"] and values(q) == []
+
+
+def test_a_different_brand_rules_out_the_brands_just_shown() -> None:
+    """ "a different brand" after a list searched the word 'brand'. On a facet with one value per item, it
+    rules out every value the shown items have; genres (several per item) are left alone."""
+    facets = [{"name": "brand", "kind": "category", "column": "categories"}]
+    titles = ["Acme PLA Filament", "Bolt PLA Filament", "Coil PLA Filament"]
+    index, _ = tiny_index(titles, categories=[["Acme"], ["Bolt"], ["Coil"]], facets=facets)
+    q = BuiltinPlanner(index).plan("a different brand please", PlanContext(shown=[0, 1]))
+    assert sorted((c.op, c.value) for c in q.constraints) == [("is_not", "Acme"), ("is_not", "Bolt")]
+    assert "brand" not in q.soft
