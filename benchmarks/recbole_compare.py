@@ -17,10 +17,11 @@
    pessimistic ties) and reports NDCG@10/HR@10, wall-clock fit time, seconds per epoch, epochs, the
    validation curve and peak RSS, plus RecBole's own numbers under its own protocol.
 
-Without ``--epochs`` both train to early stopping on validation NDCG@10 (sessionflow: its patience;
-RecBole: ``stopping_step`` 10, its default). With ``--epochs N`` both run exactly N epochs with a
-validation point every epoch. Run timing runs under an exclusive lock on a shared machine:
-``flock -x /tmp/sf-cpu.lock ...``.
+Without ``--epochs`` both train to early stopping on validation NDCG@10 under one rule, RecBole's default:
+a validation point every epoch, stop after 10 without gain, keep the best. With ``--epochs N`` both run
+exactly N epochs with a validation point every epoch. ``--reuse-recbole`` takes RecBole's result from an
+earlier run whose job (split files, config, test cases) is identical. Run timing runs under an exclusive
+lock on a shared machine: ``flock -x /tmp/sf-cpu.lock ...``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from sessionflow import stages  # noqa: E402
 from sessionflow.benchmark import PeakMemory, prepare_data  # noqa: E402
 
 REQUIREMENTS = ROOT / "benchmarks" / "recbole-requirements.txt"
+RECBOLE_STOPPING_STEP = 10  # RecBole's default; sessionflow's SASRec gets the same rule in this comparison
 RUNNER = ROOT / "benchmarks" / "recbole_runner.py"
 TORCH = "torch==2.13.0"  # the project's torch (a CPU wheel here; pip picks the build for the machine)
 RECBOLE_NO_DEPS = ["recbole==1.2.1", "thop==0.1.1.post2209072238"]  # their deps: recbole-requirements.txt
@@ -130,7 +132,7 @@ def recbole_config(params: dict[str, Any], folder: Path, name: str, epochs: int 
         "train_batch_size": batch,
         "eval_batch_size": 1024,
         "epochs": epochs or 200,
-        "stopping_step": (epochs + 1) if fixed_budget else 10,
+        "stopping_step": (epochs + 1) if fixed_budget else RECBOLE_STOPPING_STEP,
         "eval_step": 1,
         "metrics": ["Hit", "NDCG"],
         "topk": [10, 20],
@@ -158,6 +160,12 @@ def main() -> None:
     ap.add_argument("--recbole-venv", default=str(ROOT / ".venv-recbole"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads for both")
     ap.add_argument("--skip-sessionflow", action="store_true", help="only run RecBole (debugging)")
+    ap.add_argument(
+        "--reuse-recbole",
+        action="store_true",
+        help="take RecBole's result from an earlier run when its job (split files, config, test cases) is "
+        "identical to this run's, instead of training it again (an hour on ML-100K on one thread)",
+    )
     ap.add_argument("--output", default="results/recbole.json")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -174,10 +182,12 @@ def main() -> None:
     settings = load_settings(
         ROOT / args.params if not Path(args.params).is_absolute() else args.params, overrides
     )
+    sasrec = dict(settings.train.model_params.get("sasrec", {}))
     if args.epochs:
-        sasrec = dict(settings.train.model_params.get("sasrec", {}))
         sasrec.update(epochs=args.epochs, eval_every=1, patience=args.epochs + 1)
-        settings.train.model_params["sasrec"] = sasrec
+    else:  # RecBole's stopping rule (recbole_config): validation every epoch, stop after 10 without gain
+        sasrec.update(eval_every=1, patience=RECBOLE_STOPPING_STEP)
+    settings.train.model_params["sasrec"] = sasrec
     load_before = os.getloadavg()
     info = prepare_data(settings, ROOT)
     fs, _, _ = stages.load_stage_features(settings, ROOT)
@@ -227,11 +237,28 @@ def main() -> None:
         "threads": args.threads,
         "output": str(folder / "result.json"),
     }
-    (folder / "job.json").write_text(json.dumps(job))
-    t0 = time.perf_counter()
-    subprocess.run([str(python), str(RUNNER), str(folder / "job.json")], check=True, cwd=folder)
-    out["recbole"] = json.loads((folder / "result.json").read_text())
-    out["recbole"]["process_seconds"] = round(time.perf_counter() - t0, 2)
+    job_file, result_file = folder / "job.json", folder / "result.json"
+    reuse = (
+        args.reuse_recbole
+        and result_file.is_file()
+        and job_file.is_file()
+        and json.loads(job_file.read_text()) == job
+        and result_file.stat().st_mtime > job_file.stat().st_mtime
+    )
+    if reuse:
+        out["recbole"] = json.loads(result_file.read_text())
+        out["recbole"]["reused_from_run_finished"] = time.strftime(
+            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(result_file.stat().st_mtime)
+        )
+        print(f"RecBole: the identical job ran before; its result is reused ({result_file})", flush=True)
+    else:
+        if args.reuse_recbole:
+            print("RecBole: no identical earlier job; training it now", flush=True)
+        job_file.write_text(json.dumps(job))
+        t0 = time.perf_counter()
+        subprocess.run([str(python), str(RUNNER), str(job_file)], check=True, cwd=folder)
+        out["recbole"] = json.loads(result_file.read_text())
+        out["recbole"]["process_seconds"] = round(time.perf_counter() - t0, 2)
     out["load_average"] = {"before": load_before, "after": os.getloadavg()}
     if "sessionflow" in out:
         sf, rb = out["sessionflow"], out["recbole"]
