@@ -101,9 +101,10 @@ def test_titles_written_without_their_spaces_or_apostrophes_link() -> None:
 
 
 def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
-    """ "a scary movie that isn't too bloody" liked the film Scary Movie (2000)."""
-    titles = ["Scary Movie (2000)", "Big Night (1996)"]
-    lk = TitleLinker.build(titles, np.array([2000.0, 1996.0]), np.ones(2))
+    """ "a scary movie that isn't too bloody" liked the film Scary Movie (2000); "something, but not a
+    superhero movie" turned down the film Superhero Movie (2008)."""
+    titles = ["Scary Movie (2000)", "Big Night (1996)", "Superhero Movie (2008)"]
+    lk = TitleLinker.build(titles, np.array([2000.0, 1996.0, 2008.0]), np.ones(3))
 
     def found(message: str) -> list[str]:
         toks = tokenize(message)
@@ -112,17 +113,6 @@ def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
     assert found("a scary movie that isn't too bloody for a teenager") == []
     assert found("I loved scary movie") == ["Scary Movie (2000)"]
     assert found("we saw Big Night yesterday") == ["Big Night (1996)"]
-
-
-def test_a_kind_of_film_described_after_an_article_is_no_title() -> None:
-    """ "something from 2000 to 2010, but not a superhero movie" turned down the film *Superhero Movie*."""
-    titles = ["Superhero Movie (2008)", "Heat (1995)"]
-    lk = TitleLinker.build(titles, np.array([2008.0, 1995.0]), np.ones(2))
-
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
-
     assert found("something, but not a superhero movie") == []
     assert found("I loved superhero movie") == ["Superhero Movie (2008)"]
     assert found("not a Superhero Movie fan") == ["Superhero Movie (2008)"]
