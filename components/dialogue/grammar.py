@@ -147,26 +147,9 @@ CHILD_AGE = re.compile(
     r"(?:years?|yrs?)[\s-]*olds?|toddlers?|preschoolers?|little ones)\b",
     re.IGNORECASE,
 )
-_NUMBER_WORDS = {
-    w: n
-    for n, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-        ]
-    )
-}
+_NUMBER_WORDS = dict(
+    one=1, two=2, three=3, four=4, five=5, six=6, seven=7, eight=8, nine=9, ten=10, eleven=11, twelve=12
+)
 
 
 def child_ages_as_kids(text: str) -> str:

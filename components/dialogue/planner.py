@@ -126,13 +126,8 @@ class BuiltinPlanner:
             compared = stance == "liked" and g.asks_about_shown(s, toks[lk.first].start)
             if compared:
                 stance = "mentioned"  # "Is the movie a tearjerker like Philadelphia?": a comparison asked
-            after = toks[lk.last + 1].text if lk.last + 1 < len(toks) else ""
-            plural = after in ("ones", "movies", "films", "series")
-            seen_all = (
-                plural
-                and not negated[lk.first]
-                and bool({t.text for t in toks[max(0, lk.first - 4) : lk.first]} & {"seen", "watched", "saw"})
-            )  # "I've seen all the Batman films": the whole series is seen
+            plural = _series_after(toks, lk.last)
+            seen_all = not negated[lk.first] and _seen_series(toks, lk.first, lk.last)
             similar = (
                 not compared
                 and stance in ("liked", "mentioned", "seen")
@@ -336,10 +331,7 @@ class BuiltinPlanner:
                 i += 1
                 continue
             span, key = found
-            after = toks[span[-1] + 1].text if span[-1] + 1 < n else ""
-            seen_all = after in ("ones", "movies", "films", "series") and bool(
-                {t.text for t in toks[max(0, span[0] - 4) : span[0]]} & {"seen", "watched", "saw"}
-            )  # "I've seen all the Star Trek films": none of them, please
+            seen_all = not negated[span[0]] and _seen_series(toks, span[0], span[-1])
             if negated[span[0]] or seen_all:
                 q.constraints.append(Constraint(facet="title", op="is_not", value=key, said=f"not {key}"))
                 # ... and its meaning is avoided too: "tired of Marvel" means Thor and Iron Man, whose
@@ -679,6 +671,17 @@ def _settle_conflicts(q: Query) -> None:
     if dropped:
         q.constraints = [c for c in q.constraints if id(c) not in dropped]
         q.soft, q.avoid = " ".join(soft), ", ".join(avoid)
+
+
+def _series_after(toks: list[Token], last: int) -> bool:
+    """Whether a plural kind noun follows a title or franchise ("the Batman films", "Star Wars ones")."""
+    return last + 1 < len(toks) and toks[last + 1].text in ("ones", "movies", "films", "series")
+
+
+def _seen_series(toks: list[Token], first: int, last: int) -> bool:
+    """ "I've seen all the Batman films": the whole series is seen (leave it out, do not search for it)."""
+    seen = {t.text for t in toks[max(0, first - 4) : first]} & {"seen", "watched", "saw"}
+    return bool(seen) and _series_after(toks, last)
 
 
 # words after which a capitalised name of two words or more names a person (cast, director, author, brand)
