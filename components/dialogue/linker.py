@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from components.dialogue.text import Token, fold, informativeness, is_known_word
+from components.dialogue.text import Token, fold, informativeness, is_known_word, zipf
 
 ARTICLES = ("the", "a", "an", "la", "le", "les", "l", "il", "el", "das", "die", "der", "los", "las")
 _YEAR_SUFFIX = re.compile(r"\s*\((\d{4})\)\s*$")
@@ -303,6 +303,7 @@ class TitleLinker:
                 for p in range(i, last + 1):
                     taken[p] = True
         found += self._fuzzy_runs(tokens, taken, sentence_start)
+        found += self._fuzzy_lowercase(tokens, taken)
         found.sort(key=lambda lk: lk.first)
         return found, unresolved
 
@@ -336,6 +337,46 @@ class TitleLinker:
                         taken[p] = True
             i = max(j, i + 1)
         return out
+
+    def _fuzzy_lowercase(self, tokens: Sequence[Token], taken: list[bool]) -> list[Link]:
+        """Lower-case titles typed with a typo ("i lovd forest gump"): a span of 2-4 words around a rare
+        title word (not an English word: "gump", "shawshank") that matches a title up to typos."""
+        from rapidfuzz import fuzz, process
+
+        out: list[Link] = []
+        for p, t in enumerate(tokens):
+            if taken[p] or t.capitalised or t.text not in self._word_set or zipf(t.text) >= 3.5:
+                continue
+            best = None
+            alone = self._only_title_starting(t.text) if len(t.text) >= 6 and zipf(t.text) < 2.8 else None
+            if alone is not None:  # "shawshank": the one title that begins with a rare word
+                best = (100.0, [p], alone)
+            for n in (2, 3, 4):
+                for a in range(max(0, p - n + 1), p + 1):
+                    span = list(range(a, a + n))
+                    if span[-1] >= len(tokens) or any(taken[x] or not tokens[x].text.isalpha() for x in span):
+                        continue
+                    text = " ".join(tokens[x].text for x in span)
+                    hit = process.extractOne(text, self._by_words(n), scorer=fuzz.ratio, score_cutoff=88)
+                    if hit is not None and hit[1] >= 100:
+                        continue  # typed right: the exact linker's evidence rules already said no
+                    if hit is not None and (best is None or hit[1] > best[0] or len(span) > len(best[1])):
+                        best = (hit[1], span, hit[0])
+            if best is not None:
+                _, span, key = best
+                out.append(Link(self._pick(self.keys[key], None), span[0], span[-1], 1.0, None))
+                for x in span:
+                    taken[x] = True
+        return out
+
+    def _only_title_starting(self, word: str) -> str | None:
+        """The key of the one title whose first word is ``word`` (and that is not the word alone)."""
+        import bisect
+
+        sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))
+        start = bisect.bisect_left(sorted_keys, word + " ")
+        found = [k for k in sorted_keys[start : start + 2] if k.startswith(word + " ")]
+        return found[0] if len(found) == 1 and word not in self.keys else None
 
     def _by_words(self, n: int) -> list[str]:
         cache = self.__dict__.setdefault("_by_words_cache", {})

@@ -145,3 +145,18 @@ def test_a_time_typed_in_lower_case_is_no_title() -> None:
 
     assert found("What did you watch last night?") == []
     assert found("I watched Last Night and loved it") == ["Last Night (1998)"]
+
+
+def test_a_lowercase_title_with_a_typo_links_around_a_rare_title_word() -> None:
+    """ "I lovd forest gump and shawshank" linked nothing: lower case, a typo, and a title's distinctive
+    first word alone. A span around a rare title word that matches a title up to typos links; the same
+    words typed right are left to the exact linker's evidence rules."""
+    titles = ["Forrest Gump (1994)", "Shawshank Redemption, The (1994)", "Forest Warrior (1996)"]
+    lk = TitleLinker.build(titles, np.array([1994.0, 1994.0, 1996.0]), np.ones(3))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return sorted(titles[x.item] for x in lk.link(toks, [True] * len(toks))[0])
+
+    assert found("I lovd forest gump and shawshank") == [titles[0], titles[1]]
+    assert found("the forest was dark and scary") == []
