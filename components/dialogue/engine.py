@@ -30,7 +30,7 @@ from components.dialogue import grammar as g
 from components.dialogue.config import ConversationConfig
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.planner import BuiltinPlanner, PlanContext, Planner
-from components.dialogue.query import ASKED_OPS, Constraint, Query, said_words
+from components.dialogue.query import ASKED_OPS, Constraint, Query, avoided_phrases, said_words
 from components.dialogue.ranker import RankRequest, RankResult, rank
 from components.dialogue.reasons import ReasonContext, explain, query_terms
 from components.dialogue.reply import compose, describe_item
@@ -740,12 +740,6 @@ def _text_only(state: DialogueState) -> bool:
     asked = [c for c in state.constraints if c["op"] not in ("is_not", "not_between")]  # exclusions shape not
     shaped = (asked, state.liked, state.similar, state.mentioned, state.history, state.mood)
     return bool(state.soft) and not any(shaped)
-
-
-def avoided_phrases(texts: Sequence[str]) -> list[str]:
-    """The avoided phrases of some turns, each once: a turn's avoided text separates its phrases with
-    commas (a negated franchise, then the negated free words: "marvel, superhero")."""
-    return list(dict.fromkeys(p.strip() for text in texts for p in text.split(",") if p.strip()))
 
 
 def _weighted_terms(texts: Sequence[str]) -> dict[str, float]:

@@ -61,6 +61,12 @@ def names_value(c: Constraint) -> bool:
     return bool(value and said) and (value in said or said.rstrip("s") in value)
 
 
+def avoided_phrases(texts: Iterable[str]) -> list[str]:
+    """The avoided phrases of some turns, each once: a turn's avoided text (``Query.avoid``) separates its
+    phrases with commas (a negated franchise, then the negated free words: "marvel, superhero")."""
+    return list(dict.fromkeys(p.strip() for text in texts for p in text.split(",") if p.strip()))
+
+
 def said_words(constraints: Iterable[Constraint]) -> set[str]:
     """The folded words the constraints came from ("not a romcom" -> not Romance): a word left out that a
     constraint already stands for is neither reported unknown nor named twice in the reply."""

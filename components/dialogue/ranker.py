@@ -291,6 +291,8 @@ def signals(
     if mentioned and use["mention"]:
         cf = neighbours(model, mentioned)
         out["mention"] = scaled(0.5 * scaled(max_cosine(index, mentioned)) + 0.5 * cf)
+    # franchise phrases held whole by item texts ("Jane Austen"): they count in the lexical and title signals
+    phrase_hits = [index.lexical.phrase_score(p) for p in req.title_phrases]
     found = np.zeros(len(index), bool)  # items the free words find: a word of theirs, or a close embedding
     cos_found = None
     if req.query is not None and use["dense"]:
@@ -300,8 +302,8 @@ def signals(
         found |= cos_found
     if (req.terms or req.title_phrases) and use["lexical"]:
         lex = index.lexical.score(req.terms)
-        for phrase in req.title_phrases:  # the words of a franchise count where the text holds them all
-            lex = lex + index.lexical.phrase_score(phrase)
+        for hits in phrase_hits:  # the words of a franchise count where the text holds them all
+            lex = lex + hits
         if lex.max() > 0:
             out["lexical"] = scaled(lex)
             found |= lex > 0
@@ -326,8 +328,8 @@ def signals(
     if req.title_terms and use["title"]:
         lex = index.title_lexical.score(req.title_terms)
         lex = minmax(lex) if lex.max() > 0 else lex
-        for phrase in req.title_phrases:  # a franchise the texts hold whole ("Jane Austen")
-            lex = np.maximum(lex, index.lexical.phrase_score(phrase) > 0)
+        for hits in phrase_hits:  # a franchise the texts hold whole ("Jane Austen")
+            lex = np.maximum(lex, hits > 0)
         if lex.max() > 0:
             out["title"] = scaled(lex)
     if req.assistant is not None and use["assistant"]:

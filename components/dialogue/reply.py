@@ -14,7 +14,7 @@ import numpy as np
 
 from components.dialogue.index import CatalogueIndex
 from components.dialogue.language import language_name
-from components.dialogue.query import Constraint, Query, said_words
+from components.dialogue.query import Constraint, Query, avoided_phrases, said_words
 from components.dialogue.state import DialogueState, range_label
 from components.dialogue.text import fold
 
@@ -74,7 +74,7 @@ def describe(
     if disliked:
         avoid.append("nothing like " + join(disliked, "or"))
     named = said_words(cons)
-    phrases = [" ".join(w for w in fold(p).split() if w not in named) for t in avoided for p in t.split(",")]
+    phrases = [" ".join(w for w in fold(p).split() if w not in named) for p in avoided_phrases(avoided)]
     phrases = [f"'{p}'" for p in dict.fromkeys(phrases) if p]
     if phrases:
         avoid.append("leaving out any that mention " + join(phrases, "or"))
