@@ -122,6 +122,9 @@ def check(engine: Any, case: dict[str, Any], last: Any, previous: Any) -> list[s
         elif key == "text_any":
             hits = sum(any(w in ix.texts[i].lower() for w in want["words"]) for i in items)
             need(hits >= want["min"], f"only {hits} items mention {want['words']} (need {want['min']})")
+        elif key == "text_none":
+            bad = [ix.titles[i] for i in items if any(w in ix.texts[i].lower() for w in want)]
+            need(not bad, f"items mention {want}: {bad[:3]}")
         elif key == "unresolved":
             got = [u.lower() for u in understood.get("unresolved_titles", [])]
             need(all(u.lower() in got for u in want), f"unresolved {got} lacks {want}")

@@ -467,13 +467,15 @@ class ConversationEngine:
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a
         catalogue without cast): it cannot be left out, and the reply says so."""
-        constrained = said_words(query.constraints)
-        words = [w for w in fold(query.avoid).split() if w not in g.STOPWORDS and w not in constrained]
-        if not words or query.intent in _SILENT:
+        if query.intent in _SILENT:
             return []
-        text = " ".join(words)
-        ix = self.index
-        return [] if ix.lexical.mentions_all(text) or ix.title_lexical.mentions_all(text) else [text]
+        constrained = said_words(query.constraints)
+        ix, out = self.index, []
+        for phrase in avoided_phrases([query.avoid]):  # each on its own: "not about ghosts or demons"
+            text = " ".join(w for w in fold(phrase).split() if w not in g.STOPWORDS and w not in constrained)
+            if text and not ix.lexical.mentions_all(text) and not ix.title_lexical.mentions_all(text):
+                out.append(text)
+        return out
 
     def _unsupported(self, query: Query) -> list[str]:
         """Facets the message asked about that this catalogue does not have ('price' on films)."""

@@ -132,7 +132,7 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
 LENGTH = re.compile(
     r"(?:\b(?:not|nothing|isn't|is not|none)\s+(?:too|so|that|very|overly)\s+|"
     r"(?<!\bso )(?<!\bhow )(?<!\bas )(?<!\bin )(?<!\bbefore )\b)(?:short(?:er)?|long(?:er)?|lengthy|quick)\b"
-    r"(?=\s*(?:and|or|but|,|\.|!|\?|$)|\s+(?:[a-z]+\s+)?(?:films?|movies?|ones?|watch|flicks?)\b|"
+    r"(?=\s*(?:and|or|but|though|tho|either|anyway|ideally|,|\.|!|\?|$)|\s+(?:[a-z]+\s+)?(?:films?|movies?|ones?|watch|flicks?)\b|"
     r"\s+(?:something|please|for|to watch|enough)\b)"
     r"|\brun(?:ning)?[\s-]?times?\b"
     r"|\b(?:(?:under|less than|shorter than|at most|no (?:more|longer) than|within|over|more than|"
@@ -169,10 +169,10 @@ def child_ages_as_kids(text: str) -> str:
 # Words about prices (their beginnings): "cheap", "pricey", "expensive", "budget", "affordable"
 MONEY_WORDS = ("price", "cheap", "dollar", "expensive", "pricier", "budget", "afford")
 
-# Less of a quality, not none of it: "not too scary", "isn't overly silly", "nothing too dark"
+# Less of a quality, not none of it: "not too scary", "isn't overly silly", "nothing too dark", "less gory"
 TONED_DOWN = re.compile(
-    r"\b(?:not|isn't|isnt|wasn't|nothing|aren't|arent|without being)\s+(?:too|overly|very|that|super)\s+"
-    r"([a-z][a-z-]+)\b"
+    r"\b(?:(?:not|isn't|isnt|wasn't|nothing|aren't|arent|without being)\s+(?:too|overly|very|that|super)|"
+    r"less)\s+([a-z][a-z-]+)\b"
 )
 
 # A wish about the language of an item ("in English", "with subtitles", "not dubbed", "a foreign-language

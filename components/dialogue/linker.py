@@ -153,6 +153,8 @@ class Unresolved:
 
 # nouns for kinds of items: a lower-case word right before one describes the kind ("heist movies",
 # "heist movie from the 60s")
+# "set in", "takes place in", "filmed in": what follows is where the item is set
+SETTING_CUES = frozenset({"set", "place", "located", "filmed", "shot"})
 _KIND_NOUNS = frozenset(
     {"movies", "films", "flicks", "shows", "ones", "books", "products", "items"}
     | {"movie", "film", "flick", "show", "book", "product", "item"}
@@ -415,10 +417,14 @@ class TitleLinker:
         if i > 0 and tokens[i - 1].text in ("about", "on", "involving") and not any(caps) and not quoted:
             score -= 1.0  # "documentaries about true crime": a topic, not the film True Crime
         article = i > 0 and tokens[i - 1].text in ("a", "an")
-        if article and j > i and tokens[j].text in _KIND_NOUNS and not any(caps) and not quoted:
-            score -= 1.0  # "not a superhero movie", "a scary movie": a description, not Superhero Movie
+        described = article or cue is None
+        if described and j > i and tokens[j].text in _KIND_NOUNS and not any(caps) and not quoted:
+            # "not a superhero movie", "scary movie but not about ghosts": a description, not Superhero Movie
+            score -= 1.0
         if j + 1 < len(tokens) and tokens[j + 1].text in _KIND_NOUNS and not any(caps) and not quoted:
             score -= 0.3  # "any good heist movies?", "zombie films": a kind of item, not the film Heist
+        if i > 1 and tokens[i - 1].text in ("in", "at") and tokens[i - 2].text in SETTING_CUES and not quoted:
+            score -= 1.5  # "takes place in Tokyo", "set in Paris": a place, not the film Tokyo!
         if not any(caps) and " ".join(content) in _TIME_PHRASES:
             score -= 1.0  # "what did you watch last night?": a time, not Last Night (1998)
         return score / 0.75  # a rare single word (informativeness >= 0.75) links on its own

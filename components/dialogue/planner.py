@@ -22,7 +22,7 @@ import numpy as np
 from components.dialogue import grammar as g
 from components.dialogue.index import EXCLUDES, PREFERS, CatalogueIndex, plural
 from components.dialogue.language import detect_language
-from components.dialogue.linker import Link
+from components.dialogue.linker import SETTING_CUES, Link
 from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance, names_value
 from components.dialogue.ranges import find_ranges
 from components.dialogue.text import Token, fold, informativeness, is_known_word, normalise, tokenize, zipf
@@ -63,11 +63,9 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
     {"years", "decades", "months", "weeks", "days", "hours", "minutes", "times", "seasons", "episodes",
      "centuries", "nights", "year", "decade", "month", "week", "day", "night", "century"}
 )  # fmt: skip
-# "set in New York", "takes place in Paris": a capitalised name after these is a place, not a franchise
-_SETTING = frozenset({"set", "place", "located", "filmed", "shot"})
-_PLACE_WORDS = frozenset({"in", "at", "near", "around", "on"})
 # units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
+_LIST_JOINS = frozenset({"and", "or", "nor", ",", "&", "/"})  # between two avoided phrases
 
 
 class BuiltinPlanner:
@@ -152,6 +150,7 @@ class BuiltinPlanner:
             q.unresolved_titles.append(un.text)
             for p in range(un.first, un.last + 1):
                 free[p] = False
+        places = self._places(toks, free, negated, q)
         self._franchises(toks, free, negated, q)
         for found in find_ranges(s, used, self._year_facet, self._number_facets, self._max_year):
             _claim(toks, free, used, found.start, found.end)
@@ -167,7 +166,7 @@ class BuiltinPlanner:
         narrower = self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         self._free_text(toks, free, negated, q)
-        q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower]))
+        q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower, *places]))
         _settle_conflicts(q)
         self._unresolved_after_cues(message, toks, free, q)
         q.intent = self._intent(q, toks, words, s, context, links)
@@ -298,6 +297,49 @@ class BuiltinPlanner:
         for p in range(first, last + 1):
             free[p] = False
 
+    def _places(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> list[str]:
+        """'set in Paris', 'takes place in New York', 'a thriller set in space': where the item is set. The
+        place's words search the item texts and titles as one phrase (as a franchise's do: *Midnight in
+        Paris*), or are avoided text inside a negation; never a title of their own (the film *Tokyo!*). The
+        place is the longest run of up to three words that some item text holds, else its first word.
+        Returns the words of the places asked for: they are search words too."""
+        n = len(toks)
+        place_words: list[str] = []
+        for i in range(2, n):
+            if not (toks[i - 1].text in ("in", "at") and toks[i - 2].text in SETTING_CUES):
+                continue
+            if toks[i - 2].text == "place" and not (i > 2 and toks[i - 3].text.startswith(("tak", "took"))):
+                continue  # "in place of": no setting
+            first = i + 1 if toks[i].text == "the" and i + 1 < n else i
+            words: list[int] = []
+            for p in range(first, min(n, first + 3)):
+                if not (free[p] and toks[p].text.isalpha()) or toks[p].text in g.CLAUSE_BOUNDARIES:
+                    break
+                words.append(p)
+            while words and toks[words[-1]].text in g.STOPWORDS:
+                words.pop()  # "set in space please"
+            while len(words) > 1 and not self._held(" ".join(toks[p].text for p in words)):
+                words.pop()
+            cues = [i - 3] if i > 2 and toks[i - 3].text.startswith(("tak", "took")) else []
+            for p in (*cues, i - 2, i - 1):
+                free[p] = False  # "set in" is no search word, whatever follows
+            if not words:
+                continue  # "set in the 1920s" is a time (the ranges take it)
+            key = " ".join(toks[p].text for p in words)
+            if negated[words[0]]:
+                q.avoid = ", ".join(filter(None, [q.avoid, key]))
+            else:
+                q.franchises.append(key)
+                place_words.extend(key.split())  # ... and search words of their own
+            for p in range(first, words[-1] + 1):
+                free[p] = False
+        return place_words
+
+    def _held(self, phrase: str) -> bool:
+        """Whether some item's text or title holds every content word of ``phrase`` ("new york": york)."""
+        phrase = " ".join([w for w in phrase.split() if w not in g.STOPWORDS] or [phrase])
+        return self.index.lexical.mentions_all(phrase) or self.index.title_lexical.mentions_all(phrase)
+
     def _franchises(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
         """'not the Star Wars ones', 'the Toy Story movies': words that begin several titles. Negated: a title
         constraint; otherwise their words search the titles (``franchises``)."""
@@ -315,8 +357,6 @@ class BuiltinPlanner:
                     continue
                 if written and (i + length < n and toks[i + length].capitalised or toks[i - 1].capitalised):
                     continue  # part of a longer name ("Knives Out")
-                if written and i > 1 and toks[i - 1].text in _PLACE_WORDS and toks[i - 2].text in _SETTING:
-                    continue  # "set in New York", "takes place in Paris": a place, not the New York films
                 if length == 1 and informativeness(toks[i].text) < 0.6:
                     continue  # "out" begins many titles and means nothing alone
                 key = " ".join(toks[p].text for p in span)
@@ -486,6 +526,12 @@ class BuiltinPlanner:
                     )
                 _claim(toks, free, used, m.start(), m.end())
 
+    def _asks_darker(self, q: Query) -> bool:
+        """Whether the message asks for a value of the darker mood ("scary movie but not about ghosts": the
+        ghosts are left out, the film stays scary)."""
+        darker = self.index.moods.get("darker", {})
+        return any(c.op in ASKED_OPS and darker.get((c.facet, c.value), 0.0) > 0 for c in q.constraints)
+
     def _mood_of(self, word: str) -> str | None:
         """The mood ('lighter' / 'darker') that the values a word leads to lean to ('violent': Thriller)."""
         values = [(f, v) for f, v, w in self.index.phrases.get(fold(word), []) if w > 0]
@@ -514,7 +560,8 @@ class BuiltinPlanner:
 
     def _free_text(self, toks: list[Token], free: list[bool], negated: list[bool], q: Query) -> None:
         soft: list[str] = []
-        avoid: list[str] = []
+        avoid: list[list[str]] = []  # phrases: "not about ghosts or demons" avoids each word on its own
+        last_avoided = -1
         for i, t in enumerate(toks):
             w = t.text
             if not free[i] or not w[0].isalpha() or w in g.STOPWORDS or w in g.NEGATION_CUES:
@@ -530,11 +577,18 @@ class BuiltinPlanner:
                     q.unsupported.append("prices")
                 continue
             w = self.index.linker.repair(w)
-            (avoid if negated[i] else soft).append(w)
-            if negated[i] and q.critique is None and self._mood_of(w) == "darker":
+            if not negated[i]:
+                soft.append(w)
+            elif not avoid or any(x.text in _LIST_JOINS for x in toks[last_avoided + 1 : i]):
+                avoid.append([w])
+            else:
+                avoid[-1].append(w)
+            last_avoided = i if negated[i] else last_avoided
+            darker = negated[i] and q.critique is None and self._mood_of(w) == "darker"
+            if darker and not self._asks_darker(q):
                 q.critique = "lighter"  # "I don't like violent movies": lighter ones, besides the word
         q.soft = " ".join(soft)
-        q.avoid = ", ".join(filter(None, [q.avoid, " ".join(avoid)]))  # one phrase each, after the franchises
+        q.avoid = ", ".join(filter(None, [q.avoid, *(" ".join(p) for p in avoid)]))  # after the franchises
 
     def _unresolved_after_cues(self, message: str, toks: list[Token], free: list[bool], q: Query) -> None:
         """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title."""
@@ -718,12 +772,25 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
             if toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):
                 break
             if toks[j].text == "," and j + 1 < len(toks) and toks[j + 1].text not in ("or", "nor"):
-                break
+                if not _enumeration_after(toks, j):
+                    break
+                end = min(len(toks), max(end, j + 5))  # "nothing with zombies, vampires or aliens": all
             mask[j] = True
             j += 1
             if j < len(toks) and toks[j].text in ("or", "nor"):
                 end = min(len(toks), max(end, j + 4))  # "not a fan of sci fi or action films": both
     return mask
+
+
+def _enumeration_after(toks: list[Token], comma: int) -> bool:
+    """Whether a comma continues a list of one- or two-word items that "or"/"and"/"nor" or another comma
+    goes on with ("zombies, vampires or aliens"), rather than starting a new clause ("no horror, something
+    funny")."""
+    for k in range(comma + 2, min(len(toks), comma + 4)):
+        if toks[k].text in ("or", "nor", "and", ","):
+            items = toks[comma + 1 : k]
+            return all(t.text[0].isalpha() and t.text not in g.STOPWORDS for t in items)
+    return False
 
 
 _LIKING = {"i", "we", "you", "they", "he", "she", "really", "also", "do", "did", "would", "just", "totally",

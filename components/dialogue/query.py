@@ -97,7 +97,9 @@ class Query(BaseModel):
     critique_of: str | None = Field(None, description="Item id a relative critique is about.")
     unresolved_titles: list[str] = Field(default_factory=list)
     franchises: list[str] = Field(
-        default_factory=list, description="Words that begin several titles ('the Toy Story movies')."
+        default_factory=list,
+        description="Names searched whole in the titles and texts: words that begin several titles ('the Toy "
+        "Story movies'), or where an item is set ('set in Paris').",
     )
     language: str = "en"
     unsupported: list[str] = Field(

@@ -136,8 +136,9 @@ def compose(
             )
         else:
             lead.append(f"This catalogue has no {what}, so I can't filter by it.")
-    for what in unknown_avoid:
-        lead.append(f"Nothing in the catalogue mentions '{what}', so I couldn't leave those {nouns} out.")
+    if unknown_avoid:
+        what = " or ".join(f"'{w}'" for w in unknown_avoid)
+        lead.append(f"Nothing in the catalogue mentions {what}, so I couldn't leave those {nouns} out.")
     seen = [r.title for r in q.refs if r.stance in ("seen", "rejected")]
     if seen:
         lead.append(f"Noted, I'll leave out {join(seen[:3])}{' and others' if len(seen) > 3 else ''}.")

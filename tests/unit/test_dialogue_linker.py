@@ -116,6 +116,22 @@ def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
     assert found("something, but not a superhero movie") == []
     assert found("I loved superhero movie") == ["Superhero Movie (2008)"]
     assert found("not a Superhero Movie fan") == ["Superhero Movie (2008)"]
+    # without an article too, unless a cue says it is a title ("I loved scary movie" above)
+    assert found("scary movie but not about ghosts or demons") == []
+    assert found("superhero movie please") == []
+
+
+def test_a_place_after_set_in_is_no_title() -> None:
+    """ "something that takes place in Tokyo" liked the film Tokyo! (2008)."""
+    titles = ["Tokyo! (2008)", "Paris, Texas (1984)"]
+    lk = TitleLinker.build(titles, np.array([2008.0, 1984.0]), np.ones(2))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    assert found("something that takes place in Tokyo") == []
+    assert found("I loved Tokyo") == ["Tokyo! (2008)"]
 
 
 def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:

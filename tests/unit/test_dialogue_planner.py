@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from components.dialogue.planner import BuiltinPlanner, PlanContext
-from components.dialogue.query import Constraint
+from components.dialogue.query import Constraint, avoided_phrases
 from tests.unit.dialogue_fixtures import fixture, tiny_index
 
 
@@ -492,14 +492,25 @@ def test_the_last_n_years_are_the_catalogues_newest(planner) -> None:
     assert ranges(planner.plan("nothing from the last few years")) == [("at_most", None, 1995.0, ())]
 
 
-def test_a_place_a_film_is_set_in_is_no_franchise() -> None:
-    """ "a movie set in New York" searched the titles beginning with New York (New York Stories...)."""
+def test_a_place_a_film_is_set_in_is_searched_whole_and_is_no_title() -> None:
+    """ "a movie set in New York" searched the titles beginning with New York as a series; "something
+    that takes place in Tokyo" linked the film *Tokyo!*; "a movie set in Paris" searched 'set' and left
+    *Midnight in Paris* to chance. A place is one phrase searched whole in the texts and titles."""
     from components.dialogue.planner import BuiltinPlanner
 
-    titles = ["New York Stories (1989)", "New York Minute (2004)", "Gangs of New York (2002)"]
-    index, _ = tiny_index(titles, years=[1989, 2004, 2002])
+    titles = ["New York Stories (1989)", "New York Minute (2004)", "Gangs of New York (2002)",
+              "Tokyo! (2008)", "Midnight in Paris (2011)"]  # fmt: skip
+    index, _ = tiny_index(titles, years=[1989, 2004, 2002, 2008, 2011])
     p = BuiltinPlanner(index)
-    assert p.plan("a movie set in New York").franchises == []
+    q = p.plan("a movie set in new york")
+    assert (q.franchises, q.soft, q.refs) == (["new york"], "new york", [])
+    q = p.plan("something that takes place in Tokyo")
+    assert (q.franchises, q.soft, q.refs) == (["tokyo"], "tokyo", [])
+    q = p.plan("a movie set in Paris please")
+    assert (q.franchises, q.soft) == (["paris"], "paris")
+    q = p.plan("nothing set in Paris")
+    assert (q.franchises, q.avoid) == ([], "paris")
+    assert p.plan("a movie set in the 1920s").soft == ""  # a time: "set" is no search word
     assert p.plan("the New York ones").franchises == ["new york"]
 
 
@@ -651,7 +662,7 @@ def test_a_lowercase_genre_word_is_the_genre_not_the_film(planner) -> None:
 def test_a_capitalised_name_is_looked_for_whole(planner) -> None:
     """ "films set in New York" searched 'set' and 'york': a capitalised name of two words or more is looked
     for whole (a sentence's first word does not count); function words are no name ("Like That")."""
-    assert planner.plan("films set in New York").unresolved_titles == ["New York"]
+    assert planner.plan("films starring Tom Hanks").unresolved_titles == ["Tom Hanks"]
     assert planner.plan("Something Like That please").unresolved_titles == []
     assert planner.plan("Space films please").unresolved_titles == []
 
@@ -722,3 +733,21 @@ def test_a_different_brand_rules_out_the_brands_just_shown() -> None:
     q = BuiltinPlanner(index).plan("a different brand please", PlanContext(shown=[0, 1]))
     assert sorted((c.op, c.value) for c in q.constraints) == [("is_not", "Acme"), ("is_not", "Bolt")]
     assert "brand" not in q.soft
+
+
+def test_stop24_length_less_of_a_mood_and_lists_of_avoided_words(planner) -> None:
+    """Hand-typed requests read wrongly: "not too long though" avoided the word 'long' (a length wish the
+    catalogue cannot answer); "something less gory" asked for Horror; "scary movie but not about ghosts or
+    demons" avoided the one phrase 'ghosts demons' (no text holds both) and asked for lighter films; in
+    "nothing with zombies, vampires or aliens" the negation stopped at the comma: 'aliens' was wished for."""
+    q = planner.plan("something mind-bending, not too long though")
+    assert q.unsupported == ["length"] and "long" not in q.avoid and "long" not in q.soft
+    q = planner.plan("something less gory")
+    assert q.critique == "lighter" and not q.constraints
+    q = planner.plan("scary movie but not about ghosts or demons")
+    assert [(c.value, c.op) for c in q.constraints] == [("Horror", "is")]
+    assert avoided_phrases([q.avoid]) == ["ghosts", "demons"] and q.critique is None
+    q = planner.plan("a comedy, nothing with zombies, vampires or aliens")
+    assert "aliens" in avoided_phrases([q.avoid]) and "aliens" not in q.soft
+    q = planner.plan("no horror, something funny and light")  # a comma that starts a new clause ends it
+    assert ("Comedy", "is") in [(c.value, c.op) for c in q.constraints] and "funny" in q.soft
