@@ -459,10 +459,19 @@ class ConversationEngine:
 
     def _head(self, state: DialogueState) -> str:
         """In a shop, the last two words the catalogue knows of the latest message's first noun phrase
-        ("test tubes with caps" -> "test tubes"); '' for films and books, whose titles are names."""
+        ("test tubes with caps" -> "test tubes"), or of an earlier one's when the latest begins with a
+        pronoun ("one with a digital display"); '' when no text knows its noun, and for films and books,
+        whose titles are names."""
         if not self.index.spec.titles_describe_items or not state.said:
             return ""
-        return " ".join([w for w in g.head_words(state.said[-1]) if self.index.lexical.has(w)][-2:])
+        for said in reversed(state.said):  # "one with a digital display": the head of the request before
+            head = g.head_words(said)
+            if head is None:
+                continue
+            if not head or not self.index.lexical.has(head[-1]):
+                return ""  # "safety goggles" where no text says goggles: 'safety' alone names nothing
+            return " ".join([w for w in head if self.index.lexical.has(w)][-2:])
+        return ""
 
     def _unknown_avoid(self, query: Query) -> list[str]:
         """What the message asked to leave out that no item's text mentions ("nothing with Tom Cruise" on a

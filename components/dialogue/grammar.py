@@ -78,8 +78,9 @@ PICK_QUESTION = re.compile(
     r"\b(?:what|which)(?:'s|s| is| are)?\s+(?:(?:movie|film|show|one|thing|product|book)s?\s+)?"
     r"(?:should|can|could|shall|would|to|worth|good to|best to)\s+(?:i|we|you)?\s*(?:\w+\s+)?"
     r"(?:watch|see|buy|get|read|try|rent|stream|pick|choose|order)\b"
-    # "what filament is best for a beginner?", "which glue is good for wood?", "what's a good sequel?"
-    r"|\b(?:what|which)(?:'s| is| are)?\s+(?:\w+\s+){0,2}?(?:is |are |would be )?(?:the |a )?"
+    # "what filament is best for a beginner?", "which glue is good for wood?", "what's a good sequel?",
+    # "what kind of glue is best for plastic?"
+    r"|\b(?:what|which)(?:'s| is| are)?\s+(?:\w+\s+){0,3}?(?:is |are |would be )?(?:the |a )?"
     r"(?:best|good|better|recommended|ideal|right)\b"
 )
 
@@ -125,6 +126,27 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
                 r"more intense|more violent|scarier|creepier|more (?:scary|frightening|terrifying))\b"),
      "darker"),
 ]  # fmt: skip
+
+# Comparatives that ask for more of a quality ("a stronger glue", "a louder one"), with their adjective: the
+# adjective is what the item texts may say ("strong"); the comparative itself names no product. Those the
+# critiques read (newer, older, cheaper, lighter, ...) and lengths (longer, shorter) are taken before.
+COMPARATIVES = {
+    w: root
+    for root, forms in {
+        "strong": "stronger strongest", "weak": "weaker", "loud": "louder loudest", "quiet": "quieter",
+        "big": "bigger biggest", "small": "smaller smallest", "large": "larger largest",
+        "thick": "thicker", "thin": "thinner", "bright": "brighter brightest", "fast": "faster fastest",
+        "slow": "slower", "hard": "harder", "soft": "softer", "fine": "finer", "wide": "wider",
+        "narrow": "narrower", "high": "higher", "tough": "tougher", "sharp": "sharper", "smooth": "smoother",
+        "heavy": "heavier", "warm": "warmer", "hot": "hotter", "cold": "colder", "deep": "deeper",
+        "tall": "taller", "safe": "safer", "clean": "cleaner", "simple": "simpler", "easy": "easier",
+        "sturdy": "sturdier",
+    }.items()
+    for w in forms.split()
+}  # fmt: skip
+# "a louder one", "a stronger version", "bigger ones": the shown items, with more of a quality
+ONE_AFTER = words("one ones version versions model models")
+
 
 # A wish about how long an item takes ("something short", "nothing too long", "a quick watch", "under 90
 # minutes", "a two-hour film", "the running time"). Only read so where titles do not describe the items: in a
@@ -331,15 +353,20 @@ _HEAD_ENDS = words("for to that which who with without under over from of in on 
 _HEAD_ENDS |= frozenset(",.!?;:")
 
 
-def head_words(text: str) -> list[str]:
+def head_words(text: str) -> list[str] | None:
     """The content words of the first noun phrase of a request, up to where it ends ("I need safety glasses
-    that fit over my glasses" -> safety, glasses)."""
+    that fit over my glasses" -> safety, glasses); comparatives name nothing ("a stronger glue" -> glue).
+    None when the phrase is a pronoun ("one with a digital display"): the head of an earlier request."""
     out: list[str] = []
+    pronoun = False
     for w in re.findall(r"[\w'-]+|[,.!?;:]", text.lower()):
         if w in _HEAD_ENDS:
             if out:
                 break
+            if pronoun:
+                return None
             continue
-        if w not in STOPWORDS and w[0].isalpha():
+        pronoun = pronoun or w in ONE_AFTER
+        if w not in STOPWORDS and w not in COMPARATIVES and w not in ONE_AFTER and w[0].isalpha():
             out.append(w)
-    return out
+    return None if pronoun and not out else out

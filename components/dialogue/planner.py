@@ -165,11 +165,14 @@ class BuiltinPlanner:
         self._toned_down(s, toks, free, used, q)
         narrower = self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
+        qualities, more_of = self._comparatives(toks, free, context)
         self._free_text(toks, free, negated, q)
-        q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower, *places]))
+        q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower, *places, *qualities]))
         _settle_conflicts(q)
         self._unresolved_after_cues(message, toks, free, q)
         q.intent = self._intent(q, toks, words, s, context, links)
+        if more_of and q.intent in ("recommend", "off_topic", "chit_chat"):
+            q.intent = "refine"
         return q
 
     # -- extractors -----------------------------------------------------------------------------------
@@ -531,6 +534,22 @@ class BuiltinPlanner:
         ghosts are left out, the film stays scary)."""
         darker = self.index.moods.get("darker", {})
         return any(c.op in ASKED_OPS and darker.get((c.facet, c.value), 0.0) > 0 for c in q.constraints)
+
+    def _comparatives(self, toks: list[Token], free: list[bool], ctx: PlanContext) -> tuple[list[str], bool]:
+        """'a stronger glue', 'a louder one': more of a quality. The adjective ('strong') is a search word,
+        the comparative is none (no text says 'stronger glue'). Returns the adjectives, and whether the
+        message refines what was shown ('a louder one' after a list: the same search, louder)."""
+        out: list[str] = []
+        refines = False
+        for i, t in enumerate(toks):
+            root = g.COMPARATIVES.get(t.text)
+            if not free[i] or root is None:
+                continue
+            out.append(root)
+            free[i] = False
+            one = i + 1 < len(toks) and toks[i + 1].text in g.ONE_AFTER
+            refines = refines or (one and bool(ctx.shown or ctx.suggested))
+        return out, refines
 
     def _mood_of(self, word: str) -> str | None:
         """The mood ('lighter' / 'darker') that the values a word leads to lean to ('violent': Thriller)."""

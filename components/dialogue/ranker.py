@@ -308,10 +308,11 @@ def signals(
             out["lexical"] = scaled(lex)
             found |= lex > 0
     searched = req.text_only and index.spec.titles_describe_items and "prior" in out
-    if searched and req.head.count(" ") == 1:
+    if searched and req.head:
         whole = index.lexical.phrase_score(req.head) > 0
-        if (whole & ok).any():  # "test tubes with caps": test tubes first, not heat-shrink tubing
-            found &= whole
+        if (whole & ok).any():  # "test tubes with caps": test tubes first, not heat-shrink tubing; "a
+            found &= whole  # bigger beaker": beakers, not the Big Red jack
+
     if searched and (found & ok).any():
         # "nitrile gloves" in a shop is a search: popularity orders what the words find and lifts nothing
         # they miss, and what they find comes first ("an N95 mask" found three masks; the best-selling

@@ -636,6 +636,9 @@ def test_a_child_age_means_kids(planner, message, kids) -> None:
         ("a soldering iron for a beginner", ["soldering", "iron"]),
         ("nitrile gloves, large, powder free", ["nitrile", "gloves"]),
         ("something to measure the temperature of my pizza oven", ["measure", "temperature"]),
+        ("a stronger glue for metal", ["glue"]),  # a comparative names nothing
+        ("one with a digital display", None),  # a pronoun: the head of the request before
+        ("a louder one", None),
     ],
 )
 def test_the_head_noun_phrase_of_a_request(message, head) -> None:
@@ -703,6 +706,7 @@ def test_which_is_best_is_a_request_and_prices_unknown_are_said_once(planner) ->
     """ "what filament is best for a beginner?" was off-topic; "a multimeter, nothing too expensive" on a
     catalogue without prices said both 'no prices' and 'nothing mentions expensive'."""
     assert planner.plan("which comedy is best for a family night?").intent == "recommend"
+    assert planner.plan("what kind of comedy is best for kids?").intent == "recommend"
     q = planner.plan("a comedy, nothing too expensive")
     assert q.unsupported == ["prices"] and "expensive" not in q.avoid
 
@@ -751,3 +755,15 @@ def test_stop24_length_less_of_a_mood_and_lists_of_avoided_words(planner) -> Non
     assert "aliens" in avoided_phrases([q.avoid]) and "aliens" not in q.soft
     q = planner.plan("no horror, something funny and light")  # a comma that starts a new clause ends it
     assert ("Comedy", "is") in [(c.value, c.op) for c in q.constraints] and "funny" in q.soft
+
+
+def test_comparatives_are_qualities_and_a_louder_one_refines(planner) -> None:
+    """ "a stronger glue" answered 'nothing matches stronger glue closely' (no text says 'stronger');
+    "a louder one" after a list was off-topic. The adjective is the search word; "a ... one" after a list
+    refines it."""
+    q = planner.plan("a stronger comedy")
+    assert "strong" in q.soft.split() and "stronger" not in q.soft.split()
+    shown = PlanContext(shown=[0, 1, 2])
+    q = planner.plan("a louder one", shown)
+    assert (q.intent, q.soft) == ("refine", "loud")
+    assert planner.plan("a louder one").intent != "refine"  # nothing shown: nothing to refine
