@@ -72,8 +72,12 @@ REQUEST_FORM = re.compile(
     r"could you|would you|will you|do you|is there|are there)\b"
 )
 
+# "surprise me", "you pick", "up to you", "anything is fine": the pick is left to us, with no preference
+LEFT_TO_US = re.compile(
+    r"\bsurprise (?:me|us)\b|\byou (?:pick|choose|decide)\b|\bup to you\b|\banything (?:is )?fine\b"
+)
 # a question that asks for a pick ("what should I watch tonight", "what's good to watch", "which one should
-# we get"): a request, though it has no request word
+# we get"): a request, though it has no request word; or a pick left to us
 PICK_QUESTION = re.compile(
     r"\b(?:what|which)(?:'s|s| is| are)?\s+(?:(?:movie|film|show|one|thing|product|book)s?\s+)?"
     r"(?:should|can|could|shall|would|to|worth|good to|best to)\s+(?:i|we|you)?\s*(?:\w+\s+)?"
@@ -82,6 +86,7 @@ PICK_QUESTION = re.compile(
     # "what kind of glue is best for plastic?"
     r"|\b(?:what|which)(?:'s| is| are)?\s+(?:\w+\s+){0,3}?(?:is |are |would be )?(?:the |a )?"
     r"(?:best|good|better|recommended|ideal|right)\b"
+    r"|" + LEFT_TO_US.pattern
 )
 
 REMARK = re.compile(
@@ -334,7 +339,7 @@ STOPWORDS = words(
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
-    others came comes"""
+    others came comes everything every everyone looks seems bored both"""
 )
 
 

@@ -162,14 +162,18 @@ class BuiltinPlanner:
             if c is not None:
                 q.constraints.append(c)
         self._unanswerable(s, toks, free, used, q)
+        for m in g.LEFT_TO_US.finditer(s):  # "surprise me": no search words
+            _claim(toks, free, used, m.start(), m.end())
         self._toned_down(s, toks, free, used, q)
         narrower = self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
         qualities, more_of = self._comparatives(toks, free, context)
-        self._free_text(toks, free, negated, q)
+        avoiding = [n or s for n, s in zip(negated, _seen_all_mask(toks), strict=True)]
+        self._free_text(toks, free, avoiding, q)
         q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower, *places, *qualities]))
         _settle_conflicts(q)
-        self._unresolved_after_cues(message, toks, free, q)
+        _both(s, q)
+        self._unresolved_after_cues(message, toks, free, avoiding, q)
         q.intent = self._intent(q, toks, words, s, context, links)
         if more_of and q.intent in ("recommend", "off_topic", "chit_chat"):
             q.intent = "refine"
@@ -609,8 +613,12 @@ class BuiltinPlanner:
         q.soft = " ".join(soft)
         q.avoid = ", ".join(filter(None, [q.avoid, *(" ".join(p) for p in avoid)]))  # after the franchises
 
-    def _unresolved_after_cues(self, message: str, toks: list[Token], free: list[bool], q: Query) -> None:
-        """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title."""
+    def _unresolved_after_cues(
+        self, message: str, toks: list[Token], free: list[bool], avoiding: list[bool], q: Query
+    ) -> None:
+        """'like Knives Out' where Knives Out is not in the catalogue -> an unresolved title; not where the
+        name is left out ("nothing with Tom Cruise", "I've seen every Adam Sandler movie": avoided text)."""
+        free = [f and not a for f, a in zip(free, avoiding, strict=True)]
         for i, t in enumerate(toks[:-1]):
             person = t.text in _PERSON_CUES  # "directed by Wes Anderson", "anything with Tom Cruise"
             if not person and t.text not in ("like", "liked", "love", "loved", "enjoy", "enjoyed", "seen",
@@ -723,6 +731,23 @@ def _claim(toks: list[Token], free: list[bool], used: bytearray, a: int, b: int)
             free[i] = False
 
 
+def _both(s: str, q: Query) -> None:
+    """ "something that has both comedy and romance": the values joined after 'both' must all hold, as the
+    values one phrase names do (one ``said`` for them all); without 'both', "comedy and romance" offers
+    either."""
+    m = re.search(r"\bboth\s+((?:[\w'-]+\s+){0,2}?[\w'-]+\s+and\s+[\w'-]+(?:\s+[\w'-]+)?)", s)
+    if not m:
+        return
+    span = f" {m.group(1)} "
+    inside = [c for c in q.constraints if c.op == "is" and c.said and f" {c.said} " in span]
+    for facet in {c.facet for c in inside}:
+        group = [c for c in inside if c.facet == facet]
+        if len(group) < 2:
+            continue
+        said = " and ".join(c.said or "" for c in group)
+        q.constraints = [c.model_copy(update={"said": said}) if c in group else c for c in q.constraints]
+
+
 def _settle_conflicts(q: Query) -> None:
     """One message that asks for a category value and rules it out too: "something scary but not gory" (both
     words lead to Horror) wants Horror without gore, so a negated word that only goes with the value is
@@ -755,6 +780,20 @@ def _seen_series(toks: list[Token], first: int, last: int) -> bool:
     """ "I've seen all the Batman films": the whole series is seen (leave it out, do not search for it)."""
     seen = {t.text for t in toks[max(0, first - 4) : first]} & {"seen", "watched", "saw"}
     return bool(seen) and _series_after(toks, last)
+
+
+def _seen_all_mask(toks: list[Token]) -> list[bool]:
+    """True for the words after "seen everything / all / every" up to the clause's end: "I have seen
+    everything by Nolan" leaves Nolan's films out instead of searching for them (the seen titles of "I've
+    seen all the Batman films" are left out by ``_seen_series``)."""
+    mask = [False] * len(toks)
+    for i in range(1, len(toks)):
+        if toks[i].text in ("all", "everything", "every") and toks[i - 1].text in ("seen", "watched", "saw"):
+            j = i + 1
+            while j < len(toks) and toks[j].text not in g.CLAUSE_BOUNDARIES:
+                mask[j] = True
+                j += 1
+    return mask
 
 
 # words after which a capitalised name of two words or more names a person (cast, director, author, brand)
@@ -846,16 +885,37 @@ def _asks_about(toks: list[Token], first: int, last: int, clause: str) -> bool:
     return bool(asking and (question or "tell me" in clause))
 
 
+_CLAUSE_JOINS = frozenset({"and", "so", "then", "while", "because"})
+_SUBJECTS = frozenset({"i", "i'm", "i've", "he", "she", "we", "they", "my", "his", "her", "our", "their"})
+_BACK_POINTERS = frozenset({"it", "it's", "its", "that", "this", "them", "those", "one"})
+
+
 def _clause_text(
     toks: list[Token], first: int, last: int, back: int = 8, ahead: int = 8, skip: Collection[int] = ()
 ) -> str:
-    """The words around a span within its clause (stops at sentence punctuation and 'but'), without the
+    """The words around a span within its clause (stops at sentence punctuation, 'but', and 'and' that
+    joins a clause with a subject of its own: "I watched Alien and she cried the whole time"), without the
     tokens at ``skip`` (titles: "Raging Bull" says nothing about liking it)."""
     stops = {".", ";", "!", "?", "but", "though", "although", "however"}
+
+    def joins_clause(j: int) -> bool:
+        """toks[j] is "and"/"so"/"then", a subject follows, and nothing after points back ("and I hated it"
+        is still about the title)."""
+        if not (toks[j].text in _CLAUSE_JOINS and j + 1 < len(toks) and toks[j + 1].text in _SUBJECTS):
+            return False
+        k = j + 1
+        while k < len(toks) and toks[k].text not in stops:
+            if toks[k].text in _BACK_POINTERS:
+                return False
+            k += 1
+        return True
+
     a = first
-    while a > 0 and first - a < back and toks[a - 1].text not in stops:
+    while a > 0 and first - a < back and toks[a - 1].text not in stops and not joins_clause(a - 1):
         a -= 1
     b = last
     while b + 1 < len(toks) and b - last < ahead and toks[b + 1].text not in stops:
+        if joins_clause(b + 1):
+            break
         b += 1
     return " ".join(toks[i].text for i in range(a, b + 1) if i not in skip)

@@ -8,7 +8,7 @@ and the chat page renders it as "what I know so far".
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -65,6 +65,13 @@ def avoided_phrases(texts: Iterable[str]) -> list[str]:
     """The avoided phrases of some turns, each once: a turn's avoided text (``Query.avoid``) separates its
     phrases with commas (a negated franchise, then the negated free words: "marvel, superhero")."""
     return list(dict.fromkeys(p.strip() for text in texts for p in text.split(",") if p.strip()))
+
+
+def without_words(avoid: str, words: Collection[str]) -> str:
+    """``avoid`` (commas between phrases) without ``words`` (folded): "a movie about a dog" then "not one
+    where the dog dies" avoids 'dies', not the dogs asked for. Phrases left empty are dropped."""
+    kept = (" ".join(w for w in p.split() if fold(w) not in words) for p in avoided_phrases([avoid]))
+    return ", ".join(p for p in kept if p)
 
 
 def said_words(constraints: Iterable[Constraint]) -> set[str]:

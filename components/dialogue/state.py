@@ -14,7 +14,7 @@ import numpy as np
 
 from components.dialogue import grammar as g
 from components.dialogue.index import CatalogueIndex
-from components.dialogue.query import Constraint, Query, names_value
+from components.dialogue.query import Constraint, Query, names_value, without_words
 from components.dialogue.text import fold
 
 MAX_SHOWN_MEMORY = 500
@@ -88,12 +88,15 @@ def _add(target: list[str], items: list[str], *remove_from: list[str]) -> None:
 
 
 def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str = "") -> None:
-    """Fold one understood message (``said``: as typed) into the state (in place)."""
+    """Fold one understood message (``said``: as typed) into the state (in place). Words of ``q.avoid``
+    that earlier turns asked for are taken out of it, in ``q`` too (the reply tells what is avoided)."""
     state.turn += 1
     if q.intent in ("other_language", "not_understood", "off_topic"):
         return
     if q.intent == "reset":
         state.clear_conversation()
+    if q.avoid and state.soft:  # what was asked for is no avoided word ("not one where the dog dies")
+        q.avoid = without_words(q.avoid, {w for text in state.soft for w in fold(text).split()})
     avoided = [q.avoid] if q.avoid else []
     for c in q.constraints:
         if c.op == "is_not" and c.said and not names_value(c) and _asked(state, c):

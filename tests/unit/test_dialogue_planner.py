@@ -767,3 +767,25 @@ def test_comparatives_are_qualities_and_a_louder_one_refines(planner) -> None:
     q = planner.plan("a louder one", shown)
     assert (q.intent, q.soft) == ("refine", "loud")
     assert planner.plan("a louder one").intent != "refine"  # nothing shown: nothing to refine
+
+
+def test_stop24_clauses_seen_all_by_a_person_surprise_me_and_both(planner) -> None:
+    """ "I watched Alien last week and she cried the whole time" disliked Alien (the sentiment of her
+    clause); "I have seen everything by Nolan" searched for Nolan's films; "nothing with Tom Cruise" also
+    searched his name as a title; "I'm bored, surprise me" searched 'bored surprise'; "both comedy and
+    romance" offered either."""
+    assert refs(planner.plan("I watched Alien last week and she cried the whole time")) == {
+        ("Alien (1979)", "seen")
+    }
+    assert refs(planner.plan("I saw Fargo and I hated it")) == {("Fargo (1996)", "disliked")}
+    q = planner.plan("recommend me something, I have seen everything by Nolan")
+    assert (q.avoid, q.soft, q.unresolved_titles) == ("nolan", "", [])
+    q = planner.plan("nothing with Tom Cruise please")
+    assert (q.avoid, q.unresolved_titles) == ("tom cruise", [])
+    assert planner.plan("films with Tom Hanks").unresolved_titles == ["Tom Hanks"]
+    q = planner.plan("I'm bored, surprise me")
+    assert (q.intent, q.soft) == ("recommend", "")
+    q = planner.plan("maybe something that has both comedy and romance?")
+    assert len({c.said for c in q.constraints if c.facet == "genre"}) == 1 and q.soft == ""
+    q = planner.plan("comedy and romance")
+    assert len({c.said for c in q.constraints if c.facet == "genre"}) == 2  # either

@@ -135,3 +135,17 @@ def test_an_unanswerable_wish_is_not_searched_for_as_typed() -> None:
     assert s.said[-1] == "a comedy"
     apply_query(s, Query(), ix, said="The Big Short")  # nothing unsupported: as typed
     assert s.said[-1] == "The Big Short"
+
+
+def test_a_word_asked_for_earlier_is_not_avoided_later() -> None:
+    """ "a movie about a dog", then "not one where the dog dies" avoided 'dog' and 'dies': the dog films
+    asked for were left out. Only 'dies' is avoided (in the query too: the reply names what is left out)."""
+    ix = fixture().index
+    s = DialogueState("s")
+    apply_query(s, Query(soft="dog"), ix)
+    q = Query(avoid="dog dies, cats")
+    apply_query(s, q, ix)
+    assert s.avoid == ["dies, cats"] and q.avoid == "dies, cats"
+    q = Query(avoid="dog")
+    apply_query(s, q, ix)
+    assert q.avoid == "" and s.avoid == ["dies, cats"]
