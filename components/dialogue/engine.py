@@ -406,11 +406,11 @@ class ConversationEngine:
         else:
             state.assistant = [*state.assistant, content][-3:]
         return PlanContext(shown=self._dense(state.shown), suggested=self._dense(named),
-                           assistant_asked="?" in content)  # fmt: skip
+                           assistant_asked="?" in content, question=g.last_question(content))  # fmt: skip
 
     def _context(self, state: DialogueState) -> PlanContext:
-        asked = bool(state.assistant) and "?" in state.assistant[-1]
-        return PlanContext(shown=self._dense(state.shown), assistant_asked=asked)
+        question = g.last_question(state.assistant[-1]) if state.assistant else ""
+        return PlanContext(shown=self._dense(state.shown), assistant_asked=bool(question), question=question)
 
     def _understand(self, message: str, context: PlanContext) -> Query:
         """The planner's query, with one check it cannot make without the encoder: words it does not know

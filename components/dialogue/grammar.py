@@ -56,6 +56,21 @@ GREETINGS = words(
     "welcome nice meet pleasure fine good great ok okay cool yes yeah yep no nope sure awesome how are you "
     "doing i'm im am well today"
 )
+# an answer that agrees to what the assistant just asked ("Do you want something romantic again?" "yes but
+# a bit more recent"): the question's wishes become the user's
+AFFIRMATIVE = re.compile(
+    r"^\s*(?:yes|yeah|yea|yep|yup|sure|definitely|absolutely|of course|ok|okay|sounds good|that'd be great|"
+    r"that would be great|i do|i would)\b",
+    re.IGNORECASE,
+)
+
+
+def last_question(text: str) -> str:
+    """The last sentence of ``text`` that ends in a question mark ('' when none)."""
+    asked = [q.strip() for q in re.findall(r"[^.!?]*\?", text)]
+    return asked[-1] if asked else ""
+
+
 CHIT_CHAT = re.compile(
     r"^\W*(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|evening|afternoon)|thanks?(?: you)?|thx|ty|"
     r"cheers|bye|goodbye|see you|how are you|how's it going|what's up|wassup|nice to meet you|ok(?:ay)?|"
@@ -202,6 +217,9 @@ TONED_DOWN = re.compile(
     r"less)\s+([a-z][a-z-]+)\b"
 )
 
+# Too much of a quality ("I didn't like it much, too crude", "it was too scary for me"): less of it
+TOO_MUCH = re.compile(r"(?<!\bnot )(?<!n't )(?<!\bnothing )(?<!\bisnt )\btoo\s+([a-z][a-z-]+)\b")
+
 # A wish about the language of an item ("in English", "with subtitles", "not dubbed", "a foreign-language
 # film"): only answerable where a facet holds languages.
 LANGUAGE_WISH = re.compile(
@@ -339,7 +357,7 @@ STOPWORDS = words(
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
-    others came comes everything every everyone looks seems bored both"""
+    others came comes everything every everyone looks seems bored both lol haha twice way"""
 )
 
 

@@ -35,6 +35,7 @@ class PlanContext:
     shown: list[int] = field(default_factory=list)  # the last list shown, in order
     suggested: list[int] = field(default_factory=list)  # items the assistant named in its last turn
     assistant_asked: bool = False  # the last assistant turn was a question
+    question: str = ""  # ... and that question ("Do you want something romantic again?")
 
 
 class Planner(Protocol):
@@ -174,6 +175,8 @@ class BuiltinPlanner:
         _settle_conflicts(q)
         _both(s, q)
         self._unresolved_after_cues(message, toks, free, avoiding, q)
+        if context.question and g.AFFIRMATIVE.match(s):
+            _agree(q, self.plan(context.question))
         q.intent = self._intent(q, toks, words, s, context, links)
         if more_of and q.intent in ("recommend", "off_topic", "chit_chat"):
             q.intent = "refine"
@@ -498,16 +501,25 @@ class BuiltinPlanner:
     def _toned_down(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
         """'not too scary', 'isn't overly silly': less of a quality, not none of it. Where the word leads to
         values of one mood ('scary': Horror, a darker one) the wish is the other mood (lighter), and a horror
-        film stays a horror film; otherwise the words are left to the other extractors."""
-        if not self.index.moods:
-            return
-        for m in g.TONED_DOWN.finditer(s):
+        film stays a horror film; otherwise the words are left to the other extractors. 'too crude', 'too
+        scary': the word is avoided, or the other mood is asked for."""
+        for m in g.TONED_DOWN.finditer(s) if self.index.moods else ():
             if any(used[m.start() : m.end()]):
                 continue
             mood = self._mood_of(m.group(1))
             if mood is None:
                 continue
             q.critique = "lighter" if mood == "darker" else "darker"  # less of the word's mood
+            _claim(toks, free, used, m.start(), m.end())
+        for m in g.TOO_MUCH.finditer(s):  # "too crude": the word is left out; "too scary": the other mood
+            word = m.group(1)
+            if any(used[m.start() : m.end()]) or word in g.STOPWORDS:
+                continue
+            mood = self._mood_of(word, named=True)  # a learnt synonym ('crude': Comedy) is no mood word
+            if mood is not None:
+                q.critique = "lighter" if mood == "darker" else "darker"
+            else:
+                q.avoid = ", ".join(filter(None, [q.avoid, self.index.linker.repair(word)]))
             _claim(toks, free, used, m.start(), m.end())
 
     def _other_values(
@@ -555,9 +567,11 @@ class BuiltinPlanner:
             refines = refines or (one and bool(ctx.shown or ctx.suggested))
         return out, refines
 
-    def _mood_of(self, word: str) -> str | None:
-        """The mood ('lighter' / 'darker') that the values a word leads to lean to ('violent': Thriller)."""
-        values = [(f, v) for f, v, w in self.index.phrases.get(fold(word), []) if w > 0]
+    def _mood_of(self, word: str, named: bool = False) -> str | None:
+        """The mood ('lighter' / 'darker') that the values a word leads to lean to ('violent': Thriller);
+        ``named``: only through the vocabulary's own words ('scary'), not learnt synonyms."""
+        least = 1.0 if named else 1e-9
+        values = [(f, v) for f, v, w in self.index.phrases.get(fold(word), []) if w >= least]
         if not values or not self.index.moods:
             return None
         lean = {
@@ -729,6 +743,15 @@ def _claim(toks: list[Token], free: list[bool], used: bytearray, a: int, b: int)
     for i, t in enumerate(toks):
         if t.start < b and t.end > a:
             free[i] = False
+
+
+def _agree(q: Query, asked: Query) -> None:
+    """ "yes but a bit more recent" after "Do you want something romantic again?": the category values,
+    ranges and words the question offered join what the answer asks (not its titles: "Have you seen
+    Coco?" "yes" is no wish for Coco)."""
+    facets = {c.facet for c in q.constraints}
+    q.constraints += [c for c in asked.constraints if c.op in ASKED_OPS and c.facet not in facets]
+    q.soft = " ".join(dict.fromkeys([*q.soft.split(), *asked.soft.split()]))
 
 
 def _both(s: str, q: Query) -> None:

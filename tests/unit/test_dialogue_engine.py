@@ -401,3 +401,22 @@ def test_cheaper_where_nothing_has_a_price_is_said_not_taken_for_off_topic(engin
     assert res.understood["intent"] == "refine", res.understood
     assert "no prices" in res.reply and "can only help" not in res.reply, res.reply
     assert len(res.items) == 5
+
+
+def test_yes_to_the_assistants_question_takes_its_wishes(engine) -> None:
+    """ "Do you want something romantic again?" "yes but a bit more recent" listed action films: the
+    answer agreed to romance without naming it. The question's category values and words join the
+    answer's; its titles do not ("Have you seen Fargo?" "yes" wants no Fargo)."""
+    res = engine.chat_stateless(
+        [{"role": "user", "content": "I liked Heat"},
+         {"role": "assistant", "content": "Great pick! Do you want something romantic again?"},
+         {"role": "user", "content": "yes but a bit more recent"}], k=5,
+    )  # fmt: skip
+    assert res.understood.get("critique") == "newer"
+    assert [c["value"] for c in res.understood["constraints"]] == ["Romance"]
+    assert all("Romance" in genres(engine, i) for i in ids(res))
+    res = engine.chat_stateless(
+        [{"role": "assistant", "content": "Have you seen Fargo (1996)?"},
+         {"role": "user", "content": "yes, loved it"}], k=5,
+    )  # fmt: skip
+    assert "100" not in ids(res) and not res.understood.get("constraints")

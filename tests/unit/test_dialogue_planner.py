@@ -789,3 +789,12 @@ def test_stop24_clauses_seen_all_by_a_person_surprise_me_and_both(planner) -> No
     assert len({c.said for c in q.constraints if c.facet == "genre"}) == 1 and q.soft == ""
     q = planner.plan("comedy and romance")
     assert len({c.said for c in q.constraints if c.facet == "genre"}) == 2  # either
+
+
+def test_too_much_of_a_quality(planner) -> None:
+    """ "I didn't like it much, too crude" searched for crude films; "too scary" asks for lighter ones;
+    "me too" and "too much" ask for nothing."""
+    q = planner.plan("I didn't like it much, too crude")
+    assert (q.avoid, q.soft) == ("crude", "")
+    assert planner.plan("it was too scary for me").critique == "lighter"
+    assert planner.plan("me too").avoid == "" and planner.plan("I loved it too much").avoid == ""
