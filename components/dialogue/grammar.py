@@ -65,6 +65,12 @@ AFFIRMATIVE = re.compile(
 )
 
 
+# ... or declines it ("Do you like ones with romance as well?" "no, not really")
+NEGATIVE_ANSWER = re.compile(
+    r"^\s*(?:no|nope|nah|not really|not at all|not so much|i don'?t)\b", re.IGNORECASE
+)
+
+
 def last_question(text: str) -> str:
     """The last sentence of ``text`` that ends in a question mark ('' when none)."""
     asked = [q.strip() for q in re.findall(r"[^.!?]*\?", text)]

@@ -177,6 +177,8 @@ class BuiltinPlanner:
         self._unresolved_after_cues(message, toks, free, avoiding, q)
         if context.question and g.AFFIRMATIVE.match(s):
             _agree(q, self.plan(context.question))
+        elif context.question and g.NEGATIVE_ANSWER.match(s):
+            _decline(q, self.plan(context.question))
         q.intent = self._intent(q, toks, words, s, context, links)
         if more_of and q.intent in ("recommend", "off_topic", "chit_chat"):
             q.intent = "refine"
@@ -752,6 +754,17 @@ def _agree(q: Query, asked: Query) -> None:
     facets = {c.facet for c in q.constraints}
     q.constraints += [c for c in asked.constraints if c.op in ASKED_OPS and c.facet not in facets]
     q.soft = " ".join(dict.fromkeys([*q.soft.split(), *asked.soft.split()]))
+
+
+def _decline(q: Query, asked: Query) -> None:
+    """ "no" to "Do you like ones with romance as well?": the category values the question offered are
+    ruled out, unless the answer asks for one of them itself."""
+    facets = {c.facet for c in q.constraints}
+    q.constraints += [
+        c.model_copy(update={"op": "is_not", "said": f"no {c.said or c.value}"})
+        for c in asked.constraints
+        if c.op == "is" and c.facet not in facets
+    ]
 
 
 def _both(s: str, q: Query) -> None:

@@ -420,3 +420,9 @@ def test_yes_to_the_assistants_question_takes_its_wishes(engine) -> None:
          {"role": "user", "content": "yes, loved it"}], k=5,
     )  # fmt: skip
     assert "100" not in ids(res) and not res.understood.get("constraints")
+    res = engine.chat_stateless(
+        [{"role": "assistant", "content": "Do you like ones with romance as well?"},
+         {"role": "user", "content": "no, not really"}], k=5,
+    )  # fmt: skip
+    assert [(c["op"], c["value"]) for c in res.understood["constraints"]] == [("is_not", "Romance")]
+    assert not any("Romance" in genres(engine, i) for i in ids(res))
