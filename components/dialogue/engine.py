@@ -135,17 +135,20 @@ class ConversationEngine:
 
     # -- public API ---------------------------------------------------------------------------------------
     def chat(self, session_id: str, message: str, k: int | None = None) -> ChatResult:
-        """One user turn in a stored session."""
+        """One user turn in a stored session. Without ``k``, as many items as the message asked for ("give
+        me 3 thrillers"), else the default; a caller's ``k`` wins."""
         with self._serving():
             return self._chat(session_id, message, k)
 
     def _chat(self, session_id: str, message: str, k: int | None) -> ChatResult:
-        k = self._k(k)
+        asked_k = k
+        self._k(k)  # a bad k is refused before any work
         message = _check_message(message)
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
             context = self._context(state)
         query = self._understand(message, context)  # an LLM call happens outside the lock
+        k = self._k(asked_k if asked_k is not None else query.count)
         with self._lock(session_id):
             state = self.store.get(session_id) or DialogueState(session_id)
             result = self._turn(state, query, k, said=message)
@@ -165,10 +168,12 @@ class ConversationEngine:
         into a fresh state. Every turn counts: user turns are understood in order; titles an assistant turn
         named are what the user was shown (never suggested again; "I've seen it" refers to them), and a
         question it asked makes a bare answer on-topic. Only the end is ranked: a stateless client showed the
-        user the assistant's words, not lists this engine would have made on earlier turns."""
-        k = self._k(k)
+        user the assistant's words, not lists this engine would have made on earlier turns. Without ``k``,
+        as many items as the last turn asked for ("give me 3 thrillers"), else the default."""
+        self._k(k)
         with self._serving():
             state, last_query, last_user = self.replay(messages)
+            k = self._k(k if k is not None else last_query.count)
             return self._phrase(self._turn(state, last_query, k, applied=True), last_user)
 
     def replay(self, messages: Sequence[dict[str, str]]) -> tuple[DialogueState, Query, str]:

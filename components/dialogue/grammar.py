@@ -153,6 +153,17 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
      "darker"),
 ]  # fmt: skip
 
+# How many items are asked for: "give me 3 thrillers", "recommend two comedies", "a couple of films",
+# "top 5 horror movies" (a count before the kind of item, not "the first two" of a list)
+COUNT_ASK = re.compile(
+    r"\b(?:give me|show me|recommend(?: me)?|suggest|list|find me|name|i want|i need|need|want|top|"
+    r"any|just|only)\s+(?:me\s+)?(?:a\s+)?(?P<n>\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|"
+    r"couple(?: of)?|few)\b(?!\s*(?:years?|decades?|minutes?|mins?|hours?|stars?|%|\$|dollars?|s\b))"
+    r"|\ba\s+(?P<some>couple|few)\b(?!(?:\s+of)?\s+(?:years?|decades?|minutes?|hours?|times?|days?|"
+    r"weeks?|months?)\b)(?:\s+of)?"
+)
+
+
 # Comparatives that ask for more of a quality ("a stronger glue", "a louder one"), with their adjective: the
 # adjective is what the item texts may say ("strong"); the comparative itself names no product. Those the
 # critiques read (newer, older, cheaper, lighter, ...) and lengths (longer, shorter) are taken before.
@@ -363,7 +374,7 @@ STOPWORDS = words(
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
-    others came comes everything every everyone looks seems bored both lol haha twice way"""
+    others came comes everything every everyone looks seems bored both lol haha twice way few couple"""
 )
 
 

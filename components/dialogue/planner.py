@@ -66,6 +66,8 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
 )  # fmt: skip
 # units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
+_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10}  # fmt: skip
 _LIST_JOINS = frozenset({"and", "or", "nor", ",", "&", "/"})  # between two avoided phrases
 
 
@@ -165,6 +167,11 @@ class BuiltinPlanner:
         self._unanswerable(s, toks, free, used, q)
         for m in g.LEFT_TO_US.finditer(s):  # "surprise me": no search words
             _claim(toks, free, used, m.start(), m.end())
+        for m in g.COUNT_ASK.finditer(s):  # "give me 3 thrillers", "a couple of comedies": how many
+            if not any(used[m.start() : m.end()]):
+                n = (m.group("n") or m.group("some")).split()[0]
+                q.count = min(20, int(n) if n.isdigit() else _NUMBER_WORDS.get(n) or g.COUNTS[n])
+                _claim(toks, free, used, m.start(), m.end())
         self._toned_down(s, toks, free, used, q)
         narrower = self._facets(s, toks, free, negated, q)
         self._critiques(s, toks, free, used, q)
@@ -916,9 +923,17 @@ def _asks_about(toks: list[Token], first: int, last: int, clause: str) -> bool:
     before = [t.text for t in toks[max(0, first - 4) : first]]
     question = any(t.text == "?" for t in toks[last + 1 :])
     asking = any(w in ("about", "what's", "whats") for w in before) or re.search(
-        r"\b(?:what(?:'s| is)|tell me (?:more )?about|tell me more|who(?:'s| is) in|is it)\b", clause
+        r"\b(?:what(?:'s| is)|tell me (?:more )?about|tell me more|who(?:'s| is) in|is it|"
+        r"who (?:directed|made|wrote|stars|starred|plays|played|is in)|when (?:was|did|is)|what year|"
+        r"how (?:long|old) is)\b",
+        clause,
     )
-    return bool(asking and (question or "tell me" in clause))
+    # "is The Shining scary?", "is the first one a comedy?", "does Heat have a sequel?": a yes/no question
+    # that begins with the item
+    j = first - 1 if first > 0 and toks[first - 1].text not in ("the", "a", "an") else first - 2
+    opens = j >= 0 and toks[j].text in ("is", "was", "does", "did", "has", "are")
+    opens = opens and (j == 0 or toks[j - 1].text in (".", "!", "?", ",", "so", "and", "ok", "but", "hmm"))
+    return bool((asking or opens) and (question or "tell me" in clause))
 
 
 _CLAUSE_JOINS = frozenset({"and", "so", "then", "while", "because"})

@@ -108,6 +108,9 @@ class Query(BaseModel):
         description="Names searched whole in the titles and texts: words that begin several titles ('the Toy "
         "Story movies'), or where an item is set ('set in Paris').",
     )
+    count: int | None = Field(
+        None, ge=1, le=20, description="How many items the user asked for ('give me 3 thrillers'), if said."
+    )
     language: str = "en"
     unsupported: list[str] = Field(
         default_factory=list,

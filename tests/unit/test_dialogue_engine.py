@@ -426,3 +426,13 @@ def test_yes_to_the_assistants_question_takes_its_wishes(engine) -> None:
     )  # fmt: skip
     assert [(c["op"], c["value"]) for c in res.understood["constraints"]] == [("is_not", "Romance")]
     assert not any("Romance" in genres(engine, i) for i in ids(res))
+
+
+def test_how_many_items_the_message_asks_for(engine) -> None:
+    """ "give me 3 thrillers" listed the default number; a caller's own ``k`` still wins."""
+    assert len(engine.chat("count-1", "give me 3 thrillers").items) == 3
+    assert len(engine.chat("count-2", "a couple of comedies from the 90s").items) == 2
+    assert len(engine.chat("count-3", "give me 3 thrillers", k=7).items) == 7
+    stateless = engine.chat_stateless([{"role": "user", "content": "recommend two comedies"}])
+    assert len(stateless.items) == 2 and stateless.understood.get("intent") == "recommend"
+    assert engine.chat("count-4", "I watched it a couple of times").understood.get("soft", "") == ""

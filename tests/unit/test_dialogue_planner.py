@@ -798,3 +798,16 @@ def test_too_much_of_a_quality(planner) -> None:
     assert (q.avoid, q.soft) == ("crude", "")
     assert planner.plan("it was too scary for me").critique == "lighter"
     assert planner.plan("me too").avoid == "" and planner.plan("I loved it too much").avoid == ""
+
+
+def test_yes_no_and_who_questions_about_an_item(planner) -> None:
+    """ "is The Shining scary?" and "who directed Jaws?" were requests that liked or mentioned the film; "is
+    the first one a comedy?" liked the first item shown. They ask about the item."""
+    q = planner.plan("is Fargo funny?")
+    assert (q.intent, refs(q)) == ("ask_about", {("Fargo (1996)", "asked_about")})
+    q = planner.plan("who directed Fargo?")
+    assert (q.intent, refs(q)) == ("ask_about", {("Fargo (1996)", "asked_about")})
+    q = planner.plan("is the first one a comedy?", PlanContext(shown=[0, 1, 2]))
+    assert q.intent == "ask_about" and [r.stance for r in q.refs] == ["asked_about"]
+    q = planner.plan("is there anything like Fargo?")
+    assert refs(q) == {("Fargo (1996)", "liked")}
