@@ -685,8 +685,8 @@ class BuiltinPlanner:
             return "ask_about"  # about an item this engine cannot tell ("Who's in it?" after several or none)
         if q.critique or (q.refs and all(r.stance in ("rejected", "seen") for r in q.refs) and not q.soft):
             return "refine"
-        if q.avoid and not q.soft:
-            return "refine"  # "not Disney please": leave something out of the list shown
+        if q.avoid and not any(self.index.lexical.has(w) for w in q.soft.split()):
+            return "refine"  # "not Disney please", "not latex, I'm allergic": leave something out
         if q.unsupported and not (q.soft or q.constraints or q.refs):
             return "refine"  # "shorter ones": about the list shown, though this catalogue cannot follow it
         if q.constraints or q.refs or q.unresolved_titles:

@@ -20,6 +20,7 @@ recommended back, and retired items (catalogue changes since training) never at 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -226,6 +227,19 @@ def neighbours(model: Recommender, refs: Sequence[int]) -> np.ndarray:
     return np.max([minmax(row) for row in per_ref], axis=0)
 
 
+def adjacent(index: CatalogueIndex, phrase: str, hits: np.ndarray) -> np.ndarray:
+    """``hits`` (N,) bool, kept where the item's text has the phrase's words next to each other, in order
+    (any endings: "test tubes" holds "Test Tube Rack", not "inspection tube ... test")."""
+    stems = [index.lexical.stem(w) for w in fold(phrase).split()]
+    if len(stems) < 2:
+        return hits
+    pattern = re.compile(r"\b" + r"[\w'-]*[\s-]+".join(re.escape(st) for st in stems), re.IGNORECASE)
+    out = hits.copy()
+    for i in np.flatnonzero(hits):
+        out[i] = bool(pattern.search(fold(index.texts[i])))
+    return out
+
+
 def facet_overlap(index: CatalogueIndex, anchors: Sequence[int]) -> np.ndarray:
     """(N,) how much each item shares the anchors' category values (genres, tags, brand): Jaccard per facet
     the anchor has values in, averaged over those facets, best anchor."""
@@ -309,7 +323,7 @@ def signals(
             found |= lex > 0
     searched = req.text_only and index.spec.titles_describe_items and "prior" in out
     if searched and req.head:
-        whole = index.lexical.phrase_score(req.head) > 0
+        whole = adjacent(index, req.head, index.lexical.phrase_score(req.head) > 0)
         if (whole & ok).any():  # "test tubes with caps": test tubes first, not heat-shrink tubing; "a
             found &= whole  # bigger beaker": beakers, not the Big Red jack
 

@@ -811,3 +811,11 @@ def test_yes_no_and_who_questions_about_an_item(planner) -> None:
     assert q.intent == "ask_about" and [r.stance for r in q.refs] == ["asked_about"]
     q = planner.plan("is there anything like Fargo?")
     assert refs(q) == {("Fargo (1996)", "liked")}
+
+
+def test_an_exclusion_with_a_reason_refines(planner) -> None:
+    """ "not latex, I'm allergic" after a list was small talk ("Sure."): the reason's words are not known to
+    the catalogue, the exclusion is what the message asks."""
+    index, _ = tiny_index(["Latex Exam Gloves", "Nitrile Exam Gloves", "Vinyl Gloves"])
+    q = BuiltinPlanner(index).plan("not latex, I'm allergic", PlanContext(shown=[0, 1, 2]))
+    assert (q.intent, q.avoid) == ("refine", "latex")

@@ -275,3 +275,14 @@ def test_a_shop_search_lists_what_holds_the_head_noun_phrase_first() -> None:
     req = RankRequest(terms={"test": 1.0, "tubes": 1.0, "caps": 0.5}, text_only=True, head="test tubes")
     top = [index.titles[r.idx] for r in rank(index, predictor.model, req, cfg, 3).items]
     assert top[0] == "Plastic Test Tubes with Caps", top
+    # whole means next to each other: an inspection camera's "tube" and "test" far apart are no test tubes,
+    # and a one-word head counts too ("a bigger beaker": beakers, not the Big Red jack)
+    titles = ["Endoscope Inspection Tubes, Tubes Test Kit, Holds Tubes", "Test Tube Rack",
+              "Big Red Hydraulic Jack", "Glass Beaker 250 ml"]  # fmt: skip
+    index, predictor = tiny_index(titles)
+    req = RankRequest(terms={"test": 1.0, "tubes": 1.0, "hold": 0.5}, text_only=True, head="test tubes")
+    top = [index.titles[r.idx] for r in rank(index, predictor.model, req, cfg, 2).items]
+    assert top[0] == "Test Tube Rack", top
+    req = RankRequest(terms={"beaker": 1.0, "big": 1.0}, text_only=True, head="beaker")
+    top = [index.titles[r.idx] for r in rank(index, predictor.model, req, cfg, 2).items]
+    assert top[0] == "Glass Beaker 250 ml", top
