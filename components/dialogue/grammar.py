@@ -21,6 +21,8 @@ NEGATION_BIGRAMS = frozenset(
     {("anything", "but"), ("other", "than"), ("rather", "than")}
     # "I'm tired of Marvel", "sick of remakes", "bored with rom-coms": what follows is not wanted
     | {("tired", "of"), ("sick", "of"), ("bored", "of"), ("bored", "with"), ("enough", "of")}
+    # "I can't stand Adam Sandler"
+    | {("can't", "stand"), ("cant", "stand"), ("cannot", "stand")}
 )
 # a negation cue right before one of these negates no wish: it gives leave ("I don't mind comedy", "not
 # against horror") or speaks of knowing ("I don't know what I want or maybe a comedy")
@@ -146,6 +148,8 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
                 r"to watch)\b)|"
                 r"less (?:dark|serious|heavy|intense|grim|violent)|"
                 r"not (?:so |too |as |that )?(?:dark|serious|heavy|grim|depressing|intense|sad|violent)|"
+                r"not in the mood for (?:anything |something )?(?:too )?(?:dark|serious|heavy|grim|"
+                r"depressing|intense|sad|violent)|"
                 r"feel[- ]?good|happier|cheerful|upbeat|uplifting|funnier|more (?:fun|funny|comedic)|sillier|"
                 r"goofier)\b"), "lighter"),
     (re.compile(r"\b(?:darker|grimmer|bleaker|grittier|more serious|heavier|more disturbing|edgier|"
@@ -209,6 +213,26 @@ CHILD_AGE = re.compile(
 _NUMBER_WORDS = dict(
     one=1, two=2, three=3, four=4, five=5, six=6, seven=7, eight=8, nine=9, ten=10, eleven=11, twelve=12
 )
+
+
+# Chat spellings, written out before anything reads the message: "can u recommend", "not 2 gory", "somethin"
+_SLANG = [
+    (re.compile(r"\bu\b(?![-\d.])", re.IGNORECASE), "you"),  # not U-571
+    (re.compile(r"\bur\b", re.IGNORECASE), "your"),
+    (re.compile(r"\b(?:pls|plz|plse)\b", re.IGNORECASE), "please"),
+    (re.compile(r"\b(?:thx|thnx|tnx)\b", re.IGNORECASE), "thanks"),
+    (re.compile(r"\b(somethin|nothin|anythin)\b", re.IGNORECASE), r"\1g"),
+    (re.compile(r"\bluv\b", re.IGNORECASE), "love"),
+    (re.compile(r"\b(?:cuz|coz)\b", re.IGNORECASE), "because"),
+    (re.compile(r"\b(not|so|way|too)\s+2\s+(?=[a-z])", re.IGNORECASE), r"\1 too "),
+]
+
+
+def chat_slang(text: str) -> str:
+    """``text`` with chat spellings written out ("not 2 gory" -> "not too gory", "u" -> "you")."""
+    for pattern, repl in _SLANG:
+        text = pattern.sub(repl, text)
+    return text
 
 
 def child_ages_as_kids(text: str) -> str:
@@ -374,7 +398,8 @@ STOPWORDS = words(
     think know guess believe sounds sound enjoy enjoyed prefer favorite favourite fan into if because
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
-    others came comes everything every everyone looks seems bored both lol haha twice way few couple"""
+    others came comes everything every everyone looks seems bored both lol haha twice way few couple
+    flick flicks day can't cant cannot series saga franchise trilogy"""
 )
 
 

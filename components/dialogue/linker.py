@@ -205,6 +205,18 @@ class TitleLinker:
         words = sorted({w for k in keys for w in k.split() if len(w) >= 4})
         return cls(keys, np.asarray(years, dtype=np.float64), np.asarray(popularity, dtype=np.float64), words)
 
+    def prefix_items(self, key: str) -> list[int]:
+        """The items whose titles begin with the words ``key`` ("harry potter"), most popular first."""
+        import bisect
+
+        sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))
+        found: set[int] = set()
+        for k in sorted_keys[bisect.bisect_left(sorted_keys, key + " ") :]:
+            if not k.startswith(key + " "):
+                break
+            found.update(self.keys[k])
+        return sorted(found, key=lambda c: (-float(self.popularity[c]), c))
+
     def prefix_count(self, key: str, limit: int = 2) -> int:
         """How many titles begin with the words ``key`` ("star wars" -> the Star Wars films), up to
         ``limit``."""

@@ -91,7 +91,7 @@ class BuiltinPlanner:
     # ------------------------------------------------------------------------------------------------
     def plan(self, message: str, context: PlanContext | None = None) -> Query:
         context = context or PlanContext()
-        message = g.child_ages_as_kids(message)
+        message = g.child_ages_as_kids(g.chat_slang(message))
         toks = tokenize(message)
         s = normalise(message)
         q = Query(planner=self.name)
@@ -391,7 +391,16 @@ class BuiltinPlanner:
                 continue
             span, key = found
             seen_all = not negated[span[0]] and _seen_series(toks, span[0], span[-1])
-            if negated[span[0]] or seen_all:
+            similar = _SIMILAR_AFTER.search(" ".join(t.text for t in toks))
+            if not negated[span[0]] and not seen_all and similar:
+                # "I loved the Harry Potter series, what's similar?": more like its best-known films, and
+                # not the series itself
+                anchors = self.index.linker.prefix_items(key)[:3]
+                q.refs += [self._ref(a, "liked") for a in anchors]
+                q.constraints.append(Constraint(facet="title", op="is_not", value=key, said=f"not {key}"))
+                if anchors and q.critique is None:
+                    q.critique, q.critique_of = "more_like", self.index.item_ids[anchors[0]]
+            elif negated[span[0]] or seen_all:
                 q.constraints.append(Constraint(facet="title", op="is_not", value=key, said=f"not {key}"))
                 # ... and its meaning is avoided too: "tired of Marvel" means Thor and Iron Man, whose
                 # titles do not say Marvel (the dense avoid demotes the items closest to the word)
@@ -614,6 +623,8 @@ class BuiltinPlanner:
                 continue
             if i + 1 < len(toks) and (w, toks[i + 1].text) in g.NEGATION_BIGRAMS:
                 continue  # "tired" of "tired of Marvel" is the negation, not a wish
+            if i > 0 and (toks[i - 1].text, w) in g.NEGATION_BIGRAMS:
+                continue  # ... and so is "stand" of "can't stand"
             if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS or w in g.WHEN_WORDS:
                 continue
             if w in g.RELATIONS and i > 0 and toks[i - 1].text in g.POSSESSIVES:

@@ -819,3 +819,22 @@ def test_an_exclusion_with_a_reason_refines(planner) -> None:
     index, _ = tiny_index(["Latex Exam Gloves", "Nitrile Exam Gloves", "Vinyl Gloves"])
     q = BuiltinPlanner(index).plan("not latex, I'm allergic", PlanContext(shown=[0, 1, 2]))
     assert (q.intent, q.avoid) == ("refine", "latex")
+
+
+def test_stop24_chat_spellings_cant_stand_moods_and_a_series_liked(planner) -> None:
+    """Hand-typed: "somethin scary but not 2 gory" linked a title 'not 2'; "can u recommend a flick like
+    Heat" searched 'u flick'; "nothing with Tom Cruise, I can't stand him" was small talk searching
+    'can't stand'; "not in the mood for anything heavy" only avoided the word; "I want to cry" searched
+    'cry'; "I loved the Star Trek series, what's similar?" listed Star Trek films."""
+    q = planner.plan("somethin scary but not 2 gory lol")
+    assert (q.critique, q.unresolved_titles, q.soft) == ("lighter", [], "scary")
+    q = planner.plan("Can u recommend a flick like Heat??")
+    assert q.soft == "" and refs(q) == {("Heat (1995)", "liked")}
+    q = planner.plan("nothing with Tom Cruise, I can't stand him")
+    assert (q.intent, q.avoid, q.soft) == ("refine", "tom cruise", "")
+    assert planner.plan("I can't stand Star Wars").refs[0].stance in ("rejected", "disliked")
+    assert planner.plan("not in the mood for anything heavy tonight").critique == "lighter"
+    assert {c.value for c in planner.plan("I want to cry").constraints} == {"Drama", "Romance"}
+    q = planner.plan("I loved the Star Trek series, what's similar?")
+    assert q.critique == "more_like" and ("title", "is_not") in [(c.facet, c.op) for c in q.constraints]
+    assert q.refs and all(r.stance == "liked" and r.title.startswith("Star Trek") for r in q.refs)
