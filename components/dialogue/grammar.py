@@ -108,7 +108,7 @@ PICK_QUESTION = re.compile(
     # "what filament is best for a beginner?", "which glue is good for wood?", "what's a good sequel?",
     # "what kind of glue is best for plastic?"
     r"|\b(?:what|which)(?:'s| is| are)?\s+(?:\w+\s+){0,3}?(?:is |are |would be )?(?:the |a )?"
-    r"(?:best|good|better|recommended|ideal|right)\b"
+    r"(?:best|good|better|recommended|ideal|right|most\s+[a-z]+)\b"
     r"|" + LEFT_TO_US.pattern
 )
 
@@ -414,7 +414,10 @@ def without_unsupported(text: str, unsupported: list[str]) -> str:
 
 # Where the noun phrase that names what is wanted ends: "safety glasses | that fit over ...",
 # "a soldering iron | for a beginner", "nitrile gloves | , large"
-_HEAD_ENDS = words("for to that which who with without under over from of in on at by like but and or")
+_HEAD_ENDS = words(
+    "for to that which who with without under over from of in on at by like but and or is are was were has "
+    "have does do can should would will"
+)
 _HEAD_ENDS |= frozenset(",.!?;:")
 
 
@@ -423,15 +426,17 @@ def head_words(text: str) -> list[str] | None:
     that fit over my glasses" -> safety, glasses); comparatives name nothing ("a stronger glue" -> glue).
     None when the phrase is a pronoun ("one with a digital display"): the head of an earlier request."""
     out: list[str] = []
-    pronoun = False
+    pronoun = last_pronoun = False
     for w in re.findall(r"[\w'-]+|[,.!?;:]", text.lower()):
         if w in _HEAD_ENDS:
-            if out:
+            if out and not last_pronoun:
                 break
             if pronoun:
-                return None
+                return None  # "one with a display", "the black ones, please", "which one is the most ..."
             continue
-        pronoun = pronoun or w in ONE_AFTER
+        if w in ONE_AFTER or w not in STOPWORDS:  # "the black ones please": 'please' changes nothing
+            last_pronoun = w in ONE_AFTER
+        pronoun = pronoun or last_pronoun
         if w not in STOPWORDS and w not in COMPARATIVES and w not in ONE_AFTER and w[0].isalpha():
             out.append(w)
-    return None if pronoun and not out else out
+    return None if pronoun and (not out or last_pronoun) else out

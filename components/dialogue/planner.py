@@ -270,6 +270,18 @@ class BuiltinPlanner:
                 if 0 <= idx < len(shown):
                     self._shown_ref(toks, i, i + span - 1, [shown[idx]], negated, free, q)
                 continue
+        # "the blue one", "the Gorilla one": the one shown item whose text has the word ("the black ones"
+        # is a word to search for, not a choice among the items shown)
+        for i in range(1, len(toks) - 1):
+            w = toks[i].text
+            if not (toks[i - 1].text == "the" and toks[i + 1].text == "one" and free[i]):
+                continue
+            if not w.isalnum() or w in g.STOPWORDS or w in g.ORDINALS or w in g.COUNTS:
+                continue
+            word = re.compile(rf"\b{re.escape(w)}\b")
+            having = [x for x in shown if word.search(fold(self.index.texts[x]))]
+            if len(having) == 1:
+                self._shown_ref(toks, i - 1, i + 1, having, negated, free, q)
         clause_words = {t.text for t in toks}
         cue = clause_words & (g.SEEN_CUES | g.LIKE_CUES | g.DISLIKE_CUES)
         for i, t in enumerate(toks if cue else ()):

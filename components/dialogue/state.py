@@ -113,7 +113,7 @@ def apply_query(state: DialogueState, q: Query, index: CatalogueIndex, said: str
     _add(state.mentioned, [r.item_id for r in q.refs if r.stance in ("mentioned", "asked_about")])
     asked = [r.item_id for r in q.refs if r.stance == "asked_about"]
     if asked:
-        state.focus = asked[-1]
+        state.focus = asked[0]  # "the blue one, is it PLA?": the item the question begins with
     if q.soft:
         state.soft = [*state.soft, q.soft][-MAX_TEXTS:]
     said = g.without_unsupported(said, q.unsupported) if said else ""

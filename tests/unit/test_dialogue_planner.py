@@ -639,6 +639,8 @@ def test_a_child_age_means_kids(planner, message, kids) -> None:
         ("a stronger glue for metal", ["glue"]),  # a comparative names nothing
         ("one with a digital display", None),  # a pronoun: the head of the request before
         ("a louder one", None),
+        ("the black ones please", None),  # an adjective on a pronoun: the earlier head, searched for 'black'
+        ("which one is the most accurate?", None),
     ],
 )
 def test_the_head_noun_phrase_of_a_request(message, head) -> None:
@@ -838,3 +840,17 @@ def test_stop24_chat_spellings_cant_stand_moods_and_a_series_liked(planner) -> N
     q = planner.plan("I loved the Star Trek series, what's similar?")
     assert q.critique == "more_like" and ("title", "is_not") in [(c.facet, c.op) for c in q.constraints]
     assert q.refs and all(r.stance == "liked" and r.title.startswith("Star Trek") for r in q.refs)
+
+
+def test_the_blue_one_is_the_shown_item_that_says_blue() -> None:
+    """ "the blue one, is it PLA?" after a list of filaments linked another product by 'PLA' and answered
+    about it: "the <word> one" is the one shown item whose text has the word, and a question about it."""
+    from components.dialogue.planner import BuiltinPlanner
+
+    titles = ["PLA Filament 1 kg, White", "PLA Filament 1 kg, Blue", "ABS Filament 1 kg, Black"]
+    index, _ = tiny_index(titles)
+    q = BuiltinPlanner(index).plan("the blue one, is it any good?", PlanContext(shown=[0, 1, 2]))
+    assert (q.intent, [(r.title, r.stance) for r in q.refs][:1]) == (
+        "ask_about",
+        [("PLA Filament 1 kg, Blue", "asked_about")],
+    )
