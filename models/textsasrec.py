@@ -120,8 +120,9 @@ class TextSASRec(SASRec):
 
     def with_new_items(self, new: NewItems) -> TextSASRec:
         """The same network over ``n_items + M`` items: a new item's representation is its text projection
-        alone (no id embedding, as for the items training never showed), as input and as output. Without
-        text embeddings, the neighbour fallback of the base class."""
+        without an id embedding of its own (plus the learned ``missing_id`` vector, where the model has one),
+        as for the items training never showed, as input and as output. Without text embeddings, the
+        neighbour fallback of the base class."""
         if new.text is None:
             return super().with_new_items(new)  # type: ignore[return-value]
         text = torch.from_numpy(np.asarray(new.text, np.float32))  # (M, E)
