@@ -3,6 +3,7 @@ repeatability under threads, text-aware cold items, the hybrid's fitted weights.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from components.metrics import target_ranks
-from models import EvalData, TrainData, build_model
+from models import EvalData, TrainData, build_model, load_model
 from models.hybrid import simplex_grid, standardise
 from models.losses import chunked_cross_entropy, gbce_beta, gbce_loss, sampled_softmax_loss
 from models.torch_training import lr_factor, ranks_on_device, resolve_loss
@@ -151,6 +152,57 @@ def test_text_model_scores_an_item_training_never_showed_through_its_text() -> N
     id_order = np.argsort(-exclude_seen(id_model.score(history), history)[0])
     assert 9 in text_order[:2].tolist()
     assert 9 not in id_order[:3].tolist()
+
+
+def _text_model_weights(text: np.ndarray, params: dict) -> dict[str, torch.Tensor]:
+    n_items = len(text)
+    sequences = [s[s != n_items - 1] for s in successor_sequences(n_items, 60, 6, seed=4)]  # last: never seen
+    model = build_model("textsasrec", n_items, TINY["textsasrec"] | {"epochs": 3, "eval_every": 3} | params)
+    model.fit(TrainData(sequences, n_items, text))
+    return {k: v for k, v in model.net.state_dict().items() if k != "item_text"}
+
+
+def test_an_item_training_never_shows_is_no_negative_of_the_text_models_loss() -> None:
+    # Two runs that differ only in the text of the never-seen item learn the same weights: it was never
+    # pushed down as a negative (it did not exist yet), so it is scored from its text alone. With
+    # unseen_in_loss (the behaviour before 2026-12-03) its text is a negative and changes what is learned.
+    text = item_text(10, seed=6)
+    other = text.copy()
+    other[9] = item_text(10, seed=7)[9]
+    first, second = _text_model_weights(text, {}), _text_model_weights(other, {})
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
+    old, old_other = (
+        _text_model_weights(text, {"unseen_in_loss": True}),
+        _text_model_weights(other, {"unseen_in_loss": True}),
+    )
+    assert not torch.equal(old["text_projection.weight"], old_other["text_projection.weight"])
+
+
+def test_an_item_without_an_id_embedding_gets_the_learned_missing_id_vector(tmp_path) -> None:
+    text = item_text(10, seed=6)
+    sequences = [s[s != 9] for s in successor_sequences(10, 60, 6, seed=4)]  # item 9 is never seen
+    model = build_model("textsasrec", 10, TINY["textsasrec"] | {"epochs": 3, "id_dropout": 0.5})
+    model.fit(TrainData(sequences, 10, text))
+    net = model.net
+    missing = net.missing_id.detach()
+    assert missing.abs().sum() > 0  # learned from the id-dropped items, not left at zeros
+    with torch.no_grad():
+        table = net.item_table()
+        cold_row = net.text_projection(net.get_buffer("item_text")[10]) + missing
+        warm_row = net.text_projection(net.get_buffer("item_text")[1]) + net.item_embedding.weight[1]
+    torch.testing.assert_close(table[10], cold_row)  # the never-seen item: its text + the missing id
+    torch.testing.assert_close(table[1], warm_row)  # a seen item: its text + its own id
+    # a model saved before the field existed loads as it was trained: no missing-id vector
+    old = build_model("textsasrec", 10, TINY["textsasrec"] | {"epochs": 1, "missing_id": False})
+    old.fit(TrainData(sequences, 10, text))
+    directory = old.save(tmp_path / "old")
+    meta = json.loads((directory / "config.json").read_text())
+    del meta["config"]["missing_id"], meta["config"]["unseen_in_loss"]
+    (directory / "config.json").write_text(json.dumps(meta))
+    loaded = load_model(directory)
+    assert loaded.config.missing_id is False and loaded.config.unseen_in_loss is True
+    np.testing.assert_allclose(loaded.score([[1, 2], [9]]), old.score([[1, 2], [9]]), rtol=1e-6)
 
 
 def test_hybrid_fits_weights_on_validation() -> None:
