@@ -136,7 +136,9 @@ INSTEAD = re.compile(r"\b(?:instead|rather|switch to|change (?:it )?to|make it)\
 CRITIQUES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:more recent|most recent|newer|newest|recent ones?|latest|more modern|less old|"
                 r"not (?:so |too |as |that )?old|new releases?|(?:anything|something) current|"
-                r"current (?:movies|films|ones|releases)|new (?:movies|films) to)\b"),
+                r"current (?:movies|films|ones|releases)|new (?:movies|films) to|"
+                r"(?:came|come|comes|coming) out (?:recently|lately|this year)|released (?:recently|lately)|"
+                r"recent releases?)\b"),
      "newer"),
     (re.compile(r"\b(?:older ones?|older|oldest|classics?|vintage|less recent|old[- ]school|retro|"
                 r"not (?:so |too |as |that )?recent|earlier ones?)\b"), "older"),
@@ -165,6 +167,12 @@ COUNT_ASK = re.compile(
     r"couple(?: of)?|few)\b(?!\s*(?:years?|decades?|minutes?|mins?|hours?|stars?|%|\$|dollars?|s\b))"
     r"|\ba\s+(?P<some>couple|few)\b(?!(?:\s+of)?\s+(?:years?|decades?|minutes?|hours?|times?|days?|"
     r"weeks?|months?)\b)(?:\s+of)?"
+)
+
+
+# "I usually watch comedies but tonight I want something different": away from the tastes just described
+SOMETHING_DIFFERENT = re.compile(
+    r"\bsomething (?:different|else|new)\b|\bfor a change\b|\bchange of pace\b|\bswitch it up\b"
 )
 
 
@@ -292,6 +300,9 @@ _VIEWING_BEFORE = re.compile(
     r"|\b(?:i|we)\s+(?:\w+\s+)?(?:saw|watched|'ve seen|have seen|had seen|read|bought|ordered|purchased|"
     r"tried|used)\s+(?:\w+\s+){0,3}"
     r"|\b(?:used to|grew up)\s+(?:\S+\s+){0,10}"
+    # a habit: "I usually watch comedies but tonight ..."
+    r"|\b(?:i|we)\s+(?:usually|normally|mostly|always|typically|often)\s+(?:watch|see|like|go for|buy|get|"
+    r"read)\s+(?:\w+\s+){0,2}"
     r"|\b(?:it|this)\s*(?:'s|is|was|isn't|wasn't)\s+(?:not\s+)?(?:really\s+|quite\s+|exactly\s+|"
     r"very\s+|too\s+|kind of\s+|sort of\s+|more of\s+|more\s+|also\s+)*(?:an?\s+)?"
     r"|\b(?:don't|do not|dont|wouldn't|would not|won't) mind\s+"
@@ -399,7 +410,8 @@ STOPWORDS = words(
     instead mind either neither anymore though loves likes enjoys adores hate hated hates dislike disliked
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
-    flick flicks day can't cant cannot series saga franchise trilogy"""
+    flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
+    usually normally typically tonight's lately along lines vein"""
 )
 
 

@@ -181,6 +181,11 @@ class BuiltinPlanner:
         q.soft = " ".join(dict.fromkeys([*q.soft.split(), *narrower, *places, *qualities]))
         _settle_conflicts(q)
         _both(s, q)
+        if g.SOMETHING_DIFFERENT.search(s):  # "I usually watch comedies but ... something different"
+            q.constraints = [
+                c.model_copy(update={"op": "is_not"}) if c.op == "prefer" and c.value is not None else c
+                for c in q.constraints
+            ]
         self._unresolved_after_cues(message, toks, free, avoiding, q)
         if context.question and g.AFFIRMATIVE.match(s):
             _agree(q, self.plan(context.question))
@@ -637,6 +642,8 @@ class BuiltinPlanner:
                 continue  # "tired" of "tired of Marvel" is the negation, not a wish
             if i > 0 and (toks[i - 1].text, w) in g.NEGATION_BIGRAMS:
                 continue  # ... and so is "stand" of "can't stand"
+            if i + 1 < len(toks) and toks[i + 1].text in ("fan", "fans"):
+                continue  # "a big fan of Nolan": how much, not what
             if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS or w in g.WHEN_WORDS:
                 continue
             if w in g.RELATIONS and i > 0 and toks[i - 1].text in g.POSSESSIVES:
@@ -921,7 +928,8 @@ _LIKING = {"i", "we", "you", "they", "he", "she", "really", "also", "do", "did",
            "kinda", "definitely", "i'd", "we'd", "always", "still", "so", "too"}  # fmt: skip
 _SIMILAR_AFTER = re.compile(
     r"\b(?:more|something|anything|others?|ones?)(?: else)? like (?:that|this|it|those|these|them)\b"
-    r"|\bsimilar\b|\bsame (?:kind|sort|vibe|style)\b"
+    r"|\bsimilar\b|\bsame (?:kind|sort|vibe|style)\b|\balong (?:those|the same|these) lines\b"
+    r"|\bin (?:that|the same) vein\b"
 )
 
 

@@ -854,3 +854,16 @@ def test_the_blue_one_is_the_shown_item_that_says_blue() -> None:
         "ask_about",
         [("PLA Filament 1 kg, Blue", "asked_about")],
     )
+
+
+def test_stop24_habits_recent_releases_fans_and_along_those_lines(planner) -> None:
+    """ "I usually watch comedies but tonight I want something different" asked for comedies; "what's good
+    that came out recently?" searched 'haven't while out'; "a big fan of Heat" searched 'big'; "along those
+    lines" was searched as words."""
+    q = planner.plan("I usually watch comedies but tonight I want something different")
+    assert [(c.op, c.value) for c in q.constraints] == [("is_not", "Comedy")] and q.soft == ""
+    q = planner.plan("I haven't been to the movies in a while, what's good that came out recently?")
+    assert (q.critique, q.soft) == ("newer", "")
+    assert planner.plan("I'm a big fan of Heat").soft == ""
+    q = planner.plan("I really enjoyed Fargo and Heat, any recommendations along those lines?")
+    assert q.critique == "more_like" and q.soft == ""
