@@ -79,6 +79,24 @@ def last_question(text: str) -> str:
     return asked[-1] if asked else ""
 
 
+THANKS = re.compile(r"\b(?:thanks?(?: you)?|thx|ty|cheers|much appreciated)\b", re.IGNORECASE)
+BYE = re.compile(
+    r"\b(?:bye|goodbye|good night|see you|that's all|that is all|i'm done|later)\b", re.IGNORECASE
+)
+# "what can you do?", "how does this work?", "help"
+HELP = re.compile(
+    r"^\W*(?:help|what can you do|what do you do|how does (?:this|it) work|how do i use (?:this|you)|"
+    r"what are you|who are you|what should i say|what can i ask)\b",
+    re.IGNORECASE,
+)
+# Kinds of items a catalogue of films (or books) does not hold: "recommend me a Netflix series", "a book
+# about space" on films
+OTHER_KINDS = re.compile(
+    r"\b(?:(?:tv |netflix |web )?(?:series|shows?)|books?|novels?|games?|video games?|albums?|songs?|"
+    r"podcasts?|anime series|documentary series|audiobooks?)\b"
+)
+
+
 CHIT_CHAT = re.compile(
     r"^\W*(?:hi|hello|hey|hiya|howdy|greetings|good (?:morning|evening|afternoon)|thanks?(?: you)?|thx|ty|"
     r"cheers|bye|goodbye|see you|how are you|how's it going|what's up|wassup|nice to meet you|ok(?:ay)?|"

@@ -516,6 +516,13 @@ class BuiltinPlanner:
         found The Big Short). In a shop such words describe products ("long gloves") and stay."""
         if self.index.spec.titles_describe_items or self._duration_facets:
             return
+        for m in g.OTHER_KINDS.finditer(s):  # "a Netflix series" on films: said, and searches nothing
+            kind = m.group(0).split()[-1]
+            if any(used[m.start() : m.end()]) or kind in self._nouns or plural(kind) in self._nouns:
+                continue
+            _claim(toks, free, used, m.start(), m.end())
+            if f"kind:{kind}" not in q.unsupported:
+                q.unsupported.append(f"kind:{kind}")
         if not any("language" in f.name for f in self.index.spec.facets):
             for m in g.LANGUAGE_WISH.finditer(s):
                 if not any(used[m.start() : m.end()]):
@@ -674,9 +681,11 @@ class BuiltinPlanner:
         free = [f and not a for f, a in zip(free, avoiding, strict=True)]
         for i, t in enumerate(toks[:-1]):
             person = t.text in _PERSON_CUES  # "directed by Wes Anderson", "anything with Tom Cruise"
-            if not person and t.text not in ("like", "liked", "love", "loved", "enjoy", "enjoyed", "seen",
-                                             "saw", "watched", "called", "titled"):  # fmt: skip
-                continue
+            asks_for = t.text in ("have", "got", "carry", "sell") and toks[max(0, i - 1)].text == "you"
+            if not person and not asks_for and t.text not in ("like", "liked", "love", "loved", "enjoy",
+                                                              "enjoyed", "seen", "saw", "watched", "called",
+                                                              "titled"):  # fmt: skip
+                continue  # ("do you have Oppenheimer?": a title asked for by name)
             run = []
             for j in range(i + 1, len(toks)):
                 if not free[j] or not toks[j].capitalised or not toks[j].text[0].isalnum():
@@ -956,7 +965,7 @@ def _asks_about(toks: list[Token], first: int, last: int, clause: str) -> bool:
     asking = any(w in ("about", "what's", "whats") for w in before) or re.search(
         r"\b(?:what(?:'s| is)|tell me (?:more )?about|tell me more|who(?:'s| is) in|is it|"
         r"who (?:directed|made|wrote|stars|starred|plays|played|is in)|when (?:was|did|is)|what year|"
-        r"how (?:long|old) is)\b",
+        r"how (?:long|old) is|do you (?:have|carry|sell|stock)|have you got)\b",
         clause,
     )
     # "is The Shining scary?", "is the first one a comedy?", "does Heat have a sequel?": a yes/no question

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from components.dialogue.index import CatalogueIndex
+from components.dialogue import grammar as g
+from components.dialogue.index import CatalogueIndex, plural
 from components.dialogue.language import language_name
 from components.dialogue.query import Constraint, Query, avoided_phrases, said_words
 from components.dialogue.state import DialogueState, range_label
@@ -119,7 +120,20 @@ def compose(
     lead: list[str] = []
     if q.intent == "reset":
         lead.append("Starting over.")
-    if q.intent == "chit_chat":
+    said = state.said[-1] if state.said else ""
+    if q.intent == "chit_chat" and g.HELP.search(said):
+        facets = [f.name for f in index.spec.facets if f.name != "title"]
+        what = f" ({', '.join(facets)})" if facets else ""
+        lead.append(
+            f"I recommend {nouns} from this catalogue. Tell me what you are in the mood for, in your own "
+            f"words, what it should or should not be{what}, or a {noun} you liked; then say what to change "
+            f"('more like the second one', 'not that', 'newer')."
+        )
+    elif q.intent == "chit_chat" and g.BYE.search(said):
+        return "You're welcome! Come back any time." if g.THANKS.search(said) else "Bye! Come back any time."
+    elif q.intent == "chit_chat" and g.THANKS.search(said):
+        lead.append("You're welcome!")
+    elif q.intent == "chit_chat":
         lead.append("Hi!" if not state.shown_before else "Sure.")
     for title in q.unresolved_titles:
         if not index.lexical.mentions_all(title):  # "I love Tom Hanks": no title, but texts name him
@@ -134,6 +148,9 @@ def compose(
                 f"This catalogue does not say which country each {noun} comes from, so I can only look for "
                 f"the word in their descriptions."
             )
+        elif what.startswith("kind:"):
+            kind = plural(what[5:])
+            lead.append(f"This catalogue has {nouns} only, no {kind}; here are {nouns} instead.")
         else:
             lead.append(f"This catalogue has no {what}, so I can't filter by it.")
     if unknown_avoid:

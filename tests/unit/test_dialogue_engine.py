@@ -436,3 +436,18 @@ def test_how_many_items_the_message_asks_for(engine) -> None:
     stateless = engine.chat_stateless([{"role": "user", "content": "recommend two comedies"}])
     assert len(stateless.items) == 2 and stateless.understood.get("intent") == "recommend"
     assert engine.chat("count-4", "I watched it a couple of times").understood.get("soft", "") == ""
+
+
+def test_thanks_bye_help_other_kinds_and_do_you_have(engine) -> None:
+    """Hand-typed: "that's all, bye" listed popular films; "what can you do?" answered "Sure."; "recommend
+    me a Netflix series" searched 'netflix' among films without a word; "do you have Fargo?" mentioned
+    Fargo and left it out of the list."""
+    assert engine.chat("bye", "that's all, bye").reply == "Bye! Come back any time."
+    assert engine.chat("thanks", "thanks!").reply.startswith("You're welcome!")
+    assert engine.chat("help", "what can you do?").reply.startswith("I recommend films")
+    res = engine.chat("kind", "recommend me a Netflix series")
+    assert "films only, no series" in res.reply and res.items
+    res = engine.chat("have", "do you have Fargo?")
+    assert res.understood["intent"] == "ask_about" and res.reply.startswith("Fargo (1996)")
+    res = engine.chat("have-not", "do you have Oppenheimer?")
+    assert "couldn't find 'Oppenheimer'" in res.reply
