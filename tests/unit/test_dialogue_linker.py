@@ -23,6 +23,17 @@ def linker() -> TitleLinker:
     return TitleLinker.build(TITLES, years, np.linspace(1, 0, len(TITLES)))
 
 
+def finder(titles: list[str]):  # noqa: ANN201 - a function of a message
+    """A linker over ``titles`` (years from the titles, equal popularity) and what it links in a message."""
+    lk = TitleLinker.build(titles, np.array([float(t[-5:-1]) for t in titles]), np.ones(len(titles)))
+
+    def found(message: str) -> list[str]:
+        toks = tokenize(message)
+        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+
+    return found
+
+
 def linked(linker: TitleLinker, message: str) -> list[str]:
     toks = tokenize(message)
     links, _ = linker.link(toks, [True] * len(toks))
@@ -86,13 +97,9 @@ def test_lookup_and_fuzzy(linker) -> None:
 def test_titles_written_without_their_spaces_or_apostrophes_link() -> None:
     """People type "spiderman", "castaway", "schindlers list" (INSPIRED: "Castaway is one of my all time
     favorites"): the folded keys are "spider man", "cast away", "schindler s list"."""
-    titles = ["Spider-Man (2002)", "Cast Away (2000)", "Schindler's List (1993)", "Any Given Sunday (1999)"]
-    years = np.array([2002.0, 2000.0, 1993.0, 1999.0])
-    lk = TitleLinker.build(titles, years, np.ones(4))
-
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+    found = finder(
+        ["Spider-Man (2002)", "Cast Away (2000)", "Schindler's List (1993)", "Any Given Sunday (1999)"]
+    )
 
     assert found("I loved spiderman") == ["Spider-Man (2002)"]
     assert found("ooo yes Castaway is one of my all time favorites!") == ["Cast Away (2000)"]
@@ -103,12 +110,7 @@ def test_titles_written_without_their_spaces_or_apostrophes_link() -> None:
 def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
     """ "a scary movie that isn't too bloody" liked the film Scary Movie (2000); "something, but not a
     superhero movie" turned down the film Superhero Movie (2008)."""
-    titles = ["Scary Movie (2000)", "Big Night (1996)", "Superhero Movie (2008)"]
-    lk = TitleLinker.build(titles, np.array([2000.0, 1996.0, 2008.0]), np.ones(3))
-
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+    found = finder(["Scary Movie (2000)", "Big Night (1996)", "Superhero Movie (2008)"])
 
     assert found("a scary movie that isn't too bloody for a teenager") == []
     assert found("I loved scary movie") == ["Scary Movie (2000)"]
@@ -123,12 +125,7 @@ def test_a_common_noun_phrase_after_an_article_is_not_a_title() -> None:
 
 def test_a_place_after_set_in_is_no_title() -> None:
     """ "something that takes place in Tokyo" liked the film Tokyo! (2008)."""
-    titles = ["Tokyo! (2008)", "Paris, Texas (1984)"]
-    lk = TitleLinker.build(titles, np.array([2008.0, 1984.0]), np.ones(2))
-
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+    found = finder(["Tokyo! (2008)", "Paris, Texas (1984)"])
 
     assert found("something that takes place in Tokyo") == []
     assert found("I loved Tokyo") == ["Tokyo! (2008)"]
@@ -136,12 +133,7 @@ def test_a_place_after_set_in_is_no_title() -> None:
 
 def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:
     """ "Any good heist movies?" liked the film Heist (2001) instead of asking for heist films."""
-    titles = ["Heist (2001)", "Alien (1979)"]
-    lk = TitleLinker.build(titles, np.array([2001.0, 1979.0]), np.ones(2))
-
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+    found = finder(["Heist (2001)", "Alien (1979)"])
 
     assert found("Any good heist movies?") == []
     assert found("heist movie from the 60s") == []  # singular too (it linked Heist, and 'heist' was lost)
@@ -152,12 +144,7 @@ def test_a_lower_case_word_before_a_kind_noun_is_no_title() -> None:
 
 def test_a_time_typed_in_lower_case_is_no_title() -> None:
     """ "What did you watch last night?" was read as having seen Last Night (1998)."""
-    titles = ["Last Night (1998)", "Tomorrow (1972)"]
-    lk = TitleLinker.build(titles, np.array([1998.0, 1972.0]), np.ones(2))
-
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return [titles[x.item] for x in lk.link(toks, [True] * len(toks))[0]]
+    found = finder(["Last Night (1998)", "Tomorrow (1972)"])
 
     assert found("What did you watch last night?") == []
     assert found("I watched Last Night and loved it") == ["Last Night (1998)"]
@@ -168,11 +155,7 @@ def test_a_lowercase_title_with_a_typo_links_around_a_rare_title_word() -> None:
     first word alone. A span around a rare title word that matches a title up to typos links; the same
     words typed right are left to the exact linker's evidence rules."""
     titles = ["Forrest Gump (1994)", "Shawshank Redemption, The (1994)", "Forest Warrior (1996)"]
-    lk = TitleLinker.build(titles, np.array([1994.0, 1994.0, 1996.0]), np.ones(3))
+    found = finder(titles)
 
-    def found(message: str) -> list[str]:
-        toks = tokenize(message)
-        return sorted(titles[x.item] for x in lk.link(toks, [True] * len(toks))[0])
-
-    assert found("I lovd forest gump and shawshank") == [titles[0], titles[1]]
+    assert sorted(found("I lovd forest gump and shawshank")) == [titles[0], titles[1]]
     assert found("the forest was dark and scary") == []
