@@ -173,6 +173,7 @@ CRITIQUES: list[tuple[re.Pattern[str], str]] = [
                 r"feel[- ]?good|happier|cheerful|upbeat|uplifting|funnier|more (?:fun|funny|comedic)|sillier|"
                 r"goofier)\b"), "lighter"),
     (re.compile(r"\b(?:darker|grimmer|bleaker|grittier|more serious|heavier|more disturbing|edgier|"
+                r"less (?:silly|goofy|childish|cheesy|lighthearted|light-hearted|fluffy)|"
                 r"more intense|more violent|scarier|creepier|more (?:scary|frightening|terrifying))\b"),
      "darker"),
 ]  # fmt: skip
@@ -429,7 +430,7 @@ STOPWORDS = words(
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
-    usually normally typically tonight's lately along lines vein"""
+    usually normally typically tonight's lately along lines vein actually next"""
 )
 
 

@@ -867,3 +867,10 @@ def test_stop24_habits_recent_releases_fans_and_along_those_lines(planner) -> No
     assert planner.plan("I'm a big fan of Heat").soft == ""
     q = planner.plan("I really enjoyed Fargo and Heat, any recommendations along those lines?")
     assert q.critique == "more_like" and q.soft == ""
+
+
+def test_less_silly_is_a_darker_critique(planner) -> None:
+    """ "and less silly" after a list of comedies was off-topic; 'actually' and 'next' were searched."""
+    q = planner.plan("and less silly")
+    assert (q.intent, q.critique) == ("refine", "darker")
+    assert planner.plan("actually, what about the 80s?").soft == ""
