@@ -430,14 +430,20 @@ STOPWORDS = words(
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
-    usually normally typically tonight's lately along lines vein actually next"""
+    usually normally typically tonight's lately along lines vein actually next highly"""
+)
+
+
+# A wish about ratings or reviews ("a highly rated multimeter", "the ones with good ratings")
+RATING_WISH = re.compile(
+    r"\b(?:(?:highly|well|top|best|good|high|low|poorly|better)[ -])?(?:rated|ratings?|reviews?|reviewed)\b"
 )
 
 
 def without_unsupported(text: str, unsupported: list[str]) -> str:
-    """``text`` without the wishes the catalogue cannot answer (a length, a language): the message as typed
-    is also a dense query, and "something short, under 90 minutes" put *The Big Short* first."""
-    for kind, pattern in (("length", LENGTH), ("language", LANGUAGE_WISH)):
+    """``text`` without the wishes the catalogue cannot answer (a length, a language, ratings): the message
+    as typed is also a dense query, and "something short, under 90 minutes" put *The Big Short* first."""
+    for kind, pattern in (("length", LENGTH), ("language", LANGUAGE_WISH), ("ratings", RATING_WISH)):
         if kind in unsupported:
             text = re.compile(pattern.pattern, pattern.flags | re.IGNORECASE).sub(" ", text)
     return " ".join(text.split())

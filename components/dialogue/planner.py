@@ -84,6 +84,7 @@ class BuiltinPlanner:
         bounds = year.bounds if year else None
         self._max_year = int(bounds[1]) if bounds else 2100
         self._number_facets = {n: f.spec.unit for n, f in index.numbers.items() if f.spec.kind == "number"}
+        self._rating_facet = any(w in f.name for f in index.spec.facets for w in ("rating", "review"))
         self._duration_facets = [n for n, u in self._number_facets.items() if fold(u or "") in _TIME_UNITS]
         self._nouns = {fold(w) for w in index.spec.item_noun} | {"movie", "movies", "film", "films", "item"}
         self._names = {f.name for f in index.spec.facets if f.proper_names}
@@ -658,6 +659,10 @@ class BuiltinPlanner:
             if not self._number_facets and w.startswith(g.MONEY_WORDS):
                 if "prices" not in q.unsupported:  # "nothing too expensive" where nothing has a price
                     q.unsupported.append("prices")
+                continue
+            if w.startswith(("rating", "rated", "review")) and not self._rating_facet:
+                if "ratings" not in q.unsupported:  # "just the ones with good ratings": said, not searched
+                    q.unsupported.append("ratings")
                 continue
             w = self.index.linker.repair(w)
             if not negated[i]:

@@ -874,3 +874,12 @@ def test_less_silly_is_a_darker_critique(planner) -> None:
     q = planner.plan("and less silly")
     assert (q.intent, q.critique) == ("refine", "darker")
     assert planner.plan("actually, what about the 80s?").soft == ""
+
+
+def test_ratings_where_the_catalogue_has_none(planner) -> None:
+    """ "just the ones with good ratings" was off-topic: said to be unsupported, and the list shown stays."""
+    q = planner.plan("just the ones with good ratings", PlanContext(shown=[0, 1, 2]))
+    assert (q.intent, q.unsupported, q.soft) == ("refine", ["ratings"], "")
+    from components.dialogue import grammar
+
+    assert grammar.without_unsupported("a highly rated comedy", ["ratings"]) == "a comedy"
