@@ -237,7 +237,7 @@ CHILD_AGE = re.compile(
     r"(?:years?|yrs?)[\s-]*olds?|toddlers?|preschoolers?|little ones)\b",
     re.IGNORECASE,
 )
-_NUMBER_WORDS = dict(
+SMALL_NUMBERS = dict(
     one=1, two=2, three=3, four=4, five=5, six=6, seven=7, eight=8, nine=9, ten=10, eleven=11, twelve=12
 )
 
@@ -268,7 +268,7 @@ def child_ages_as_kids(text: str) -> str:
     def swap(m: re.Match[str]) -> str:
         age = m.group("age")
         if age is not None:
-            n = int(age) if age.isdigit() else _NUMBER_WORDS[age.lower()]
+            n = int(age) if age.isdigit() else SMALL_NUMBERS[age.lower()]
             if n > 12:
                 return m.group(0)
         return "kids"
@@ -434,9 +434,11 @@ STOPWORDS = words(
 )
 
 
-# A wish about ratings or reviews ("a highly rated multimeter", "the ones with good ratings")
+# Words about ratings or reviews (their beginnings), and a wish about them ("a highly rated multimeter",
+# "the ones with good ratings")
+RATING_WORDS = ("rating", "rated", "review")
 RATING_WISH = re.compile(
-    r"\b(?:(?:highly|well|top|best|good|high|low|poorly|better)[ -])?(?:rated|ratings?|reviews?|reviewed)\b"
+    r"\b(?:(?:highly|well|top|best|good|high|low|poorly|better)[ -])?(?:" + "|".join(RATING_WORDS) + r")\w*"
 )
 
 

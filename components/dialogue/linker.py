@@ -13,8 +13,9 @@ to the first film. Years written inside a title ("Blade Runner 2049", "Click (20
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -205,29 +206,27 @@ class TitleLinker:
         words = sorted({w for k in keys for w in k.split() if len(w) >= 4})
         return cls(keys, np.asarray(years, dtype=np.float64), np.asarray(popularity, dtype=np.float64), words)
 
-    def prefix_items(self, key: str) -> list[int]:
-        """The items whose titles begin with the words ``key`` ("harry potter"), most popular first."""
+    def _keys_starting(self, key: str) -> Iterator[str]:
+        """The title keys that begin with the words ``key`` and go on ("star wars" -> "star wars episode
+        iv a new hope", ...), in sorted order."""
         import bisect
 
         sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))
-        found: set[int] = set()
         for k in sorted_keys[bisect.bisect_left(sorted_keys, key + " ") :]:
             if not k.startswith(key + " "):
-                break
-            found.update(self.keys[k])
+                return
+            yield k
+
+    def prefix_items(self, key: str) -> list[int]:
+        """The items whose titles begin with the words ``key`` ("harry potter"), most popular first."""
+        found = {c for k in self._keys_starting(key) for c in self.keys[k]}
         return sorted(found, key=lambda c: (-float(self.popularity[c]), c))
 
     def prefix_count(self, key: str, limit: int = 2) -> int:
         """How many titles begin with the words ``key`` ("star wars" -> the Star Wars films), up to
         ``limit``."""
-        import bisect
-
-        sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))
-        start = bisect.bisect_left(sorted_keys, key + " ")
         count = 0
-        for k in sorted_keys[start:]:
-            if not k.startswith(key + " "):
-                break
+        for k in self._keys_starting(key):
             count += len(self.keys[k])
             if count >= limit:
                 break
@@ -385,11 +384,7 @@ class TitleLinker:
 
     def _only_title_starting(self, word: str) -> str | None:
         """The key of the one title whose first word is ``word`` (and that is not the word alone)."""
-        import bisect
-
-        sorted_keys = self.__dict__.setdefault("_sorted_keys", sorted(self.keys))
-        start = bisect.bisect_left(sorted_keys, word + " ")
-        found = [k for k in sorted_keys[start : start + 2] if k.startswith(word + " ")]
+        found = list(itertools.islice(self._keys_starting(word), 2))
         return found[0] if len(found) == 1 and word not in self.keys else None
 
     def _by_words(self, n: int) -> list[str]:

@@ -66,8 +66,6 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
 )  # fmt: skip
 # units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
-_NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                 "nine": 9, "ten": 10}  # fmt: skip
 _LIST_JOINS = frozenset({"and", "or", "nor", ",", "&", "/"})  # between two avoided phrases
 
 
@@ -171,7 +169,7 @@ class BuiltinPlanner:
         for m in g.COUNT_ASK.finditer(s):  # "give me 3 thrillers", "a couple of comedies": how many
             if not any(used[m.start() : m.end()]):
                 n = (m.group("n") or m.group("some")).split()[0]
-                q.count = min(20, int(n) if n.isdigit() else _NUMBER_WORDS.get(n) or g.COUNTS[n])
+                q.count = min(20, int(n) if n.isdigit() else g.SMALL_NUMBERS.get(n) or g.COUNTS[n])
                 _claim(toks, free, used, m.start(), m.end())
         self._toned_down(s, toks, free, used, q)
         narrower = self._facets(s, toks, free, negated, q)
@@ -660,7 +658,7 @@ class BuiltinPlanner:
                 if "prices" not in q.unsupported:  # "nothing too expensive" where nothing has a price
                     q.unsupported.append("prices")
                 continue
-            if w.startswith(("rating", "rated", "review")) and not self._rating_facet:
+            if w.startswith(g.RATING_WORDS) and not self._rating_facet:
                 if "ratings" not in q.unsupported:  # "just the ones with good ratings": said, not searched
                     q.unsupported.append("ratings")
                 continue
