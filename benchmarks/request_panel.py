@@ -154,6 +154,15 @@ def check(engine: Any, case: dict[str, Any], last: Any, previous: Any) -> list[s
             prev_share = np.mean([want in ix.facet_values(ix.index(i)).get("genre", []) for i in prev_items])
             share = np.mean([want in g for g in genres]) if genres else 0
             need(share > prev_share, f"share of {want} {prev_share:.1f} -> {share:.1f}")
+        elif key == "mean_rating_min":  # the log's own ratings (MovieLens): every item rated this well
+            means = ix.mean_ratings if ix.mean_ratings is not None else np.full(len(ix), np.nan)
+            low = [f"{ix.titles[i]} {means[i]:.1f}" for i in items if not means[i] >= want]
+            need(bool(items) and not low, f"mean rating under {want}: {low[:3]}")
+        elif key == "not_most_rated":  # none among the catalogue's ``want`` share of most rated items
+            count = ix.numbers["ratings"].values
+            edge = np.sort(count)[::-1][int(want * len(count))]
+            busy = [f"{ix.titles[i]} ({int(count[i])})" for i in items if count[i] > edge]
+            need(bool(items) and not busy, f"among the {want:.0%} most rated (> {int(edge)}): {busy[:3]}")
         elif key == "brand_not":
             need(all(not b & set(want) for b in brands), f"a brand in {want} was shown")
         elif key == "brand_is":

@@ -40,6 +40,7 @@ ITEMS_FILE = "items.parquet"
 MODEL_DIR = "model"
 CATALOGUE_FILE = "catalogue.json"
 PRIOR_FILE = "prior.npy"
+AUDIENCE_FILE = "audience.npy"
 
 
 def save_bundle(
@@ -50,9 +51,11 @@ def save_bundle(
     meta: dict[str, Any],
     catalogue: CatalogueSpec | None = None,
     prior: np.ndarray | None = None,
+    audience: np.ndarray | None = None,
 ) -> Path:
     """Write a bundle. ``items`` is the canonical items table (rows outside the vocab are dropped);
-    ``catalogue`` the dataset's facets and ``prior`` a popularity prior (vocabulary order) for the
+    ``catalogue`` the dataset's facets, ``prior`` a popularity prior and ``audience`` each item's
+    interactions, mean rating and ratings (vocabulary order, ``components.prior.item_audience``) for the
     conversation."""
     directory = Path(directory)
     if directory.exists():
@@ -72,6 +75,10 @@ def save_bundle(
         if len(prior) != len(vocab):
             raise ValueError(f"prior has {len(prior)} values but the vocabulary {len(vocab)} items")
         np.save(directory / PRIOR_FILE, np.asarray(prior, dtype=np.float64))
+    if audience is not None:
+        if audience.shape != (len(vocab), 3):
+            raise ValueError(f"audience has shape {audience.shape}, expected ({len(vocab)}, 3)")
+        np.save(directory / AUDIENCE_FILE, np.asarray(audience, dtype=np.float64))
     return directory
 
 

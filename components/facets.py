@@ -12,7 +12,10 @@ A dataset spec's ``catalogue`` section (``CatalogueSpec``) declares the facets o
 
 Facet kinds: ``category`` (one or many string values per item: genres, brand, tags), ``year`` (a release
 year), ``number`` (a price, a duration...), ``text`` (searchable free text, e.g. a description; already part
-of the item text). A vocabulary is data: phrases people say for a facet value ("funny" -> Comedy), phrases
+of the item text). The index adds ``audience`` facets itself, from the interaction log rather than the item
+table (``column: interactions``): ``popularity`` (an item's percentile of the popularity prior) and, where
+the log holds explicit ratings, ``rating`` (mean rating, shrunk towards the catalogue's mean) and ``ratings``
+(how many). A vocabulary is data: phrases people say for a facet value ("funny" -> Comedy), phrases
 naming several values ("rom-com"), and moods (what "lighter" / "darker" prefer). Nothing domain-specific
 lives in the engine.
 """
@@ -25,10 +28,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-FacetKind = Literal["category", "year", "number", "text"]
+FacetKind = Literal["category", "year", "number", "text", "audience"]
 COLUMNS = ("title", "text", "categories", "year")  # canonical item columns; others are attributes.<key>
+AUDIENCE_COLUMN = "interactions"  # audience facets are derived from the interaction log
 
 
 class FacetSpec(BaseModel):
@@ -69,7 +73,11 @@ class FacetSpec(BaseModel):
 
     @field_validator("column")
     @classmethod
-    def _column(cls, value: str) -> str:
+    def _column(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("kind") == "audience":
+            if value != AUDIENCE_COLUMN:
+                raise ValueError(f"an audience facet reads column {AUDIENCE_COLUMN!r}, got {value!r}")
+            return value
         if value not in COLUMNS and not (value.startswith("attributes.") and len(value) > len("attributes.")):
             raise ValueError(f"column must be one of {COLUMNS} or attributes.<key>, got {value!r}")
         return value

@@ -99,6 +99,7 @@ def write_bundle(
     catalogue: CatalogueSpec | None = None,
     prior: np.ndarray | None = None,
     lineage: dict[str, Any] | None = None,
+    audience: np.ndarray | None = None,
 ) -> Path:
     """The candidate's bundle (components/bundle.py) with its lineage and monitoring reference profile."""
     meta = {
@@ -114,7 +115,7 @@ def write_bundle(
         "sequence_key": fs.sequence_key,
         "params": candidate.params,
     }
-    bundle = save_bundle(directory, candidate.model, fs.vocab, items, meta, catalogue, prior)
+    bundle = save_bundle(directory, candidate.model, fs.vocab, items, meta, catalogue, prior, audience)
     primary = eval_cfg.primary_metric
     k = int(primary.split("@")[1]) if "@" in primary else 10
     reference = reference_profile(candidate.model, fs.test, fs.item_popularity, k=k)

@@ -240,6 +240,7 @@ def train_candidate_task(
         stages.dataset_spec(settings, root).catalogue,
         stages.trending_prior(settings, root),
         chain,
+        audience=stages.item_audience(settings, root),
     )
     primary = settings.evaluate.primary_metric
     logger.info(

@@ -126,6 +126,7 @@ def run_candidates(
                 write_bundle(
                     cand, fs, items, bundles_dir / name, data_hash, settings.evaluate,
                     settings.features.split, catalogue, stages.trending_prior(settings, root),
+                    audience=stages.item_audience(settings, root),
                 )  # fmt: skip
             epoch_seconds = cand.report.info.get("epoch_seconds") or []
             results[name] = {

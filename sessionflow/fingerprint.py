@@ -28,7 +28,7 @@ PROJECT_PACKAGES = ("components", "models", "sessionflow", "flows")
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "ingest": ("components.ingest", "components.datasets", "components.feedback_log"),
     "validate": ("components.validate", "components.expectations"),
-    "featurize": ("components.features", "components.text_encoder", "components.vocab"),
+    "featurize": ("components.features", "components.prior", "components.text_encoder", "components.vocab"),
 }
 # The params.yaml sections each stage reads.
 STAGE_SETTINGS: dict[str, tuple[str, ...]] = {

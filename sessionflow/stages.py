@@ -53,6 +53,7 @@ from sessionflow.results import (
 )
 
 TRENDING_FILE = "item_trending.npy"
+AUDIENCE_FILE = "item_audience.npy"
 
 
 @dataclass(frozen=True)
@@ -325,10 +326,11 @@ def run_featurize(settings: Settings, root: Path) -> FeatureResult:
     fs = build_features(interactions, _pinned_features(settings, paths), items)
     save_features(fs, paths.features)
     info = dict(fs.stats)
-    from components.prior import trending_popularity
+    from components.prior import item_audience, trending_popularity
 
     trending = trending_popularity(interactions, fs.vocab, settings.features.trending_half_life_days)
     np.save(paths.features / TRENDING_FILE, trending)
+    np.save(paths.features / AUDIENCE_FILE, item_audience(interactions, fs.vocab))
     if settings.features.text_embeddings and has_real_text(items):
         from components.text_encoder import embed_items
 
@@ -358,6 +360,13 @@ def _pinned_features(settings: Settings, paths: Paths) -> FeaturesConfig:
 def trending_prior(settings: Settings, root: Path) -> np.ndarray | None:
     """The featurize stage's time-decayed popularity (vocabulary order), or None before it existed."""
     path = paths_for(settings, root).features / TRENDING_FILE
+    return np.load(path) if path.is_file() else None
+
+
+def item_audience(settings: Settings, root: Path) -> np.ndarray | None:
+    """The featurize stage's interactions, mean rating and ratings per item (vocabulary order), or None
+    before it existed."""
+    path = paths_for(settings, root).features / AUDIENCE_FILE
     return np.load(path) if path.is_file() else None
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from components.bundle import ITEMS_FILE, PRIOR_FILE, CatalogueDelta, Predictor
+from components.bundle import AUDIENCE_FILE, ITEMS_FILE, PRIOR_FILE, CatalogueDelta, Predictor
 from components.catalogue_overlay import OverlayState
 from components.dialogue.index import CatalogueIndex, build_index, item_fields
 from models.new_items import NewItems, text_neighbours
@@ -165,7 +165,8 @@ def _rebuild(
     for item, row in rows.items():
         emb[served.vocab.index(item)] = row.vector  # type: ignore[index]
     prior = _prior(bundle_dir, len(added))
-    new_index = build_index(served, table, index.spec, embeddings=emb, prior=prior)
+    audience = _audience(bundle_dir, len(added))
+    new_index = build_index(served, table, index.spec, embeddings=emb, prior=prior, audience=audience)
     delta = replace(delta, retired=_retired(state, new_index))
     served = Predictor(served.model, served.vocab, served.titles, served.meta, _dense(served, delta.retired))
     return ServedCatalogue(served, new_index, _mask(new_index, delta.retired), delta, key, rows)
@@ -190,6 +191,14 @@ def _prior(bundle_dir: Path, n_added: int) -> np.ndarray | None:
     """The bundle's popularity prior with none for the added items (they have no interactions yet)."""
     path = bundle_dir / PRIOR_FILE
     return np.concatenate([np.load(path), np.zeros(n_added)]) if path.is_file() else None
+
+
+def _audience(bundle_dir: Path, n_added: int) -> np.ndarray | None:
+    """The bundle's audience per item, none yet for the added items."""
+    path = bundle_dir / AUDIENCE_FILE
+    if not path.is_file():
+        return None
+    return np.concatenate([np.load(path), np.tile([[0.0, np.nan, 0.0]], (n_added, 1))])
 
 
 def _retired(state: OverlayState, index: CatalogueIndex) -> tuple[str, ...]:

@@ -28,7 +28,7 @@ import numpy as np
 
 from components.dialogue import grammar as g
 from components.dialogue.config import ConversationConfig
-from components.dialogue.index import CatalogueIndex
+from components.dialogue.index import POPULARITY, RATING, CatalogueIndex
 from components.dialogue.planner import BuiltinPlanner, PlanContext, Planner
 from components.dialogue.query import ASKED_OPS, Constraint, Query, avoided_phrases, said_words
 from components.dialogue.ranker import RankRequest, RankResult, rank
@@ -752,8 +752,13 @@ def assistant_text(answer: ChatResult) -> str:
 
 
 def _text_only(state: DialogueState) -> bool:
-    """Whether free words are all a list follows: no facet asked, no item named or liked, no mood."""
-    asked = [c for c in state.constraints if c["op"] not in ("is_not", "not_between")]  # exclusions shape not
+    """Whether free words are all a list follows: no facet asked, no item named or liked, no mood. How the
+    items were received ("a popular multimeter") orders what the words find and shapes nothing."""
+    asked = [
+        c
+        for c in state.constraints
+        if c["op"] not in ("is_not", "not_between") and c["facet"] not in (POPULARITY, RATING)
+    ]  # fmt: skip  (exclusions shape nothing either)
     shaped = (asked, state.liked, state.similar, state.mentioned, state.history, state.mood)
     return bool(state.soft) and not any(shaped)
 

@@ -214,6 +214,8 @@ COMPARATIVES = {
 }  # fmt: skip
 # "a louder one", "a stronger version", "bigger ones": the shown items, with more of a quality
 ONE_AFTER = words("one ones version versions model models")
+# nouns that count or sort what follows "of" ("a brand of pipettes", "a box of gloves"): the head is after it
+CLASSIFIERS = words("brand brands kind kinds type types sort sorts pair pairs pack packs set sets box boxes")
 
 
 # A wish about how long an item takes ("something short", "nothing too long", "a quick watch", "under 90
@@ -434,6 +436,60 @@ STOPWORDS = words(
 )
 
 
+# What people say about how an item was received: how well it is rated, how well known it is. Catalogue-
+# general: "popular" and "lesser known" read the popularity every bundle has; "highly rated" needs a log with
+# explicit ratings (MovieLens), else it is said to be unsupported. A "hidden gem" is both well rated and less
+# known. Each pattern -> the wishes it says (``WELL_RATED``, ``POPULAR``, ``LITTLE_KNOWN``).
+WELL_RATED, POPULAR, LITTLE_KNOWN = "well_rated", "popular", "little_known"
+_WELL = r"(?:highly|high|well|top|best|good|great|better|very well|really well)"
+_GEMS = (
+    r"(?:hidden|little|underrated|under-rated|overlooked) gems?|underrated|under-rated|under rated|overlooked"
+)
+_KNOWN = r"(?:(?:lesser|less|little)[ -]|not (?:so |very |too |that |as )?(?:well[ -])?)known"
+_NOT_POPULAR = r"(?:not|nothing|less|none)(?: (?:so|too|very|that|as|overly))? (?:mainstream|popular)"
+_UNSEEN = (
+    r"not many people (?:have )?(?:seen|heard of)|(?:nobody|no one|few people)(?: has| have|'s)? "
+    r"(?:seen|heard of)|most people (?:haven't|have not) (?:seen|heard of)"
+)
+_POPULAR = (
+    r"(?:very |really |most )?popular(?: right now| at the moment| these days| lately)?|blockbusters?|"
+    r"mainstream|crowd[ -]pleasers?|(?:well|widely)[ -]known|(?:everyone|everybody) (?:has )?(?:seen|knows)|"
+    r"(?:big|huge|box[ -]office) hits?|most watched|trending"
+)
+RECEPTION: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (re.compile(rf"\b(?:{_GEMS}|sleeper hits?)\b"), (WELL_RATED, LITTLE_KNOWN)),
+    (
+        re.compile(
+            rf"\b(?:{_KNOWN}|obscure|under the radar|off the beaten (?:path|track)|{_NOT_POPULAR}|"
+            rf"unknown ones?|{_UNSEEN})\b"
+        ),
+        (LITTLE_KNOWN,),
+    ),
+    (
+        re.compile(
+            rf"\b(?:{_WELL}[ -](?:rated|reviewed)|rated (?:highly|well)|(?:{_WELL}|rave) "
+            r"(?:ratings?|reviews?|scores?)|critically acclaimed|(?:critics|audiences?) lov(?:e|ed)|"
+            r"acclaimed|five[ -]stars?|5[ -]stars?)\b"
+        ),
+        (WELL_RATED,),
+    ),
+    (re.compile(rf"\b(?:{_POPULAR})\b"), (POPULAR,)),
+)
+
+
+def reception(s: str, used: bytearray) -> list[tuple[int, int, tuple[str, ...]]]:
+    """(start, end, wishes) of each reception phrase in the normalised message ``s`` that no earlier rule
+    claimed; the first pattern that matches a span wins ("not so popular" is little known, not popular)."""
+    out: list[tuple[int, int, tuple[str, ...]]] = []
+    taken = bytearray(used)
+    for pattern, wishes in RECEPTION:
+        for m in pattern.finditer(s):
+            if not any(taken[m.start() : m.end()]):
+                taken[m.start() : m.end()] = b"\x01" * (m.end() - m.start())
+                out.append((m.start(), m.end(), wishes))
+    return sorted(out)
+
+
 # Words about ratings or reviews (their beginnings), and a wish about them ("a highly rated multimeter",
 # "the ones with good ratings")
 RATING_WORDS = ("rating", "rated", "review")
@@ -466,7 +522,14 @@ def head_words(text: str) -> list[str] | None:
     None when the phrase is a pronoun ("one with a digital display"): the head of an earlier request."""
     out: list[str] = []
     pronoun = last_pronoun = False
-    for w in re.findall(r"[\w'-]+|[,.!?;:]", text.lower()):
+    text = text.lower()
+    for pattern, _ in RECEPTION:  # "a lesser known brand of ...": how it was received names no product
+        text = pattern.sub(" ", text)
+    tokens = re.findall(r"[\w'-]+|[,.!?;:]", text)
+    for n, w in enumerate(tokens):
+        if w == "of" and n and out and out[-1] == tokens[n - 1] in CLASSIFIERS:
+            out.pop()  # "a box of gloves": gloves
+            continue
         if w in _HEAD_ENDS:
             if out and not last_pronoun:
                 break

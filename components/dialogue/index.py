@@ -30,7 +30,7 @@ import pandas as pd
 from components.dialogue.lexical import LexicalIndex
 from components.dialogue.linker import TitleLinker, display_title, title_keys
 from components.dialogue.text import fold, informativeness
-from components.facets import CatalogueSpec, FacetSpec, Vocabulary, default_catalogue
+from components.facets import AUDIENCE_COLUMN, CatalogueSpec, FacetSpec, Vocabulary, default_catalogue
 
 if TYPE_CHECKING:
     from components.bundle import Predictor
@@ -41,6 +41,9 @@ INDEX_VERSION = 4
 EXCLUDES = -1.0  # a phrase's weight for a value it rules out ("for adults": Children)
 PREFERS = -2.0  # ... for a value it leans to without requiring it ("date night": Romance)
 COSINE_CACHE_BYTES = 32 * 2**20  # item-to-catalogue similarity rows kept (liked, disliked, "more like" items)
+# audience facets (components.facets): derived from the interaction log, not declared by the spec
+POPULARITY, RATING, RATINGS = "popularity", "rating", "ratings"
+RATING_SHRINK = 10.0  # an item's mean rating counts as if this many ratings of the catalogue's mean joined it
 
 
 @dataclass
@@ -90,6 +93,7 @@ class CatalogueIndex:
     prior: np.ndarray  # (N,) popularity prior in [0, 1]
     lexical: LexicalIndex  # item texts (without the titles when titles are names)
     title_lexical: LexicalIndex  # titles alone (franchise words of titles not in the catalogue)
+    mean_ratings: np.ndarray | None = None  # (N,) each item's mean rating as rated (NaN unrated), if any
     linker: TitleLinker = field(init=False)
     _pos: dict[str, int] = field(init=False, repr=False)
     _words: dict[int, frozenset[str]] = field(init=False, repr=False, default_factory=dict)
@@ -223,6 +227,8 @@ class CatalogueIndex:
             "moods": {m: [[f, v, w] for (f, v), w in t.items()] for m, t in self.moods.items()},
         }
         arrays = {"years": self.years, "prior": self.prior}
+        if self.mean_ratings is not None:
+            arrays["mean_ratings"] = self.mean_ratings
         arrays |= {f"cat__{n}": f.matrix for n, f in self.categories.items()}
         arrays |= {f"num__{n}": f.values for n, f in self.numbers.items()}
         np.savez_compressed(folder / "arrays.npz", **arrays)  # type: ignore[arg-type]
@@ -253,6 +259,7 @@ class CatalogueIndex:
             item_ids=meta["item_ids"], titles=meta["titles"], years=arrays["years"], texts=meta["texts"],
             embeddings=np.load(folder / "embeddings.npy"), spec=spec, categories=cats, numbers=nums,
             phrases=phrases, moods=moods, prior=arrays["prior"],
+            mean_ratings=arrays["mean_ratings"] if "mean_ratings" in arrays.files else None,
             lexical=LexicalIndex.load(folder / "bm25", n),
             title_lexical=LexicalIndex.load(folder / "bm25_titles", n),
         )  # fmt: skip
@@ -266,10 +273,12 @@ def build_index(
     embeddings: np.ndarray | None = None,
     cache_dir: str | Path | None = None,
     prior: np.ndarray | None = None,
+    audience: np.ndarray | None = None,
 ) -> CatalogueIndex:
     """Index ``items`` in the order of the predictor's vocabulary. ``spec`` defaults to the categories and
     year of the table; ``embeddings`` (vocabulary order) are encoded with the sentence encoder when absent;
-    ``prior`` (popularity, vocabulary order) defaults to the model's empty-history score."""
+    ``prior`` (popularity, vocabulary order) defaults to the model's empty-history score; ``audience``
+    ((N, 3), ``components.prior.item_audience``) gives the audience facets their counts and ratings."""
     ids = [str(i) for i in predictor.vocab.item_ids]
     table = items.copy()
     table["item_id"] = table["item_id"].astype(str)
@@ -285,10 +294,11 @@ def build_index(
     year_arr = np.asarray(years, dtype=np.float64)
     if spec is None:
         spec = default_catalogue(any(cats), bool(np.isfinite(year_arr).any()))
+    declared = [f for f in spec.facets if f.kind != "audience"]  # re-derived below (a catalogue change)
     vocab = spec.load_vocabulary()
     categories: dict[str, CategoryFacet] = {}
     numbers: dict[str, NumberFacet] = {}
-    for facet in spec.facets:
+    for facet in declared:
         if facet.kind == "category":
             columns = zip(cats, attrs, titles, texts, strict=True)
             per_item = [_category_values(facet, c, a, t, x) for c, a, t, x in columns]
@@ -309,6 +319,11 @@ def build_index(
         prior = minmax(np.asarray(predictor.model.score([[]])[0], dtype=np.float64))
     else:
         prior = minmax(np.log1p(np.maximum(np.asarray(prior, dtype=np.float64), 0.0)))
+    derived = {  # a facet the spec declares under the same name wins
+        n: f for n, f in audience_facets(prior, audience).items() if n not in numbers and n not in categories
+    }
+    numbers |= derived
+    spec = spec.model_copy(update={"facets": [*declared, *(f.spec for f in derived.values())]})
     extra = [_extra_text(t, ti, c) for t, ti, c in zip(texts, titles, cats, strict=True)]
     phrases = facet_phrases(categories, vocab, extra, texts)
     moods = {
@@ -318,11 +333,44 @@ def build_index(
     return CatalogueIndex(
         item_ids=ids, titles=titles, years=year_arr, texts=texts, embeddings=emb, spec=spec,
         categories=categories, numbers=numbers, phrases=phrases, moods=moods, prior=prior,
+        mean_ratings=None if RATING not in derived else np.asarray(audience, dtype=np.float64)[:, 1],
         lexical=LexicalIndex.build(texts if spec.titles_describe_items else [
             t[len(ti) :] if t.startswith(ti) else t for t, ti in zip(texts, titles, strict=True)
         ]),  # fmt: skip
         title_lexical=LexicalIndex.build([t.split(" (")[0] for t in titles]),
     )  # fmt: skip
+
+
+def audience_facets(prior: np.ndarray, audience: np.ndarray | None) -> dict[str, NumberFacet]:
+    """What the log says about each item, as number facets: ``popularity`` (the higher of the item's
+    percentiles of interactions over the whole log and of the prior, which follows what is popular lately;
+    100 for the most popular) and, where
+    the log holds ratings, ``rating`` (the mean rating shrunk towards the catalogue's mean by
+    ``RATING_SHRINK`` ratings, so 5 stars from one person is no "highly rated"; NaN when unrated) and
+    ``ratings`` (how many)."""
+
+    def facet(name: str, values: np.ndarray) -> NumberFacet:
+        return NumberFacet(FacetSpec(name=name, kind="audience", column=AUDIENCE_COLUMN), values)
+
+    def percentile(values: np.ndarray) -> np.ndarray:
+        ranks = pd.Series(np.asarray(values, dtype=np.float64)).rank(method="average", pct=True)
+        return 100.0 * ranks.to_numpy()
+
+    usable = audience is not None and audience.shape == (len(prior), 3)
+    pct = percentile(prior)
+    if usable:  # known to many over the years or lately: Black Panther has few ratings in a 2018 log
+        pct = np.maximum(pct, percentile(audience[:, 0]))  # type: ignore[index]
+    out = {POPULARITY: facet(POPULARITY, pct)}
+    if not usable:
+        return out
+    mean, count = np.asarray(audience[:, 1], dtype=np.float64), np.nan_to_num(audience[:, 2])  # type: ignore[index]
+    rated = count > 0
+    if not rated.any():
+        return out
+    overall = float(np.average(mean[rated], weights=count[rated]))
+    total = np.nan_to_num(mean) * count + overall * RATING_SHRINK
+    shrunk = np.where(rated, total / (count + RATING_SHRINK), np.nan)
+    return out | {RATING: facet(RATING, shrunk), RATINGS: facet(RATINGS, count)}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from components.bundle import CATALOGUE_FILE, PRIOR_FILE
+from components.bundle import AUDIENCE_FILE, CATALOGUE_FILE, PRIOR_FILE
 from components.dialogue.index import CatalogueIndex, build_index
 from components.facets import CatalogueSpec
 
@@ -40,7 +40,11 @@ def index_for_bundle(
     )
     prior_path = bundle_dir / PRIOR_FILE
     prior = np.load(prior_path) if prior_path.is_file() else None
-    return build_index(predictor, items, bundle_catalogue(bundle_dir), cache_dir=cache_dir, prior=prior)
+    audience_path = bundle_dir / AUDIENCE_FILE
+    audience = np.load(audience_path) if audience_path.is_file() else None
+    return build_index(
+        predictor, items, bundle_catalogue(bundle_dir), cache_dir=cache_dir, prior=prior, audience=audience
+    )
 
 
 def write_index(bundle_dir: str | Path, cache_dir: str | Path | None = None) -> Path:

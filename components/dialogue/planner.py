@@ -20,7 +20,16 @@ from typing import Protocol
 import numpy as np
 
 from components.dialogue import grammar as g
-from components.dialogue.index import EXCLUDES, PREFERS, CatalogueIndex, plural
+from components.dialogue.index import (
+    EXCLUDES,
+    POPULARITY,
+    PREFERS,
+    RATING,
+    RATING_SHRINK,
+    RATINGS,
+    CatalogueIndex,
+    plural,
+)
 from components.dialogue.language import detect_language
 from components.dialogue.linker import SETTING_CUES, Link
 from components.dialogue.query import ASKED_OPS, Constraint, Intent, ItemRef, Query, Stance, names_value
@@ -67,6 +76,8 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
 # units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
 _LIST_JOINS = frozenset({"and", "or", "nor", ",", "&", "/"})  # between two avoided phrases
+POPULAR_SHARE = 0.1  # "popular": the most popular tenth of the catalogue; "lesser known": the rest
+WELL_RATED_SHARE = 0.2  # "highly rated": the best-rated fifth of the items rated often enough
 
 
 class BuiltinPlanner:
@@ -86,6 +97,8 @@ class BuiltinPlanner:
         self._duration_facets = [n for n, u in self._number_facets.items() if fold(u or "") in _TIME_UNITS]
         self._nouns = {fold(w) for w in index.spec.item_noun} | {"movie", "movies", "film", "films", "item"}
         self._names = {f.name for f in index.spec.facets if f.proper_names}
+        self._audience = audience_constraints(index)
+        self._facet_names = {w for f in index.spec.facets for w in (fold(f.name), plural(fold(f.name)))}
 
     # ------------------------------------------------------------------------------------------------
     def plan(self, message: str, context: PlanContext | None = None) -> Query:
@@ -163,6 +176,7 @@ class BuiltinPlanner:
                 c = c.model_copy(update={"op": "prefer"})  # a taste, not a filter
             if c is not None:
                 q.constraints.append(c)
+        self._reception(s, toks, free, used, negated, q)
         self._unanswerable(s, toks, free, used, q)
         for m in g.LEFT_TO_US.finditer(s):  # "surprise me": no search words
             _claim(toks, free, used, m.start(), m.end())
@@ -509,6 +523,35 @@ class BuiltinPlanner:
             for p in (first - 1, last + 1)
         )  # fmt: skip
 
+    def _reception(
+        self, s: str, toks: list[Token], free: list[bool], used: bytearray, negated: list[bool], q: Query
+    ) -> None:
+        """'highly rated', 'popular', 'lesser known', 'a hidden gem': constraints on the audience facets the
+        index derives from the interaction log (a popularity percentile, a mean rating). A negated wish turns
+        over ("nothing popular" is less known); said of a viewing it is a taste ("I watched a popular one"),
+        and so it is in a shop, where the words name the product and popularity orders what they find ("a
+        popular multimeter": no multimeter is among the shop's most popular tenth). Ratings where the log
+        has none are said to be unsupported."""
+        for a, b, wishes in g.reception(s, used):
+            _claim(toks, free, used, a, b)
+            turned = any(negated[i] for i, t in enumerate(toks) if a <= t.start < b) and not re.match(
+                r"(?:not|nothing|less|none|no)\b", s[a:b]
+            )  # "nothing popular" turns over; "not so popular" says it itself
+            for wish in wishes:
+                if turned and wish == g.WELL_RATED:
+                    continue  # "not highly rated" asks for nothing we would show
+                if turned:
+                    wish = g.LITTLE_KNOWN if wish == g.POPULAR else g.POPULAR
+                c = self._audience.get(wish)
+                if c is None:
+                    if "ratings" not in q.unsupported:
+                        q.unsupported.append("ratings")
+                    continue
+                c = c.model_copy(update={"said": s[a:b]})
+                if g.describes_not_wishes(s, a, b) or self.index.spec.titles_describe_items:
+                    c = c.model_copy(update={"op": "prefer"})
+                q.constraints.append(c)
+
     def _unanswerable(self, s: str, toks: list[Token], free: list[bool], used: bytearray, q: Query) -> None:
         """'something short', 'under 90 minutes', 'in English' where no facet holds lengths or languages and
         titles do not describe the items: said to be unsupported, and the words search nothing ("short"
@@ -650,6 +693,8 @@ class BuiltinPlanner:
                 continue  # ... and so is "stand" of "can't stand"
             if i + 1 < len(toks) and toks[i + 1].text in ("fan", "fans"):
                 continue  # "a big fan of Nolan": how much, not what
+            if w in self._facet_names:
+                continue  # "a lesser known brand of pipettes": a facet's name is none of its values
             if w in self._nouns or w in g.REQUEST_CUES or w in g.GREETINGS or w in g.WHEN_WORDS:
                 continue
             if w in g.RELATIONS and i > 0 and toks[i - 1].text in g.POSSESSIVES:
@@ -787,6 +832,26 @@ def _says_own(toks: list[Token], last: int) -> bool:
         tail.append(t.text)
     cues = g.LIKE_CUES | g.DISLIKE_CUES | g.SEEN_CUES
     return bool(set(tail) & cues) or abs(sentiment(" ".join(tail))) >= 0.3
+
+
+def audience_constraints(index: CatalogueIndex) -> dict[str, Constraint]:
+    """The constraint each reception wish stands for on this catalogue (``grammar.RECEPTION``): popular is the
+    top ``POPULAR_SHARE`` of the popularity facet, less known the rest; well rated a mean rating (shrunk, see
+    ``index.audience_facets``) among the top ``WELL_RATED_SHARE`` of the items rated by at least
+    ``RATING_SHRINK`` people."""
+    out: dict[str, Constraint] = {}
+    if POPULARITY in index.numbers:
+        edge = 100.0 * (1.0 - POPULAR_SHARE)
+        out[g.POPULAR] = Constraint(facet=POPULARITY, op="at_least", low=edge)
+        out[g.LITTLE_KNOWN] = Constraint(facet=POPULARITY, op="at_most", high=edge)
+    rating = index.numbers.get(RATING)
+    if rating is not None and rating.spec.kind == "audience":
+        count = index.numbers[RATINGS].values if RATINGS in index.numbers else np.ones(len(index))
+        known = rating.values[np.isfinite(rating.values) & (count >= RATING_SHRINK)]
+        known = known if known.size else rating.values[np.isfinite(rating.values)]
+        low = round(float(np.quantile(known, 1.0 - WELL_RATED_SHARE)), 2)
+        out[g.WELL_RATED] = Constraint(facet=RATING, op="at_least", low=low)
+    return out
 
 
 def _claim(toks: list[Token], free: list[bool], used: bytearray, a: int, b: int) -> None:

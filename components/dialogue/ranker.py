@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.dialogue.config import ConversationConfig
-from components.dialogue.index import CatalogueIndex, minmax
+from components.dialogue.index import RATING, CatalogueIndex, minmax
 from components.dialogue.query import Constraint
 from components.dialogue.text import fold
 from models import Recommender
@@ -357,7 +357,7 @@ def signals(
     facets = set(index.categories) | set(index.numbers)
     wanted = [c for c in req.constraints if c.op in ("is", "prefer") and c.facet in facets]
     if wanted and use["facet"]:  # asked category values, and the ranges asked turns ago (inside: 1)
-        out["facet"] = np.mean([constraint_mask(index, c) for c in wanted], axis=0)
+        out["facet"] = np.mean([_graded(index, c, ok) for c in wanted], axis=0)
     if req.mood and use["mood"]:
         mood = np.zeros(len(index))
         for (facet, value), weight in req.mood.items():
@@ -394,6 +394,16 @@ def signals(
         pen[list(req.shown_before)] = 1.0
         out["shown"] = pen
     return out
+
+
+def _graded(index: CatalogueIndex, c: Constraint, ok: np.ndarray) -> np.ndarray:
+    """(N,) how well each item meets an asked constraint: 0 or 1, except "highly rated", where the better
+    rated of the items that qualify count for more (the best rated comedies, not the most popular ones)."""
+    inside = constraint_mask(index, c).astype(np.float64)
+    if c.facet == RATING and c.low is not None and index.numbers[RATING].spec.kind == "audience":
+        rating = np.nan_to_num(index.numbers[RATING].values, nan=c.low)
+        return inside * (0.5 + 0.5 * minmax(rating, where=ok & (inside > 0)))
+    return inside
 
 
 def closest_share(cos: np.ndarray, share: float) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.dialogue import grammar as g
-from components.dialogue.index import PREFERS, CatalogueIndex
+from components.dialogue.index import POPULARITY, PREFERS, RATING, RATINGS, CatalogueIndex
 from components.dialogue.query import Constraint
 from components.dialogue.state import range_label
 from components.dialogue.text import fold
@@ -107,6 +107,7 @@ def explain(
             fragments.append(
                 f"{c.facet} {unit}{v:g}, as asked" if unit in "$€£" else f"{c.facet} {v:g}{unit}"
             )
+    fragments += _audience(idx, index, ctx.constraints)
     similar_to, similarity = None, None
     sources = [(i, "which you liked") for i in ctx.liked] + [
         (i, "which you picked") for i in ctx.history[-5:]
@@ -140,6 +141,31 @@ def explain(
         facets=matched, year=said_year, similar_to=similar_to, similarity=similarity, terms=terms
     )
     return text[0].upper() + text[1:], evidence
+
+
+def rating_fact(idx: int, index: CatalogueIndex) -> str:
+    """'rated 4.2 on average by 57 people' where the log holds the item's ratings, else ''."""
+    count = index.numbers.get(RATINGS)
+    means = index.mean_ratings
+    n = int(count.values[idx]) if count is not None else 0
+    if not n or means is None or not np.isfinite(means[idx]):
+        return ""
+    return f"rated {float(means[idx]):.1f} on average by {n} {'person' if n == 1 else 'people'}"
+
+
+def _audience(idx: int, index: CatalogueIndex, constraints: Sequence[Constraint]) -> list[str]:
+    """What the log says of the item, where the user asked about it ('highly rated', 'lesser known'): its
+    mean rating and how many rated it (the unshrunk facts), or where it stands in popularity."""
+    asked = {c.facet: c for c in constraints if c.facet in (RATING, POPULARITY) and c.op != "prefer"}
+    if RATING in asked and rating_fact(idx, index):
+        return [rating_fact(idx, index)]
+    wish = asked.get(POPULARITY)
+    if wish is None or not _inside(float(index.numbers[POPULARITY].values[idx]), wish):
+        return []
+    if wish.low is None:
+        return ["not among the most popular"]
+    share = 100.0 - float(index.numbers[POPULARITY].values[idx])
+    return [f"among the {max(1, int(np.ceil(share)))}% most popular"]
 
 
 def _inside(v: float, c: Constraint) -> bool:

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from components.dialogue import grammar as g
-from components.dialogue.index import CatalogueIndex, plural
+from components.dialogue.index import RATING, RATINGS, CatalogueIndex, plural
 from components.dialogue.language import language_name
 from components.dialogue.query import Constraint, Query, avoided_phrases, said_words
+from components.dialogue.reasons import rating_fact
 from components.dialogue.state import DialogueState, range_label
 from components.dialogue.text import fold
 
@@ -36,9 +37,19 @@ def constraint_label(c: Constraint, index: CatalogueIndex) -> str:
     if c.op == "is_not":
         return f"not {c.value}"
     facet = index.numbers.get(c.facet)
+    if facet is not None and facet.spec.kind == "audience":
+        return audience_label(c)
     unit = facet.spec.unit if facet is not None else None
     label = range_label(c, unit)
     return label if facet is None or facet.spec.kind == "year" else f"{c.facet} {label}"
+
+
+def audience_label(c: Constraint) -> str:
+    """'highly rated', 'popular', 'less known': what a constraint on an audience facet asks, in words (the
+    thresholds are the catalogue's own quantiles, not numbers anyone said)."""
+    if c.facet == RATING:
+        return "highly rated" if c.low is not None else "rated lower"
+    return "popular" if c.low is not None else "less known"
 
 
 def describe(
@@ -122,7 +133,7 @@ def compose(
         lead.append("Starting over.")
     said = state.said[-1] if state.said else ""
     if q.intent == "chit_chat" and g.HELP.search(said):
-        facets = [f.name for f in index.spec.facets if f.name != "title"]
+        facets = [f.name for f in index.spec.facets if f.name not in ("title", RATINGS)]
         what = f" ({', '.join(facets)})" if facets else ""
         lead.append(
             f"I recommend {nouns} from this catalogue. Tell me what you are in the mood for, in your own "
@@ -204,6 +215,9 @@ def describe_item(idx: int, index: CatalogueIndex, max_chars: int = 240) -> str:
         v = number.values[idx]
         if number.spec.kind == "number" and np.isfinite(v):
             facts.append(f"{name}: {number.spec.unit or ''}{v:g}")
+    rated = rating_fact(idx, index)
+    if rated:
+        facts.append(rated)
     text = index.texts[idx]
     title = index.titles[idx]
     rest = text[len(title) :].lstrip(". ") if text.startswith(title) else text

@@ -43,7 +43,7 @@ def _build() -> DialogueFixture:
     from components.datasets import BUILTIN, DatasetSpec
     from components.dialogue.packaging import write_index
     from components.ingest import ingest
-    from components.prior import trending_popularity
+    from components.prior import item_audience, trending_popularity
     from components.vocab import ItemVocab
     from models import build_model
     from models.base import TrainData
@@ -59,7 +59,8 @@ def _build() -> DialogueFixture:
     bundle_dir = Path(tempfile.mkdtemp(prefix="sessionflow-dialogue-test-")) / "bundle"
     catalogue = BUILTIN["ml-100k"].spec.catalogue
     prior = trending_popularity(inter, vocab, 365.0)
-    save_bundle(bundle_dir, model, vocab, items, {"data_hash": "test"}, catalogue, prior)
+    audience = item_audience(inter, vocab)  # MovieLens ratings: the "highly rated" / "lesser known" facets
+    save_bundle(bundle_dir, model, vocab, items, {"data_hash": "test"}, catalogue, prior, audience)
     write_index(bundle_dir, EMBEDDING_CACHE)
     from components.dialogue.index import CatalogueIndex
 

@@ -451,3 +451,26 @@ def test_thanks_bye_help_other_kinds_and_do_you_have(engine) -> None:
     assert res.understood["intent"] == "ask_about" and res.reply.startswith("Fargo (1996)")
     res = engine.chat("have-not", "do you have Oppenheimer?")
     assert "couldn't find 'Oppenheimer'" in res.reply
+
+
+def test_highly_rated_and_lesser_known_lists_follow_the_ratings_log() -> None:
+    """On MovieLens-100K's own ratings: every film shown for "highly rated comedies" has a mean rating above
+    the catalogue's, and its reason states that mean and how many rated it, as the log has them; "lesser
+    known" comedies are rated by fewer people than plain comedies, none by as many as the 5% most rated."""
+    fx = fixture()
+    ratings = fx.interactions[fx.interactions["event"] == "rating"]
+    stats = ratings.groupby(ratings["item_id"].astype(str))["value"].agg(["mean", "count"])
+    eng = make_engine()
+    best = eng.chat("rated", "highly rated comedies", k=8)
+    assert best.items and not best.understood.get("unsupported")
+    for it in best.items:
+        mean, n = stats.loc[it.item_id]
+        assert mean > ratings["value"].mean(), it.title
+        assert f"rated {mean:.1f} on average by {int(n)} people" in it.reason, it.reason
+    plain = eng.chat("plain", "comedies", k=8)
+    known = eng.chat("known", "lesser known comedies", k=8)
+    assert "less known" in known.reply
+    counts = [stats.loc[i.item_id, "count"] for i in known.items]
+    assert np.median(counts) < np.median([stats.loc[i.item_id, "count"] for i in plain.items])
+    top = stats["count"].sort_values(ascending=False).iloc[len(stats) // 20]  # the 5% most rated
+    assert known.items and max(counts) < top

@@ -641,6 +641,9 @@ def test_a_child_age_means_kids(planner, message, kids) -> None:
         ("a louder one", None),
         ("the black ones please", None),  # an adjective on a pronoun: the earlier head, searched for 'black'
         ("which one is the most accurate?", None),
+        ("a lesser known brand of pipettes", ["pipettes"]),  # how it was received, then what it counts
+        ("a box of nitrile gloves", ["nitrile", "gloves"]),
+        ("a popular multimeter", ["multimeter"]),
     ],
 )
 def test_the_head_noun_phrase_of_a_request(message, head) -> None:
@@ -876,10 +879,66 @@ def test_less_silly_is_a_darker_critique(planner) -> None:
     assert planner.plan("actually, what about the 80s?").soft == ""
 
 
-def test_ratings_where_the_catalogue_has_none(planner) -> None:
-    """ "just the ones with good ratings" was off-topic: said to be unsupported, and the list shown stays."""
-    q = planner.plan("just the ones with good ratings", PlanContext(shown=[0, 1, 2]))
+def test_ratings_where_the_catalogue_has_none() -> None:
+    """ "just the ones with good ratings" was off-topic: where the log holds no ratings (a shop's purchases)
+    it is said to be unsupported, and the list shown stays."""
+    index, _ = tiny_index(["Gorilla Glue", "Super Glue", "Wood Glue"])
+    q = BuiltinPlanner(index).plan("just the ones with good ratings", PlanContext(shown=[0, 1, 2]))
     assert (q.intent, q.unsupported, q.soft) == ("refine", ["ratings"], "")
+    q = BuiltinPlanner(index).plan("a lesser known glue")  # popularity every catalogue has; in a shop it
+    assert ([(c.facet, c.op, c.high) for c in q.constraints], q.unsupported) == (  # orders what is found
+        [("popularity", "prefer", 90.0)],
+        [],
+    )
     from components.dialogue import grammar
 
     assert grammar.without_unsupported("a highly rated comedy", ["ratings"]) == "a comedy"
+
+
+def _reception(q):
+    return sorted((c.facet, c.op, c.said) for c in q.constraints if c.facet in ("rating", "popularity"))
+
+
+def test_reception_wishes_are_constraints_on_what_the_log_says(planner) -> None:
+    """ "an underrated gem" was off-topic and "highly rated" said the catalogue had no ratings, though
+    MovieLens is a log of ratings: now each wish is a constraint on an audience facet, and its words search
+    nothing ("gem", "popular")."""
+    q = planner.plan("an underrated gem")
+    gem = "underrated gem"
+    assert _reception(q) == [("popularity", "at_most", gem), ("rating", "at_least", gem)]
+    assert (q.intent, q.soft, q.unsupported) == ("recommend", "", [])
+    q = planner.plan("a highly rated comedy from the 90s")
+    assert _reception(q) == [("rating", "at_least", "highly rated")]
+    assert {c.facet for c in q.constraints} == {"rating", "genre", "year"}
+    now = "popular right now"
+    assert _reception(planner.plan(f"what's {now}")) == [("popularity", "at_least", now)]
+    assert planner.plan("what's popular right now").soft == ""
+    assert _reception(planner.plan("a lesser-known thriller")) == [("popularity", "at_most", "lesser-known")]
+
+
+def test_a_negated_reception_wish_turns_over(planner) -> None:
+    """ "nothing too popular" and "I don't want anything mainstream" ask for the less known; "not so popular"
+    says so itself and is not turned twice."""
+    for text in ("nothing too popular, a sci-fi film", "I don't want anything mainstream", "not so popular"):
+        assert [(f, op) for f, op, _ in _reception(planner.plan(text))] == [("popularity", "at_most")], text
+
+
+def test_the_well_rated_edge_is_the_catalogues_own(planner) -> None:
+    """'highly rated' is the best-rated fifth of the items rated often enough, on this catalogue's ratings."""
+    import numpy as np
+
+    index = fixture().index
+    c = next(c for c in planner.plan("highly rated please").constraints if c.facet == "rating")
+    rating, count = index.numbers["rating"].values, index.numbers["ratings"].values
+    often = rating[np.isfinite(rating) & (count >= 10)]
+    assert 0.18 <= float((often >= c.low).mean()) <= 0.22
+
+
+def test_a_facets_name_is_no_search_word() -> None:
+    """ "a lesser known brand of pipettes" searched 'brand' (Duck Brand tape first): a facet's name names none
+    of its values."""
+    facets = [{"name": "brand", "kind": "category", "column": "attributes.brand"}]
+    brands = [{"brand": "Duck"}, {"brand": "Karter"}]
+    index, _ = tiny_index(["Duck Brand Tape", "Pipettes"], attributes=brands, facets=facets)
+    small = BuiltinPlanner(index)
+    assert (small.plan("a brand of tape").soft, small.plan("which brands of glue?").soft) == ("tape", "glue")
