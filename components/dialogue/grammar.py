@@ -153,13 +153,15 @@ RESET = re.compile(
 INSTEAD = re.compile(r"\b(?:instead|rather|switch to|change (?:it )?to|make it)\b")
 CRITIQUES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:more recent|most recent|newer|newest|recent ones?|latest|more modern|less old|"
-                r"not (?:so |too |as |that )?old|new releases?|(?:anything|something) current|"
+                r"(?:not|isn't|isnt|is not|aren't|arent|nothing) (?:so |too |as |that |very )?old|"
+                r"new releases?|(?:anything|something) current|"
                 r"current (?:movies|films|ones|releases)|new (?:movies|films) to|"
                 r"(?:came|come|comes|coming) out (?:recently|lately|this year)|released (?:recently|lately)|"
                 r"recent releases?)\b"),
      "newer"),
     (re.compile(r"\b(?:older ones?|older|oldest|classics?|vintage|less recent|old[- ]school|retro|"
-                r"not (?:so |too |as |that )?recent|earlier ones?)\b"), "older"),
+                r"(?:not|isn't|isnt|is not|aren't|arent|nothing) (?:so |too |as |that |very )?(?:recent|new)|"
+                r"earlier ones?)\b"), "older"),
     (re.compile(r"\b(?:cheaper|less expensive|more affordable|lower price|budget|inexpensive|cheap)\b"),
      "cheaper"),
     (re.compile(r"\b(?:pricier|more expensive|higher end|premium|high[- ]end)\b"), "pricier"),
@@ -225,7 +227,7 @@ LENGTH = re.compile(
     r"(?:\b(?:not|nothing|isn't|is not|none)\s+(?:too|so|that|very|overly)\s+|"
     r"(?<!\bso )(?<!\bhow )(?<!\bas )(?<!\bin )(?<!\bbefore )\b)(?:short(?:er)?|long(?:er)?|lengthy|quick)\b"
     r"(?=\s*(?:and|or|but|though|tho|either|anyway|ideally|,|\.|!|\?|$)|\s+(?:[a-z]+\s+)?(?:films?|movies?|ones?|watch|flicks?)\b|"
-    r"\s+(?:something|please|for|to watch|enough)\b)"
+    r"\s+(?:something|please|for|to watch|enough|(?:i|we) (?:can|could) (?:watch|finish))\b)"
     r"|\brun(?:ning)?[\s-]?times?\b"
     r"|\b(?:(?:under|less than|shorter than|at most|no (?:more|longer) than|within|over|more than|"
     r"longer than|at least|about|around)\s+)?(?:\d+(?:\.\d+)?|an?|one|two|three|half an?)[\s-]*"
@@ -432,7 +434,8 @@ STOPWORDS = words(
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
-    usually normally typically tonight's lately along lines vein actually next highly"""
+    usually normally typically tonight's lately along lines vein actually next highly especially
+    particularly"""
 )
 
 

@@ -163,6 +163,11 @@ _KIND_NOUNS = frozenset(
 
 
 # times typed in lower case are times, not the films named so ("last night", "tonight", "yesterday")
+# words right after a capitalised title in a question about it ("when was Heat released?", "when did Heat
+# come out?", "what is Heat about?", "is Heat any good?", "what year is Heat from?")
+_ASKED_AFTER = frozenset({"released", "come", "came", "premiered", "about", "any", "worth", "from"})
+# ... and right before it ("who is in Heat?", "who stars in Heat?")
+_CAST_BEFORE = frozenset({"is", "was", "'s", "stars", "starred", "acted", "plays", "played", "else"})
 _TIME_PHRASES = frozenset(
     {"last night", "tonight", "yesterday", "today", "tomorrow", "this weekend", "last weekend", "next week",
      "last week", "this week", "last year", "this year", "next year", "this morning", "the other day"}
@@ -412,7 +417,11 @@ class TitleLinker:
         caps = [t.capitalised for t in span_tokens if t.text not in ARTICLES]
         if not all_lower and caps and all(caps) and not (len(content) == 1 and i in sentence_start):
             score += 0.3
-        if cue is not None:
+        asked = any(caps) and (
+            (j + 1 < len(tokens) and tokens[j + 1].text in _ASKED_AFTER)
+            or (i > 1 and tokens[i - 1].text == "in" and tokens[i - 2].text in _CAST_BEFORE)
+        )
+        if cue is not None or asked:  # "loved Heat"; "when was Heat released?"
             score += 0.5
         if year is not None:
             score += 0.6

@@ -99,6 +99,7 @@ class BuiltinPlanner:
         self._names = {f.name for f in index.spec.facets if f.proper_names}
         self._audience = audience_constraints(index)
         self._facet_names = {w for f in index.spec.facets for w in (fold(f.name), plural(fold(f.name)))}
+        self._surnames = surnames(index)
 
     # ------------------------------------------------------------------------------------------------
     def plan(self, message: str, context: PlanContext | None = None) -> Query:
@@ -124,7 +125,13 @@ class BuiltinPlanner:
         self._shown_refs(s, toks, free, used, negated, context, q)
         self._other_values(s, toks, free, used, context, q)
         links, unresolved = self.index.linker.link(toks, free)
-        links = sorted((lk for lk in links if not self._names_a_value(lk, toks)), key=lambda lk: lk.first)
+        people = [lk for lk in links if self._names_a_person(lk, toks)]
+        links = sorted(
+            (lk for lk in links if not self._names_a_value(lk, toks) and lk not in people),
+            key=lambda lk: lk.first,
+        )
+        for lk in people:  # searched in the texts and titles as a name, as "Tarantino" is
+            q.unresolved_titles.append(message[toks[lk.first].start : toks[lk.first].end])
         # the titles' own words and facet values ("Raging Bull", "a horror film") say nothing about liking
         quiet = {p for lk in links for p in range(lk.first, lk.last + 1)}
         quiet |= {i for i, t in enumerate(toks) if self.index.phrases.get(fold(t.text))}
@@ -210,6 +217,16 @@ class BuiltinPlanner:
         return q
 
     # -- extractors -----------------------------------------------------------------------------------
+    def _names_a_person(self, lk: Link, toks: list[Token]) -> bool:
+        """A lone name that the catalogue's texts hold as a person's surname ("Alfred Hitchcock" in the tags
+        of his films) is that person, not the film named after them: "old thrillers, Hitchcock especially"
+        linked *Hitchcock* (2012). With its year or in quotes it stays the title."""
+        if lk.first != lk.last or not toks[lk.first].capitalised:
+            return False
+        quoted = lk.first > 0 and toks[lk.first - 1].text in ('"', "'", "“")
+        dated = lk.last + 2 < len(toks) and toks[lk.last + 1].text == "(" and toks[lk.last + 2].text.isdigit()
+        return not quoted and not dated and fold(toks[lk.first].text) in self._surnames
+
     def _names_a_value(self, lk: Link, toks: list[Token]) -> bool:
         """A lone lowercase word that is a facet value's own name ("she likes romance") is the value, not
         the film *Romance*: written with a capital, in quotes or with its year it stays a title."""
@@ -832,6 +849,24 @@ def _says_own(toks: list[Token], last: int) -> bool:
         tail.append(t.text)
     cues = g.LIKE_CUES | g.DISLIKE_CUES | g.SEEN_CUES
     return bool(set(tail) & cues) or abs(sentiment(" ".join(tail))) >= 0.3
+
+
+_FULL_NAME = re.compile(r"\b([A-Z][a-z]+) ([A-Z][a-z]{2,})\b")
+
+
+def surnames(index: CatalogueIndex, min_items: int = 2) -> frozenset[str]:
+    """Uncommon words that end a two-word capitalised name ("Alfred Hitchcock", "Stanley Kubrick") in the
+    texts of at least ``min_items`` items, where titles are names (films, books; in a shop "Gorilla Glue" is
+    a brand and its product)."""
+    if index.spec.titles_describe_items:
+        return frozenset()
+    counts: dict[str, int] = {}
+    for text, title in zip(index.texts, index.titles, strict=True):
+        rest = text[len(title) :] if text.startswith(title) else text  # the title is no name of a person
+        names = {fold(last) for first, last in _FULL_NAME.findall(rest) if fold(first) not in g.STOPWORDS}
+        for word in names:
+            counts[word] = counts.get(word, 0) + 1
+    return frozenset(w for w, n in counts.items() if n >= min_items and informativeness(w) >= 0.6)
 
 
 def audience_constraints(index: CatalogueIndex) -> dict[str, Constraint]:

@@ -88,8 +88,9 @@ def make_engine(config=None, store=None, **overrides):
 
 
 def tiny_index(
-    titles, years=None, categories=None, attributes=None, facets=None, item_noun=("item", "items")
-):
+    titles, years=None, categories=None, attributes=None, facets=None, item_noun=("item", "items"),
+    texts=None, titles_describe_items=True,
+):  # fmt: skip
     """A small real index over a hand-made table (for linker/price/facet rules), with a popularity model."""
     from components.bundle import Predictor
     from components.dialogue.index import build_index
@@ -107,12 +108,16 @@ def tiny_index(
         import json
 
         table["attributes"] = [json.dumps(a) for a in attributes]
-    table["text"] = ""
+    table["text"] = texts or ""
     vocab = ItemVocab.fit(ids)
     model = build_model("popularity", n, {})
     model.fit(TrainData([np.arange(n)[::-1].copy() for _ in range(3)], n))
     predictor = Predictor(model, vocab, dict(zip(ids, titles, strict=True)), {"model": "popularity"})
-    spec = CatalogueSpec(item_noun=item_noun, facets=[FacetSpec(**f) for f in (facets or [])])
+    spec = CatalogueSpec(
+        item_noun=item_noun,
+        facets=[FacetSpec(**f) for f in (facets or [])],
+        titles_describe_items=titles_describe_items,
+    )
     rng = np.random.default_rng(0)
     emb = rng.normal(size=(n, 8)).astype(np.float32)
     return build_index(predictor, table, spec, embeddings=emb), predictor

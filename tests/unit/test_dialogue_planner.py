@@ -942,3 +942,41 @@ def test_a_facets_name_is_no_search_word() -> None:
     index, _ = tiny_index(["Duck Brand Tape", "Pipettes"], attributes=brands, facets=facets)
     small = BuiltinPlanner(index)
     assert (small.plan("a brand of tape").soft, small.plan("which brands of glue?").soft) == ("tape", "glue")
+
+
+@pytest.mark.parametrize(
+    "message", ["when was Heat released?", "when did Heat come out?", "who is in Heat?", "is Heat any good?"]
+)
+def test_a_question_about_a_title_that_is_a_common_word(planner, message) -> None:
+    """ "when was Heat released?" was off-topic: 'heat' is an English word, so *Heat* needed a cue; the
+    question around the capitalised title is one."""
+    q = planner.plan(message)
+    assert (q.intent, [(r.title, r.stance) for r in q.refs]) == (
+        "ask_about",
+        [("Heat (1995)", "asked_about")],
+    )
+    assert planner.plan("the heat is unbearable today").refs == []
+
+
+def test_a_surname_in_the_catalogues_texts_is_the_person_not_the_film() -> None:
+    """ "I like old thrillers, Hitchcock especially" liked the film *Hitchcock* (2012): the word ends a
+    person's name ("Alfred Hitchcock") in the texts of his films, so it is searched; with its year it is the
+    title."""
+    titles = ["Hitchcock (2012)", "Vertigo (1958)", "Psycho (1960)", "Rear Window (1954)"]
+    texts = ["Hitchcock. Drama", "Vertigo. Thriller. Alfred Hitchcock", "Psycho. Horror. Alfred Hitchcock",
+             "Rear Window. Thriller. Alfred Hitchcock, James Stewart"]  # fmt: skip
+    index, _ = tiny_index(titles, texts=texts, titles_describe_items=False)
+    small = BuiltinPlanner(index)
+    q = small.plan("I like old thrillers, Hitchcock especially")
+    assert (q.refs, q.soft.split()[-1], q.unresolved_titles) == ([], "hitchcock", ["Hitchcock"])
+    assert [r.title for r in small.plan("I loved Hitchcock (2012)").refs] == ["Hitchcock (2012)"]
+    assert [r.title for r in small.plan('I loved "Hitchcock"').refs] == ["Hitchcock (2012)"]
+
+
+def test_isnt_too_old_asks_for_newer_and_short_is_a_length(planner) -> None:
+    """ "a western that isn't too old" asked for any age; "something short I can watch in an hour" searched
+    'short' (The Big Short first) though lengths are not in the catalogue."""
+    assert planner.plan("a western that isn't too old").critique == "newer"
+    assert planner.plan("a comedy that is not too new").critique == "older"
+    q = planner.plan("something short I can watch in an hour")
+    assert (q.soft, q.unsupported) == ("", ["length"])
