@@ -134,6 +134,12 @@ REMARK = re.compile(
     r"\b(?:i|i'm|im|i'll|i've|i'd|you|you're|we|we're|it|it's|its|that|that's|this|he|she|they|"
     r"there|there's|me|my)\b"
 )
+# "that" opening a relative clause after a noun ("safety goggles that won't fog"): no remark's "that"
+RELATIVE_THAT = re.compile(
+    r"(?<=[a-z]) (?:that|which) (?=(?:won't|wont|doesn't|doesnt|don't|dont|can't|cant|will|would|can|could|"
+    r"is|are|has|have|fits?|works?|holds?|lasts?|goes|go)\b)"
+)
+
 
 ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
@@ -434,7 +440,7 @@ STOPWORDS = words(
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
-    usually normally typically tonight's lately along lines vein actually next highly especially
+    usually normally typically tonight's lately along lines vein actually next highly especially up
     particularly"""
 )
 
@@ -529,6 +535,11 @@ def head_words(text: str) -> list[str] | None:
     for pattern, _ in RECEPTION:  # "a lesser known brand of ...": how it was received names no product
         text = pattern.sub(" ", text)
     tokens = re.findall(r"[\w'-]+|[,.!?;:]", text)
+    if len(tokens) > 1 and tokens[0] in ("something", "anything", "one") and (
+        tokens[1] in ("more", "less") or tokens[1] in COMPARATIVES
+        or (tokens[1].endswith("er") and len(tokens[1]) > 4 and tokens[1] not in ("other", "under", "after"))
+    ):  # fmt: skip
+        return None  # "something more professional": more of the product asked before
     for n, w in enumerate(tokens):
         if w == "of" and n and out and out[-1] == tokens[n - 1] in CLASSIFIERS:
             out.pop()  # "a box of gloves": gloves

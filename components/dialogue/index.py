@@ -174,16 +174,20 @@ class CatalogueIndex:
 
     def free_of(self, words: Sequence[str]) -> np.ndarray:
         """Items whose text says they are without one of ``words`` ("Powder Free", "latex-free", "no
-        latex", "non-toxic"): leaving out "powdered" must not demote them, they are what was asked."""
+        latex", "non-toxic", "Anti Fog", "waterproof", "tear resistant"): leaving out "powdered" (or goggles
+        "that won't fog") must not demote them, they are what was asked."""
         stems = sorted({self.lexical.stem(w) for w in words if len(w) >= 3})
         out = np.zeros(len(self), bool)
         if not stems:
             return out
         alt = "|".join(re.escape(s) for s in stems)
-        pattern = re.compile(rf"\b(?:{alt})\w*[\s-]+free\b|\b(?:no|non|without|zero)[\s-]+(?:{alt})", re.I)
+        pattern = re.compile(
+            rf"\b(?:{alt})\w*(?:[\s-]+(?:free|resistant)|[\s-]?proof)\b|\b(?:no|non|without|zero|anti)[\s-]*(?:{alt})",
+            re.I,
+        )
         negating = self.__dict__.get("_negating")
         if negating is None:  # the few texts that can say "free of" at all, found once
-            cue = re.compile(r"\b(?:free|no|non|without|zero)\b", re.I)
+            cue = re.compile(r"\b(?:free|no|non|without|zero|resistant)\b|\banti|proof\b", re.I)
             negating = self.__dict__["_negating"] = [i for i, t in enumerate(self.texts) if cue.search(t)]
         for i in negating:
             if pattern.search(self.texts[i]):

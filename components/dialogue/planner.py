@@ -808,10 +808,13 @@ class BuiltinPlanner:
             return "recommend"  # an answer to our question ("horror, something that challenges me")
         if "?" in s or g.REQUEST_FORM.match(s):
             return "off_topic" if len(grounded) < max(1, len(soft) // 2 + 1) or "?" in s else "recommend"
+        remark = g.REMARK.search(g.RELATIVE_THAT.sub(" ", s))
+        if grounded and self.index.spec.titles_describe_items and not remark:
+            return "recommend"  # "safety goggles" in a shop without goggles: a search that finds little
         if len(grounded) < max(1, len(soft) // 2 + 1):
             # a remark about oneself or what was said ("I will check that out", "That's very true") is
             # conversation; bare words the catalogue does not know ("qwerty asdf") are not
-            return "chit_chat" if g.REMARK.search(s) else "off_topic"
+            return "chit_chat" if remark else "off_topic"
         return "recommend"
 
 

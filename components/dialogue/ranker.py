@@ -382,7 +382,9 @@ def signals(
             near = closest_share(cos, cfg.avoid_dense_top) * (cos >= cfg.avoid_dense_floor)
             avoid = np.maximum(avoid, near)
         if avoid.max() > 0:
-            avoid[index.free_of(list(req.avoid_terms))] = 0.0  # "not powdered": "Powder Free" is no match
+            # "not powdered": "Powder Free" is no match but what was asked, as "Anti Fog" is for goggles "that
+            # won't fog": they rise as far as a match would sink
+            avoid[index.free_of(list(req.avoid_terms))] = -FREE_LIFT
             out["avoid"] = avoid
     if req.said_words and use["echo"] and not index.spec.titles_describe_items:
         echoes = index.title_echoes(req.said_words)
@@ -404,6 +406,9 @@ def _graded(index: CatalogueIndex, c: Constraint, ok: np.ndarray) -> np.ndarray:
         rating = np.nan_to_num(index.numbers[RATING].values, nan=c.low)
         return inside * (0.5 + 0.5 * minmax(rating, where=ok & (inside > 0)))
     return inside
+
+
+FREE_LIFT = 0.5  # how far an item whose text says it is free of an avoided word rises (see ``signals``)
 
 
 def closest_share(cos: np.ndarray, share: float) -> np.ndarray:

@@ -87,9 +87,14 @@ def describe(
         avoid.append("nothing like " + join(disliked, "or"))
     named = said_words(cons)
     phrases = [" ".join(w for w in fold(p).split() if w not in named) for p in avoided_phrases(avoided)]
-    phrases = [f"'{p}'" for p in dict.fromkeys(phrases) if p]
-    if phrases:
-        avoid.append("leaving out any that mention " + join(phrases, "or"))
+    phrases = [p for p in dict.fromkeys(phrases) if p]
+    # where texts say an item is without the word ("Powder Free", "Anti Fog"), those are what is wanted
+    free = [f"'{p}'" for p in phrases if index.free_of(p.split()).any()]
+    left_out = [f"'{p}'" for p in phrases if f"'{p}'" not in free]
+    if left_out:
+        avoid.append("leaving out any that mention " + join(left_out, "or"))
+    if free:
+        avoid.append("preferring those free of " + join(free, "or"))
     text = " ".join(parts[:1]) + (", " + ", ".join(parts[1:]) if parts[1:] else "")
     if avoid:
         text += ", " + ", ".join(avoid)

@@ -644,6 +644,8 @@ def test_a_child_age_means_kids(planner, message, kids) -> None:
         ("a lesser known brand of pipettes", ["pipettes"]),  # how it was received, then what it counts
         ("a box of nitrile gloves", ["nitrile", "gloves"]),
         ("a popular multimeter", ["multimeter"]),
+        ("something more professional", None),  # the product asked before, more professional
+        ("anything cheaper", None),
     ],
 )
 def test_the_head_noun_phrase_of_a_request(message, head) -> None:

@@ -135,10 +135,29 @@ def test_leaving_out_a_word_does_not_demote_items_free_of_it() -> None:
         index.titles[r.idx]: r.parts.get("avoid", 0.0)
         for r in rank(index, predictor.model, req, cfg, 4).items
     }
-    assert avoid["Powdered Nitrile Gloves"] < 0
+    assert avoid["Powdered Nitrile Gloves"] < 0 == avoid["Nitrile Gloves"]
     assert (
-        avoid["Nitrile Gloves, Powder Free"] == avoid["Gloves, Non-Powdered"] == avoid["Nitrile Gloves"] == 0
-    )
+        avoid["Nitrile Gloves, Powder Free"] == avoid["Gloves, Non-Powdered"] > 0
+    )  # what was asked: they rise
+
+
+def test_goggles_that_wont_fog_are_the_anti_fog_ones() -> None:
+    """ "safety goggles that won't fog up" (a shop without goggles) was small talk, avoided every text that
+    mentions fog, the one anti-fog eyewear included, and said nothing mentions 'fog up'."""
+    from components.dialogue.planner import BuiltinPlanner
+
+    titles = ["Safety Stripe Tape", "Protective Eyewear, Anti Fog Lens", "Fog Machine", "Waterproof Tape"]
+    index, predictor = tiny_index(titles, item_noun=("product", "products"))
+    assert list(index.free_of(["fog"])) == [False, True, False, False]
+    assert list(index.free_of(["water"])) == [False, False, False, True]  # "tape that won't let water in"
+    q = BuiltinPlanner(index).plan("safety goggles that won't fog up")
+    assert (q.intent, q.avoid) == ("recommend", "fog")
+    assert BuiltinPlanner(index).plan("safety goggles").intent == "recommend"  # a search that finds little
+    req = RankRequest(terms={"safety": 1.0, "goggles": 1.0}, avoid_terms={"fog": 1.0})
+    ranked = rank(index, predictor.model, req, ConversationConfig(mmr_lambda=1.0), 4).items
+    avoid = {index.titles[r.idx]: r.parts.get("avoid", 0.0) for r in ranked}
+    assert avoid["Protective Eyewear, Anti Fog Lens"] > 0 > avoid["Fog Machine"]
+    assert index.titles[ranked[-1].idx] == "Fog Machine"
 
 
 def test_an_avoided_phrase_also_demotes_what_it_means_where_no_text_says_it() -> None:
