@@ -92,9 +92,10 @@ HELP = re.compile(
 # Kinds of items a catalogue of films (or books) does not hold: "recommend me a Netflix series", "a book
 # about space" on films
 OTHER_KINDS = re.compile(
-    r"\b(?:(?:tv |netflix |web )?(?:series|shows?)|books?|novels?|games?|video games?|albums?|songs?|"
-    r"podcasts?|anime series|documentary series|audiobooks?)\b"
-)
+    r"\b(?:(?:tv |netflix |web )?(?:series|shows?(?! (?:me|us|them|him|her|some|a few|what|which|all|more|"
+    r"other)\b))|books?|novels?|games?|video games?|albums?|songs?|podcasts?|anime series|documentary series|"
+    r"audiobooks?)\b"
+)  # "show me some thrillers" is a verb, not a TV show
 
 
 CHIT_CHAT = re.compile(

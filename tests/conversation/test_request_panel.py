@@ -39,7 +39,7 @@ def engine_for(name: str):
     from components.dialogue.packaging import write_index
     from components.features import build_features
     from components.ingest import ingest
-    from components.prior import trending_popularity
+    from components.prior import item_audience, trending_popularity
     from models import build_model
 
     raw = Path(tempfile.mkdtemp(prefix="sessionflow-panel-")) / "raw"
@@ -51,7 +51,9 @@ def engine_for(name: str):
     model.fit(fs.train)
     bundle = raw.parent / "bundle"
     prior = trending_popularity(data.interactions, fs.vocab, 365.0)
-    save_bundle(bundle, model, fs.vocab, data.items, {"data_hash": data.data_hash}, spec.catalogue, prior)
+    audience = item_audience(data.interactions, fs.vocab)  # as featurize writes it: ratings, popularity
+    meta = {"data_hash": data.data_hash}
+    save_bundle(bundle, model, fs.vocab, data.items, meta, spec.catalogue, prior, audience)
     write_index(bundle, CACHE)
     return load_engine(bundle)
 

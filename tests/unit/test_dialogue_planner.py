@@ -982,3 +982,9 @@ def test_isnt_too_old_asks_for_newer_and_short_is_a_length(planner) -> None:
     assert planner.plan("a comedy that is not too new").critique == "older"
     q = planner.plan("something short I can watch in an hour")
     assert (q.soft, q.unsupported) == ("", ["length"])
+
+
+def test_show_me_is_a_verb_not_a_tv_show(planner) -> None:
+    """ "show me some thrillers" answered "This catalogue has films only, no shows"."""
+    assert planner.plan("show me some thrillers").unsupported == []
+    assert planner.plan("recommend a tv show").unsupported == ["kind:show"]
