@@ -65,7 +65,9 @@ CUES = frozenset(
         "reminiscent",
     ]
 )
-_SKIPPABLE = frozenset({"the", "also", "really", "just", "movie", "film", "of", "to", "seeing"})  # "like the"
+_SKIPPABLE = frozenset(
+    {"the", "also", "really", "just", "movie", "film", "of", "to", "seeing", "is", "was"}
+)  # "like the"
 MAX_SPAN = 12
 _INNER_PUNCT = frozenset({":", ",", "-", ".", "&", "!"})  # "Mystery Science Theater 3000: The Movie"
 

@@ -76,6 +76,8 @@ _TIME_WORDS = frozenset(  # "the last two years", "the last year": a time, not s
 # units of a number facet that holds how long an item takes (running time, reading time)
 _TIME_UNITS = frozenset({"min", "mins", "minute", "minutes", "h", "hr", "hrs", "hour", "hours"})
 _LIST_JOINS = frozenset({"and", "or", "nor", ",", "&", "/"})  # between two avoided phrases
+_FAVOURITE = re.compile(r"\b(?:favou?rites?|faves?)\b")
+_NEGATED = re.compile(r"\b(?:not|never|no)\b|n't\b")
 POPULAR_SHARE = 0.1  # "popular": the most popular tenth of the catalogue; "lesser known": the rest
 WELL_RATED_SHARE = 0.2  # "highly rated": the best-rated fifth of the items rated often enough
 
@@ -255,6 +257,8 @@ class BuiltinPlanner:
             return "disliked"
         if _asks_about(toks, first, last, clause):
             return "asked_about"
+        if _FAVOURITE.search(clause) and not _NEGATED.search(clause):
+            return "liked"  # "Amelie is my favourite", "my all-time fave"
         score = sentiment(_clause_text(toks, first, last, skip=quiet))  # without words that say nothing
         if cue in g.SEEN_CUES:
             return "liked" if score >= 0.3 else "disliked" if score <= -0.3 else "seen"

@@ -988,3 +988,16 @@ def test_show_me_is_a_verb_not_a_tv_show(planner) -> None:
     """ "show me some thrillers" answered "This catalogue has films only, no shows"."""
     assert planner.plan("show me some thrillers").unsupported == []
     assert planner.plan("recommend a tv show").unsupported == ["kind:show"]
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [("my favorite movie is Heat", "Heat (1995)"), ("Fargo is my favourite", "Fargo (1996)"),
+     ("what I like is Heat", "Heat (1995)")],
+)  # fmt: skip
+def test_a_favourite_named_after_is_liked(planner, message, title) -> None:
+    """ "my favorite movie is Heat" linked nothing ('heat' needs a cue, and "is" stopped the search for one);
+    "Fargo is my favourite" only mentioned it."""
+    q = planner.plan(message)
+    assert [(r.title, r.stance) for r in q.refs] == [(title, "liked")]
+    assert [r.stance for r in planner.plan("Fargo is not my favourite").refs] == ["mentioned"]
