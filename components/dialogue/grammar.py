@@ -24,6 +24,13 @@ NEGATION_BIGRAMS = frozenset(
     # "I can't stand Adam Sandler"
     | {("can't", "stand"), ("cant", "stand"), ("cannot", "stand")}
 )
+# pairs said as one thing ("no black and white films"): avoided together, not each word on its own
+BINOMIALS = frozenset({("black", "white"), ("rock", "roll"), ("sword", "sorcery"), ("cat", "mouse")})
+# "never heard of it", "haven't heard of that one": a remark about the item, nothing to search or avoid
+NOT_HEARD = re.compile(
+    r"\b(?:never|not|haven'?t|have not|hadn'?t|didn'?t)\s+(?:even\s+)?(?:heard|hear)\s+(?:of|about)\s+"
+    r"(?:it|that|this|them|those|these)(?:\s+one)?\b"
+)
 # a negation cue right before one of these negates no wish: it gives leave ("I don't mind comedy", "not
 # against horror") or speaks of knowing ("I don't know what I want or maybe a comedy")
 NOT_NEGATING_AFTER = words("mind object opposed against averse know remember recall")
@@ -62,9 +69,10 @@ GREETINGS = words(
 # a bit more recent"): the question's wishes become the user's
 AFFIRMATIVE = re.compile(
     r"^\s*(?:yes|yeah|yea|yep|yup|sure|definitely|absolutely|of course|ok|okay|sounds good|that'd be great|"
-    r"that would be great|i do|i would)\b",
+    r"that would be great|i do|i would|(?:a (?:bit|little|mix) of |kind of |i like |i'd like |i love )?both|"
+    r"either(?: one| is fine| works)?|any of (?:them|those))\b",
     re.IGNORECASE,
-)
+)  # "Do you prefer action or drama?" "a bit of both": the question's values, as for a yes
 
 
 # ... or declines it ("Do you like ones with romance as well?" "no, not really")
@@ -117,6 +125,8 @@ REQUEST_FORM = re.compile(
 # "surprise me", "you pick", "up to you", "anything is fine": the pick is left to us, with no preference
 LEFT_TO_US = re.compile(
     r"\bsurprise (?:me|us)\b|\byou (?:pick|choose|decide)\b|\bup to you\b|\banything (?:is )?fine\b"
+    r"|\b(?:it )?(?:doesn'?t|does not|don'?t|didn'?t) (?:really )?matter\b"
+    r"|\bi don'?t (?:really )?(?:care|mind)(?=\s*(?:[.,!?]|$))|\bno preference\b"
 )
 # a question that asks for a pick ("what should I watch tonight", "what's good to watch", "which one should
 # we get"): a request, though it has no request word; or a pick left to us
@@ -441,7 +451,7 @@ STOPWORDS = words(
     dislikes loathe loathed despise despised he she him her his hers they them their theirs best better
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
-    usually normally typically tonight's lately along lines vein actually next highly especially up
+    usually normally typically tonight's lately along lines vein actually next highly especially up honestly
     particularly"""
 )
 

@@ -187,7 +187,7 @@ class BuiltinPlanner:
                 q.constraints.append(c)
         self._reception(s, toks, free, used, negated, q)
         self._unanswerable(s, toks, free, used, q)
-        for m in g.LEFT_TO_US.finditer(s):  # "surprise me": no search words
+        for m in [*g.LEFT_TO_US.finditer(s), *g.NOT_HEARD.finditer(s)]:  # "surprise me": no search words
             _claim(toks, free, used, m.start(), m.end())
         for m in g.COUNT_ASK.finditer(s):  # "give me 3 thrillers", "a couple of comedies": how many
             if not any(used[m.start() : m.end()]):
@@ -731,7 +731,10 @@ class BuiltinPlanner:
             w = self.index.linker.repair(w)
             if not negated[i]:
                 soft.append(w)
-            elif not avoid or any(x.text in _LIST_JOINS for x in toks[last_avoided + 1 : i]):
+            elif not avoid or (
+                any(x.text in _LIST_JOINS for x in toks[last_avoided + 1 : i])
+                and (toks[last_avoided].text, w) not in g.BINOMIALS
+            ):
                 avoid.append([w])
             else:
                 avoid[-1].append(w)
@@ -1019,7 +1022,9 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
                 mask[j] = True
                 j += 1
                 continue
-            if toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):
+            if toks[j].text == "and" and mask[j - 1] and _last_item_after(toks, j):
+                end = min(len(toks), max(end, j + 3))  # "just not black and white", "no blood and gore"
+            elif toks[j].text in g.CLAUSE_BOUNDARIES and toks[j].text not in (",",):
                 break
             if toks[j].text == "," and j + 1 < len(toks) and toks[j + 1].text not in ("or", "nor"):
                 if not _enumeration_after(toks, j):
@@ -1030,6 +1035,22 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
             if j < len(toks) and toks[j].text in ("or", "nor"):
                 end = min(len(toks), max(end, j + 4))  # "not a fan of sci fi or action films": both
     return mask
+
+
+_TRAILING_POLITE = frozenset({"please", "pls", "plz", "thanks", "thx", "though", "tho", "either", "lol"})
+
+
+def _last_item_after(toks: list[Token], conj: int) -> bool:
+    """Whether one or two content words end the message (or sentence) after "and": the last item of the
+    negated list ("not black and white"), not a new wish ("no horror and something funny")."""
+    rest = []
+    for t in toks[conj + 1 :]:
+        if t.text in (".", "!", "?", ";"):
+            break
+        rest.append(t)
+    while rest and rest[-1].text in _TRAILING_POLITE:
+        rest.pop()
+    return 1 <= len(rest) <= 2 and all(t.text[0].isalpha() and t.text not in g.STOPWORDS for t in rest)
 
 
 def _enumeration_after(toks: list[Token], comma: int) -> bool:

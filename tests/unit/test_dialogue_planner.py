@@ -1001,3 +1001,18 @@ def test_a_favourite_named_after_is_liked(planner, message, title) -> None:
     q = planner.plan(message)
     assert [(r.title, r.stance) for r in q.refs] == [(title, "liked")]
     assert [r.stance for r in planner.plan("Fargo is not my favourite").refs] == ["mentioned"]
+
+
+def test_answers_without_search_words(planner) -> None:
+    """ "a bit of both honestly" to "Do you prefer action or drama?" was off-topic; "doesn't matter, just not
+    black and white" searched 'white' and avoided 'matter'; "never heard of it, what's it about?" avoided
+    'heard'; "no blood and gore" wished for gore."""
+    q = planner.plan("a bit of both honestly", PlanContext(question="Do you prefer action or drama?"))
+    assert ({c.value for c in q.constraints}, q.intent) == ({"Action", "Drama"}, "recommend")
+    q = planner.plan("doesn't matter, just not black and white")
+    assert (q.soft, q.avoid) == ("", "black white")
+    assert (planner.plan("never heard of it").soft, planner.plan("never heard of it").avoid) == ("", "")
+    assert (planner.plan("no blood and gore").avoid, planner.plan("no horror and something funny").soft) == (
+        "blood, gore",
+        "funny",
+    )
