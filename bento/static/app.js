@@ -24,6 +24,7 @@
   let sessionId = sessionStorage.getItem("sessionflow-session") || newSessionId();
   sessionStorage.setItem("sessionflow-session", sessionId);
   const titles = new Map(); // item_id -> title, for the "what I know" panel
+  const audience = new Set(); // facets derived from the interaction log (popularity, rating): shown in words
 
   // Word the page after the catalogue: "films" / "products" / "items", its facets and an example request.
   async function wordThePage() {
@@ -32,7 +33,8 @@
       if (!resp.ok) return;
       const cat = await resp.json();
       const [noun, nouns] = cat.item_noun;
-      const facets = cat.facets.map((f) => f.name);
+      cat.facets.filter((f) => f.kind === "audience").forEach((f) => audience.add(f.name));
+      const facets = cat.facets.filter((f) => f.name !== "ratings").map((f) => f.name);
       const category = cat.facets.find((f) => f.kind === "category" && f.values && f.values.length);
       const year = cat.facets.find((f) => f.kind === "year");
       document.title = "sessionflow — " + nouns;
@@ -124,7 +126,8 @@
         const range = c.ranges && c.ranges.length ? c.ranges.map((r) => num(r[0]) + "–" + num(r[1])).join(" or ")
           : c.low != null && c.high != null ? num(c.low) + "–" + num(c.high)
           : c.low != null ? num(c.low) + " or more" : c.high != null ? "up to " + num(c.high) : c.said;
-        const text = c.op === "is" || c.op === "prefer" ? c.value
+        const text = audience.has(c.facet) && c.said ? c.said // "hidden gem", not "up to 90"
+          : c.op === "is" || (c.op === "prefer" && c.value != null) ? c.value
           : c.op === "is_not" ? "not " + c.value
           : c.op === "not_between" ? "not " + range : range;
         byFacet.set(key, (byFacet.get(key) || []).concat([text]));

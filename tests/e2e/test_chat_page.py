@@ -138,4 +138,12 @@ def test_chat_like_dislike_and_start_over(service, browser, tmp_path):
     expect(page.locator("#empty")).to_be_visible()
     expect(page.locator("#chat-log .bubble")).to_have_count(1)
     assert page.evaluate("sessionStorage.getItem('sessionflow-session')") != session_id
+
+    # how items were received, from the ratings log: the memory panel words it as said, not "up to 90"
+    page.get_by_label("Message").fill("an underrated gem")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#memory")).to_contain_text("Rating: underrated gem")
+    expect(page.locator("#memory")).to_contain_text("Popularity: underrated gem")
+    expect(cards.first.locator(".reason")).to_contain_text("on average by")
+    expect(page.locator("#greeting")).not_to_contain_text("ratings")
     assert not errors, errors
