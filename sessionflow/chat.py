@@ -188,7 +188,7 @@ def known_so_far(state: dict[str, Any]) -> str:
     parts = []
     for c in state.get("constraints") or []:
         op = c.get("op")
-        if op in ("is", "prefer"):
+        if op in ("is", "prefer") and c.get("value") is not None:
             parts.append(str(c.get("value")))
         elif op == "is_not":
             parts.append(f"not {c.get('value')}")

@@ -145,3 +145,13 @@ def test_http_backend_reports_a_service_without_chat() -> None:
     client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(404)))
     with pytest.raises(ChatError, match="does not exist"):
         HttpBackend("http://svc", "s", 3, client=client).chat("hello")
+
+
+def test_what_is_known_words_a_preference_without_a_value() -> None:
+    """A shop's "a popular multimeter" is a preference on the popularity range: it printed "None"."""
+    from sessionflow.chat import known_so_far
+
+    popular = {"facet": "popularity", "op": "prefer", "low": 90.0, "said": "popular"}
+    funny = {"facet": "genre", "op": "prefer", "value": "Comedy", "said": "funny"}
+    state = {"constraints": [popular, funny]}
+    assert known_so_far(state) == "popular, Comedy"
