@@ -452,7 +452,7 @@ STOPWORDS = words(
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
     usually normally typically tonight's lately along lines vein actually next highly especially up honestly
-    particularly"""
+    only particularly"""
 )
 
 
