@@ -24,6 +24,18 @@ NEGATION_BIGRAMS = frozenset(
     # "I can't stand Adam Sandler"
     | {("can't", "stand"), ("cant", "stand"), ("cannot", "stand")}
 )
+# a wish about the people behind an item without naming them ("what else did that director make?", "more
+# with the same actor"): answerable only where a facet holds people
+PEOPLE_WISH = re.compile(
+    r"\b(?:what|anything|something|any)(?: else)? (?:did|has|have) (?:that|the|this|same|he|she|they)?\s*"
+    r"(?:director|actor|actress|guy|filmmaker|star)?\s*(?:make|made|direct|directed|do|done|star in|been in|"
+    r"acted in|played in)\b"
+    r"|\b(?:(?:other|more) (?:movies|films|ones|stuff) )?(?:by|from|with) (?:that|the same|this) "
+    r"(?:director|actor|actress|filmmaker|cast|star)\b"
+    r"|\bsame (?:director|actor|actress|cast|filmmaker)\b"
+    r"|\b(?:what|anything|something)(?: else)? (?:he|she|they|that (?:director|actor|actress)) "
+    r"(?:made|directed|starred in|stars in|was in|is in|did|has done|acted in)\b"
+)
 # pairs said as one thing ("no black and white films"): avoided together, not each word on its own
 BINOMIALS = frozenset({("black", "white"), ("rock", "roll"), ("sword", "sorcery"), ("cat", "mouse")})
 # "never heard of it", "haven't heard of that one": a remark about the item, nothing to search or avoid

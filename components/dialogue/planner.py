@@ -579,6 +579,14 @@ class BuiltinPlanner:
         found The Big Short). In a shop such words describe products ("long gloves") and stay."""
         if self.index.spec.titles_describe_items or self._duration_facets:
             return
+        people = any(
+            w in f.name for f in self.index.spec.facets for w in ("director", "actor", "cast", "people")
+        )
+        for m in g.PEOPLE_WISH.finditer(s) if not people else ():  # "what else did that director make?"
+            if not any(used[m.start() : m.end()]):
+                _claim(toks, free, used, m.start(), m.end())
+                if "people" not in q.unsupported:
+                    q.unsupported.append("people")
         for m in g.OTHER_KINDS.finditer(s):  # "a Netflix series" on films: said, and searches nothing
             kind = m.group(0).split()[-1]
             if any(used[m.start() : m.end()]) or kind in self._nouns or plural(kind) in self._nouns:

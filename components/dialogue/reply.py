@@ -164,6 +164,11 @@ def compose(
                 f"This catalogue does not say which country each {noun} comes from, so I can only look for "
                 f"the word in their descriptions."
             )
+        elif what == "people":
+            lead.append(
+                f"This catalogue does not say who made or stars in each {noun}; name the person and I'll "
+                f"look for them in the descriptions."
+            )
         elif what.startswith("kind:"):
             kind = plural(what[5:])
             lead.append(f"This catalogue has {nouns} only, no {kind}; here are {nouns} instead.")

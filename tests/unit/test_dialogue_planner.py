@@ -1016,3 +1016,14 @@ def test_answers_without_search_words(planner) -> None:
         "blood, gore",
         "funny",
     )
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["what else did that director make?", "more with the same actor", "anything else he starred in?"],
+)
+def test_people_not_named_where_no_facet_holds_people(planner, message) -> None:
+    """ "what else did that director make?" after a film was off-topic: the catalogue has no people facet, so
+    it is said to be unsupported (and the list stays); a person named is searched as before."""
+    q = planner.plan(message)
+    assert (q.unsupported, q.soft) == (["people"], "")
