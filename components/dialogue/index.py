@@ -182,7 +182,8 @@ class CatalogueIndex:
             return out
         alt = "|".join(re.escape(s) for s in stems)
         pattern = re.compile(
-            rf"\b(?:{alt})\w*(?:[\s-]+(?:free|resistant)|[\s-]?proof)\b|\b(?:no|non|without|zero|anti)[\s-]*(?:{alt})",
+            rf"\b(?:{alt})\w*(?:[\s-]+(?:free|resistant)|[\s-]?proof)\b"
+            rf"|\b(?:(?:no|without|zero)[\s-]+|(?:non|anti)[\s-]*)(?:{alt})",
             re.I,
         )
         negating = self.__dict__.get("_negating")
@@ -348,10 +349,9 @@ def build_index(
 def audience_facets(prior: np.ndarray, audience: np.ndarray | None) -> dict[str, NumberFacet]:
     """What the log says about each item, as number facets: ``popularity`` (the higher of the item's
     percentiles of interactions over the whole log and of the prior, which follows what is popular lately;
-    100 for the most popular) and, where
-    the log holds ratings, ``rating`` (the mean rating shrunk towards the catalogue's mean by
-    ``RATING_SHRINK`` ratings, so 5 stars from one person is no "highly rated"; NaN when unrated) and
-    ``ratings`` (how many)."""
+    100 for the most popular) and, where the log holds ratings, ``rating`` (the mean rating shrunk towards
+    the catalogue's mean by ``RATING_SHRINK`` ratings, so 5 stars from one person is no "highly rated"; NaN
+    when unrated) and ``ratings`` (how many)."""
 
     def facet(name: str, values: np.ndarray) -> NumberFacet:
         return NumberFacet(FacetSpec(name=name, kind="audience", column=AUDIENCE_COLUMN), values)
