@@ -96,6 +96,9 @@ class BuiltinPlanner:
         self._max_year = int(bounds[1]) if bounds else 2100
         self._number_facets = {n: f.spec.unit for n, f in index.numbers.items() if f.spec.kind == "number"}
         self._rating_facet = any(w in f.name for f in index.spec.facets for w in ("rating", "review"))
+        self._people_facet = any(
+            w in f.name for f in index.spec.facets for w in ("director", "actor", "cast", "people")
+        )
         self._duration_facets = [n for n, u in self._number_facets.items() if fold(u or "") in _TIME_UNITS]
         self._nouns = {fold(w) for w in index.spec.item_noun} | {"movie", "movies", "film", "films", "item"}
         self._names = {f.name for f in index.spec.facets if f.proper_names}
@@ -579,10 +582,7 @@ class BuiltinPlanner:
         found The Big Short). In a shop such words describe products ("long gloves") and stay."""
         if self.index.spec.titles_describe_items or self._duration_facets:
             return
-        people = any(
-            w in f.name for f in self.index.spec.facets for w in ("director", "actor", "cast", "people")
-        )
-        for m in g.PEOPLE_WISH.finditer(s) if not people else ():  # "what else did that director make?"
+        for m in g.PEOPLE_WISH.finditer(s) if not self._people_facet else ():  # "what else did he make?"
             if not any(used[m.start() : m.end()]):
                 _claim(toks, free, used, m.start(), m.end())
                 if "people" not in q.unsupported:

@@ -157,8 +157,9 @@ def _audience(idx: int, index: CatalogueIndex, constraints: Sequence[Constraint]
     """What the log says of the item, where the user asked about it ('highly rated', 'lesser known'): its
     mean rating and how many rated it (the unshrunk facts), or where it stands in popularity."""
     asked = {c.facet: c for c in constraints if c.facet in (RATING, POPULARITY) and c.op != "prefer"}
-    if RATING in asked and rating_fact(idx, index):
-        return [rating_fact(idx, index)]
+    rated = rating_fact(idx, index) if RATING in asked else ""
+    if rated:
+        return [rated]
     wish = asked.get(POPULARITY)
     if wish is None or not _inside(float(index.numbers[POPULARITY].values[idx]), wish):
         return []
