@@ -43,6 +43,8 @@ NOT_HEARD = re.compile(
     r"\b(?:never|not|haven'?t|have not|hadn'?t|didn'?t)\s+(?:even\s+)?(?:heard|hear)\s+(?:of|about)\s+"
     r"(?:it|that|this|them|those|these)(?:\s+one)?\b"
 )
+# "I'm big on 80s movies", "not too crazy about musicals": a liking, no search or avoided word
+FONDNESS = re.compile(r"\b(?:big|crazy|mad|nuts|huge)\s+(?:on|about)\b")
 # a negation cue right before one of these negates no wish: it gives leave ("I don't mind comedy", "not
 # against horror") or speaks of knowing ("I don't know what I want or maybe a comedy")
 NOT_NEGATING_AFTER = words("mind object opposed against averse know remember recall")
@@ -464,7 +466,7 @@ STOPWORDS = words(
     others came comes everything every everyone looks seems bored both lol haha twice way few couple
     flick flicks day can't cant cannot series saga franchise trilogy haven't havent hasn't while out
     usually normally typically tonight's lately along lines vein actually next highly especially up honestly
-    only particularly"""
+    only particularly favorites favourites fav genre genres keen fond"""
 )
 
 

@@ -190,7 +190,8 @@ class BuiltinPlanner:
                 q.constraints.append(c)
         self._reception(s, toks, free, used, negated, q)
         self._unanswerable(s, toks, free, used, q)
-        for m in [*g.LEFT_TO_US.finditer(s), *g.NOT_HEARD.finditer(s)]:  # "surprise me": no search words
+        # "surprise me", "never heard of it", "big on": no search or avoided words
+        for m in [*g.LEFT_TO_US.finditer(s), *g.NOT_HEARD.finditer(s), *g.FONDNESS.finditer(s)]:
             _claim(toks, free, used, m.start(), m.end())
         for m in g.COUNT_ASK.finditer(s):  # "give me 3 thrillers", "a couple of comedies": how many
             if not any(used[m.start() : m.end()]):
@@ -1008,6 +1009,10 @@ _NEGATED_WITH_AFTER = g.words(
 )
 
 
+_DEGREES = frozenset({"too", "so", "overly", "very", "that", "really"})
+_FONDNESS = g.PREFERENCE_VERBS | {"big", "keen", "fond", "crazy", "much", "a"}  # "not really a fan of"
+
+
 def _negation_mask(toks: list[Token]) -> list[bool]:
     """True for tokens inside the scope of a negation cue (to the clause boundary; "or"/"nor" keep it)."""
     mask = [False] * len(toks)
@@ -1016,10 +1021,13 @@ def _negation_mask(toks: list[Token]) -> list[bool]:
         if not cue or (i + 1 < len(toks) and toks[i + 1].text in g.NOT_NEGATING_AFTER):
             continue
         end = min(len(toks), i + 1 + g.NEGATION_WINDOW)
-        if i + 1 < len(toks) and toks[i + 1].text in ("too", "so", "overly", "very"):
-            end = min(len(toks), i + 3)  # "isn't too bloody for a teenager": the degree's word only
-        listing = t.text in ("except", "excluding", "exclude", "besides", "minus")  # "except X and Y": both
         j = i + 1
+        if i + 2 < len(toks) and toks[i + 1].text in _DEGREES:
+            if toks[i + 2].text in _FONDNESS:
+                j = i + 2  # "not too into slashers", "not so keen on horror": a negated liking
+            else:
+                end = min(len(toks), i + 3)  # "isn't too bloody for a teenager": the degree's word only
+        listing = t.text in ("except", "excluding", "exclude", "besides", "minus")  # "except X and Y": both
         while j < end:
             if listing and toks[j].text == "and":
                 end = min(len(toks), max(end, j + 4))

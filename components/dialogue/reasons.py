@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from components.dialogue import grammar as g
-from components.dialogue.index import POPULARITY, PREFERS, RATING, RATINGS, CatalogueIndex
+from components.dialogue.index import POPULARITY, PREFERS, RATING, RATINGS, CatalogueIndex, plural
 from components.dialogue.query import Constraint
 from components.dialogue.state import range_label
 from components.dialogue.text import fold
@@ -78,12 +78,21 @@ def explain(
     if matched:
         fragments.append(f"{_join([v for _, v in matched])}, as asked")
     leans: dict[str, list[str]] = {}  # "date night" -> the values it leans to that the item has
+    mentioned: list[str] = []  # "I like horror": a taste said, which the item has
     for c in ctx.constraints:
-        lean = c.said and any(w == PREFERS for _, _, w in index.phrases.get(fold(c.said), []))
-        if c.op == "prefer" and lean and c.value in held.get(c.facet, []):
+        if c.op != "prefer" or c.value is None or c.value not in held.get(c.facet, []):
+            continue
+        if c.said and any(w == PREFERS for _, _, w in index.phrases.get(fold(c.said), [])):
             leans.setdefault(str(c.said), []).append(str(c.value))
+        elif (c.facet, c.value) not in matched and not any(c.value in v for v in leans.values()):
+            if not c.said or fold(c.said) in (fold(c.value), plural(fold(c.value))):
+                mentioned.append(str(c.value))  # "I like horror" -> "Horror, which you mentioned"
+            else:
+                leans.setdefault(str(c.said), []).append(str(c.value))  # "zombie" -> "Horror, for 'zombie'"
     for said, values in leans.items():
         fragments.append(f"{_join(values)}, for '{said}'")
+    if mentioned:
+        fragments.append(f"{_join(list(dict.fromkeys(mentioned)))}, which you mentioned")
     said_year = None
     year_val = index.years[idx]
     year_facet = index.year_facet

@@ -75,6 +75,10 @@ def describe(
             continue
         label = constraint_label(c, index)
         parts.append(f"from {label}" if label.startswith("the ") else label)
+    leaning = [str(c.value) for c in cons if c.op == "prefer" and c.value is not None and c.facet != "title"]
+    leaning = [v for v in dict.fromkeys(leaning) if not any(v in w for w in wanted)]
+    if leaning:  # a genre that boosts without filtering (said of a viewing, asked turns ago): no claim
+        parts.append("leaning to " + join(leaning, "and"))
     anchors = state.liked[-2:] or state.similar[-2:]  # "I have seen Heat, anything similar?": like Heat
     liked = [index.label(i) for i in (index.index(x) for x in anchors) if i is not None]
     if liked:

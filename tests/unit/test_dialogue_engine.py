@@ -474,3 +474,24 @@ def test_highly_rated_and_lesser_known_lists_follow_the_ratings_log() -> None:
     assert np.median(counts) < np.median([stats.loc[i.item_id, "count"] for i in plain.items])
     top = stats["count"].sort_values(ascending=False).iloc[len(stats) // 20]  # the 5% most rated
     assert known.items and max(counts) < top
+
+
+def test_a_preference_is_named_as_a_leaning_and_never_as_asked(engine) -> None:
+    """A genre that boosts without filtering (named while describing a viewing, or asked for turns ago)
+    is named as a leaning in the reply, and the reasons say the user mentioned it where the item has it;
+    before, neither said anything and the list's horror films read "A popular pick"."""
+    res = engine.chat("viewing", "The last horror movie I saw was Get Out. What else could I watch?", k=5)
+    assert res.understood["intent"] == "recommend" and len(res.items) == 5
+    assert "leaning to Horror" in res.reply and "Horror films" not in res.reply, res.reply
+    assert any("Horror" in genres(engine, i.item_id) for i in res.items)
+    for item in res.items:
+        assert "as asked" not in item.reason, item
+        if "Horror" in genres(engine, item.item_id):
+            assert "Horror, which you mentioned" in item.reason, item
+        else:
+            assert "Horror" not in item.reason, item
+    sid = "aged-lean"
+    for message in ("a thriller", "more recent", "something with a lot of action"):
+        engine.chat(sid, message, k=5)
+    res = engine.chat(sid, "something lighter", k=5)
+    assert "leaning to Thriller" in res.reply and "Thriller films" not in res.reply, res.reply

@@ -253,6 +253,17 @@ def test_asking_for_what_one_watched_still_filters(planner) -> None:
     assert values(planner.plan("ok, is there any action?")) == ["Action"]
 
 
+def test_not_too_into_is_a_negation(planner) -> None:
+    """ "I'm not too into slasher films" asked for Horror: 'not too' read as a degree ("not too gory")."""
+    negated = ["I'm not too into slasher films", "not so keen on horror", "I'm not really a fan of horror",
+               "I'm not too big on horror", "not too crazy about horror"]  # fmt: skip
+    for message in negated:
+        q = planner.plan(message)
+        assert values(q, "is_not") == ["Horror"] and values(q) + values(q, "prefer") == [], (message, q)
+        assert q.avoid == "" and q.soft == "", (message, q)  # 'keen', 'big' are neither searched nor avoided
+    assert values(planner.plan("nothing too scary"), "is_not") == []  # a degree: less of it, not none
+
+
 @pytest.mark.parametrize(
     "message", ["anything from 2012 to now", "films from 2012-present", "2012 until today"]
 )
